@@ -1,0 +1,162 @@
+"""ProsodyTTS: a Tacotron-style backbone conditioned on a Capacitron prosody embedding.
+
+The composer owns no learning logic of its own: the backbone turns text + a conditioning vector into
+mels, the :class:`~prosody_vae.capacitron.CapacitronVAE` turns a reference mel into z, and an optional
+speaker table adds a speaker vector. The conditioning vector is always ``[z, speaker]`` in that order,
+in training and at inference alike (the reference implementation orders them differently in the two).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from prosody_vae.backbones import Tacotron2, TacotronInference, TacotronOutput
+from prosody_vae.capacitron import CapacitronVAE, ProsodyOutput
+from prosody_vae.config import ExperimentConfig
+
+__all__ = ["ProsodyTTS", "ProsodyTTSOutput", "build_model"]
+
+
+class ProsodyTTSOutput(NamedTuple):
+    tacotron: TacotronOutput
+    prosody: ProsodyOutput
+
+
+class ProsodyTTS(nn.Module):
+    """Backbone + prosody module (+ speaker table).
+
+    Args:
+        backbone: a :class:`Tacotron2` whose ``conditioning_dim`` equals ``prosody.latent_dim``
+            plus ``speaker_dim``.
+        prosody: the prosody VAE. If it has a text summary, it reads the backbone's token embeddings.
+        n_speakers: size of the speaker table; 1 disables speaker conditioning.
+        speaker_dim: speaker embedding size (0 when ``n_speakers == 1``).
+    """
+
+    def __init__(self, *, backbone: Tacotron2, prosody: CapacitronVAE, n_speakers: int = 1, speaker_dim: int = 0):
+        super().__init__()
+        if n_speakers < 1:
+            raise ValueError(f"n_speakers must be >= 1, got {n_speakers}")
+        self.backbone = backbone
+        self.prosody = prosody
+        self.speaker_embedding = nn.Embedding(n_speakers, speaker_dim) if speaker_dim > 0 else None
+        self.uses_text_summary = prosody.uses_text_summary
+
+    def _speaker_vector(self, speakers: Tensor | None, batch: int) -> Tensor | None:
+        if self.speaker_embedding is None:
+            return None
+        if speakers is None:
+            raise ValueError("this model is multi-speaker: pass speaker ids")
+        if speakers.shape != (batch,):
+            raise ValueError(f"speakers must have shape ({batch},), got {tuple(speakers.shape)}")
+        return self.speaker_embedding(speakers)
+
+    def _conditioning(self, z: Tensor, speaker: Tensor | None) -> Tensor:
+        return z if speaker is None else torch.cat([z, speaker], dim=-1)
+
+    def encode_prosody(
+        self,
+        mels: Tensor,
+        mel_lengths: Tensor,
+        *,
+        tokens: Tensor | None = None,
+        token_lengths: Tensor | None = None,
+        speakers: Tensor | None = None,
+        sample: bool | None = None,
+        prior_context: Tensor | None = None,
+    ) -> ProsodyOutput:
+        """Posterior over z for reference mels (B, T, n_mels); text is needed iff the model has a text summary."""
+        speaker = self._speaker_vector(speakers, mels.shape[0])
+        text = None
+        if self.uses_text_summary:
+            if tokens is None or token_lengths is None:
+                raise ValueError("this model's prosody posterior reads the reference transcript: pass its tokens")
+            text = self.backbone.embed_tokens(tokens)
+        return self.prosody.encode(
+            mels,
+            mel_lengths,
+            text=text,
+            text_lengths=token_lengths if text is not None else None,
+            speaker=speaker,
+            sample=sample,
+            prior_context=prior_context,
+        )
+
+    def forward(
+        self,
+        tokens: Tensor,
+        token_lengths: Tensor,
+        mels: Tensor,
+        mel_lengths: Tensor,
+        speakers: Tensor | None = None,
+        prior_context: Tensor | None = None,
+    ) -> ProsodyTTSOutput:
+        """Teacher-forced pass: z from the target mel itself (B, T, n_mels), then the decoder."""
+        prosody = self.encode_prosody(
+            mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers, prior_context=prior_context
+        )
+        speaker = self._speaker_vector(speakers, tokens.shape[0])
+        conditioning = self._conditioning(prosody.z, speaker)
+        tacotron = self.backbone(tokens, token_lengths, mels, mel_lengths, conditioning=conditioning)
+        return ProsodyTTSOutput(tacotron=tacotron, prosody=prosody)
+
+    @torch.no_grad()
+    def infer(
+        self,
+        tokens: Tensor,
+        token_lengths: Tensor,
+        z: Tensor,
+        *,
+        speakers: Tensor | None = None,
+        max_steps: int = 1000,
+    ) -> TacotronInference:
+        """Free-running synthesis of tokens (B, L) with given prosody latents z (B, D)."""
+        if z.dim() != 2 or z.shape[0] != tokens.shape[0]:
+            raise ValueError(f"z must have shape ({tokens.shape[0]}, D), got {tuple(z.shape)}")
+        speaker = self._speaker_vector(speakers, tokens.shape[0])
+        conditioning = self._conditioning(z, speaker)
+        return self.backbone.infer(tokens, token_lengths, conditioning=conditioning, max_steps=max_steps)
+
+
+def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1) -> ProsodyTTS:
+    """The one factory that turns an :class:`ExperimentConfig` into modules."""
+    from prosody_vae.priors import StandardNormalPrior
+    from prosody_vae.reference_encoder import ReferenceEncoder
+
+    pc, bc = config.prosody, config.backbone
+    speaker_dim = pc.speaker_dim if n_speakers > 1 else 0
+    if pc.prior == "associative":
+        from prosody_vae.associative_prior import AssociativePrior
+
+        prior: nn.Module = AssociativePrior(latent_dim=pc.latent_dim)
+    else:
+        prior = StandardNormalPrior(pc.latent_dim)
+    reference_encoder = ReferenceEncoder(
+        n_mels=config.audio.n_mels, channels=tuple(pc.ref_channels), rnn_size=pc.ref_rnn_size
+    )
+    prosody = CapacitronVAE(
+        n_mels=config.audio.n_mels,
+        latent_dim=pc.latent_dim,
+        reference_encoder=reference_encoder,
+        text_embedding_dim=bc.embedding_dim if pc.text_summary else 0,
+        text_summary_dim=pc.text_summary_dim,
+        speaker_dim=speaker_dim,
+        prior=prior,
+    )
+    backbone = Tacotron2(
+        n_symbols=n_symbols,
+        n_mels=config.audio.n_mels,
+        r=bc.r,
+        conditioning_dim=pc.latent_dim + speaker_dim,
+        attention=bc.attention,
+        embedding_dim=bc.embedding_dim,
+        encoder_dim=bc.encoder_dim,
+        attention_dim=bc.attention_dim,
+        decoder_dim=bc.decoder_dim,
+        prenet_dim=bc.prenet_dim,
+        postnet_dim=bc.postnet_dim,
+    )
+    return ProsodyTTS(backbone=backbone, prosody=prosody, n_speakers=n_speakers, speaker_dim=speaker_dim)

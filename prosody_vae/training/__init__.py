@@ -1,0 +1,1 @@
+"""Training: the loss wrapper, the loop, distributed set-up and logging."""

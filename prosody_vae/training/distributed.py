@@ -1,0 +1,61 @@
+"""Distributed set-up for ``torchrun``: NCCL on CUDA, gloo on CPU; a no-op for one process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistributedContext", "all_reduce_mean", "setup_distributed", "teardown_distributed"]
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_distributed(device: str | None = None) -> DistributedContext:
+    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and initialise the process group.
+
+    ``device`` is "cpu", "cuda" or None (CUDA when available). With one process nothing is initialised.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        resolved = torch.device("cuda", local_rank)
+    else:
+        resolved = torch.device("cpu")
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return DistributedContext(rank=rank, world_size=world_size, device=resolved)
+
+
+def teardown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_mean(value: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    """Mean of a tensor over ranks (the tensor itself when not distributed)."""
+    if not context.enabled:
+        return value
+    value = value.detach().clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / context.world_size

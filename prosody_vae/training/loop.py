@@ -1,0 +1,251 @@
+"""The training loop: data, model, dual optimiser, checkpoints, validation and logging.
+
+``train(config, out_dir)`` runs on one process or under ``torchrun`` (one process per rank). Work is
+never lost: checkpoints are written atomically every ``checkpoint_every`` steps and when SIGINT or
+SIGTERM arrives, and ``resume=True`` continues from the latest one exactly (step, model, both
+optimisers, beta, learning-rate schedule, RNG and the position inside the epoch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from prosody_vae.capacity import CapacityObjective
+from prosody_vae.checkpoint import CheckpointManager, load_checkpoint
+from prosody_vae.config import ExperimentConfig, save_config
+from prosody_vae.model import build_model
+from prosody_vae.optim import DualOptimizer
+from prosody_vae.training.data import build_training_data
+from prosody_vae.training.distributed import all_reduce_mean, setup_distributed
+from prosody_vae.training.losses import TrainingModule
+from prosody_vae.training.monitor import TrainingMonitor
+from prosody_vae.training.validation import validate
+
+__all__ = ["TrainingError", "TrainResult", "train"]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot continue (e.g. too many non-finite losses); a checkpoint was written first."""
+
+
+@dataclass
+class TrainResult:
+    step: int
+    checkpoint: Path | None
+    interrupted: bool
+    skipped_steps: int
+    last_valid: dict[str, float]
+
+
+def _lr_lambda(config: ExperimentConfig):
+    oc = config.optim
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / max(1, oc.warmup_steps))
+        decay = 1.0
+        if step > oc.decay_start:
+            decay = oc.decay_rate ** ((step - oc.decay_start) / oc.decay_steps)
+        return max(warm * decay, oc.lr_min / oc.lr)
+
+    return factor
+
+
+def _build_optimizer(module: TrainingModule, config: ExperimentConfig, scaler) -> DualOptimizer:
+    oc, cc = config.optim, config.capacity
+    lagrange = module.objective.lagrange_parameters()
+    main = [p for p in module.model.parameters() if p.requires_grad]
+
+    def beta_factory(params):
+        if cc.beta_optimizer == "adam":
+            return torch.optim.Adam(params, lr=cc.beta_lr)
+        return torch.optim.SGD(params, lr=cc.beta_lr, momentum=cc.beta_momentum)
+
+    return DualOptimizer(
+        main_parameters=main,
+        lagrange_parameters=lagrange,
+        main_optimizer_factory=lambda params: torch.optim.Adam(
+            params, lr=oc.lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=oc.weight_decay
+        ),
+        beta_optimizer_factory=beta_factory,
+        max_grad_norm=oc.max_grad_norm,
+        grad_scaler=scaler,
+        accumulation_steps=oc.accumulation_steps,
+    )
+
+
+def _autocast(config: ExperimentConfig, device: torch.device):
+    if config.optim.amp == "none" or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if config.optim.amp == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+class _StopRequested:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints and returns at the next step boundary."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _StopRequested:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not in the main thread: leave handlers alone
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(
+    config: ExperimentConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool | str | Path = False,
+    device: str | None = None,
+    max_steps: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or continue training) a ProsodyTTS model; returns where it stopped.
+
+    Args:
+        config: the experiment; saved beside the checkpoints and inside each of them.
+        out_dir: experiment folder (``checkpoints/``, ``tensorboard/``, ``log.jsonl``, ``config.yaml``).
+        resume: True to continue from the latest checkpoint in ``out_dir`` (fresh start when there is
+            none), or a checkpoint path.
+        device: "cpu", "cuda" or None (CUDA when available).
+        max_steps: stop after this global step even if ``config.train.steps`` is larger (the schedule
+            still follows ``config.train.steps``); useful to train in several sessions.
+    """
+    out_dir = Path(out_dir)
+    context = setup_distributed(device)
+    tc = config.train
+    torch.manual_seed(tc.seed + context.rank)
+    data = build_training_data(config, context)
+    model = build_model(config, n_symbols=data.tokenizer.vocab_size, n_speakers=len(data.speakers)).to(context.device)
+    objective = CapacityObjective(config.capacity.capacity, beta_init=config.capacity.beta_init).to(context.device)
+    module = TrainingModule(
+        model=model,
+        objective=objective,
+        stop_weight=tc.stop_weight,
+        stop_pos_weight=tc.stop_pos_weight,
+        guided_attention_weight=tc.guided_attention_weight,
+        guided_attention_sigma=tc.guided_attention_sigma,
+    )
+    scaler = None
+    if config.optim.amp == "fp16" and context.device.type == "cuda":
+        scaler = torch.amp.GradScaler("cuda")
+    optimizer = _build_optimizer(module, config, scaler)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.main, _lr_lambda(config))
+    wrapped = DistributedDataParallel(module, find_unused_parameters=True) if context.enabled else module
+
+    manager = CheckpointManager(out_dir / "checkpoints", keep_last=tc.keep_last)
+    step, epoch, batches_done, best_valid = 0, 0, 0, math.inf
+    resume_path = manager.latest() if resume is True else (Path(resume) if resume else None)
+    if resume_path is not None:
+        state = load_checkpoint(resume_path, map_location=context.device)
+        module.load_state_dict(state["training_module"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        step, epoch, batches_done = state["step"], state["epoch"], state["batches_done"]
+        best_valid = state.get("best_valid", math.inf)
+    if context.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, out_dir / "config.yaml")
+    monitor = TrainingMonitor(out_dir, config, enabled=context.is_main, progress=progress, start_step=step)
+
+    def checkpoint_state() -> dict:
+        return {
+            "step": step,
+            "epoch": epoch,
+            "batches_done": batches_done,
+            "best_valid": best_valid,
+            "config": config.to_dict(),
+            "symbols": list(data.tokenizer.symbols),
+            "speakers": list(data.speakers),
+            "training_module": module.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {"torch": torch.get_rng_state()},
+        }
+
+    last_path: Path | None = manager.latest()
+    last_valid: dict[str, float] = {}
+    skipped = 0
+    final_step = min(tc.steps, max_steps) if max_steps is not None else tc.steps
+    interrupted = False
+    with _StopRequested() as stop:
+        while step < final_step and not stop.requested:
+            data.sampler.set_epoch(epoch)
+            loader = DataLoader(
+                data.train_set,
+                batch_sampler=data.sampler.batches_from(batches_done),
+                collate_fn=data.collate,
+                num_workers=config.data.num_workers,
+            )
+            for batch in loader:
+                batch = batch.to(context.device)
+                module.train()
+                started = time.perf_counter()
+                normalizer = all_reduce_mean(batch.mel_lengths.float().mean(), context) * batch.mels.shape[-1]
+                use_ga = tc.guided_attention_until <= 0 or step < tc.guided_attention_until
+                with _autocast(config, context.device):
+                    parts, _ = wrapped(batch, use_guided_attention=use_ga, normalizer=normalizer)
+                if not torch.isfinite(parts.loss):
+                    optimizer.zero_grad()
+                    skipped += 1
+                    monitor.warn(f"step {step}: non-finite loss skipped ({skipped}/{tc.max_nonfinite}), batch {batch.ids}")
+                    if skipped >= tc.max_nonfinite:
+                        if context.is_main:
+                            last_path = manager.save(step, checkpoint_state())
+                        raise TrainingError(
+                            f"{skipped} non-finite losses: training stopped at step {step}; last checkpoint {last_path}"
+                        )
+                    batches_done += 1
+                    continue
+                info = optimizer.step(parts.loss, parts.beta_loss)
+                batches_done += 1
+                if not info.stepped:
+                    continue
+                scheduler.step()
+                step += 1
+                monitor.log_step(step, parts, info, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started)
+                if step % tc.valid_every == 0 or step == final_step:
+                    last_valid = validate(module, data, config, context, monitor, step)
+                    is_best = last_valid.get("valid/lagrangian", math.inf) < best_valid
+                    best_valid = min(best_valid, last_valid.get("valid/lagrangian", math.inf))
+                    if context.is_main:
+                        last_path = manager.save(step, checkpoint_state(), is_best=is_best)
+                elif step % tc.checkpoint_every == 0 and context.is_main:
+                    last_path = manager.save(step, checkpoint_state())
+                if step >= final_step or stop.requested:
+                    break
+            else:
+                epoch += 1
+                batches_done = 0
+        if stop.requested:
+            interrupted = True
+            if context.is_main:
+                last_path = manager.save(step, checkpoint_state())
+                monitor.warn(f"interrupted: checkpoint written at step {step} ({last_path})")
+    if context.is_main and (last_path is None or manager.latest() is None or not last_path.exists()):
+        last_path = manager.save(step, checkpoint_state())
+    monitor.close()
+    return TrainResult(
+        step=step, checkpoint=last_path, interrupted=interrupted, skipped_steps=skipped, last_valid=last_valid
+    )
+

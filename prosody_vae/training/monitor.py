@@ -1,0 +1,111 @@
+"""What a person watching training sees: TensorBoard, a JSON-lines log and a progress bar.
+
+Only rank 0 writes. ``log.jsonl`` holds one record per logged step (every loss part, KL, C, beta,
+learning rate, gradient norm, seconds per step) so curves can be re-plotted without TensorBoard.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from prosody_vae.config import ExperimentConfig
+from prosody_vae.plots import figure_to_array
+
+__all__ = ["TrainingMonitor"]
+
+
+class TrainingMonitor:
+    def __init__(self, out_dir: Path, config: ExperimentConfig, *, enabled: bool, progress: bool, start_step: int):
+        self.enabled = enabled
+        self.config = config
+        self.log_every = config.train.log_every
+        self.capacity = config.capacity.capacity
+        self._writer = None
+        self._log = None
+        self._bar = None
+        self._window: list[dict[str, float]] = []
+        if not enabled:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=start_step if start_step else None)
+        self._log = open(out_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        if progress:
+            self._bar = tqdm(
+                total=config.train.steps, initial=start_step, desc="train", dynamic_ncols=True, file=sys.stderr
+            )
+
+    def log_step(self, step: int, parts, info, *, lr: float, seconds: float) -> None:
+        if not self.enabled:
+            return
+        record = {
+            "lagrangian": float(parts.lagrangian),
+            "decoder_l1": float(parts.decoder_l1),
+            "postnet_l1": float(parts.postnet_l1),
+            "kl": float(parts.kl),
+            "beta": float(parts.beta),
+            "stop": float(parts.stop),
+            "guided_attention": float(parts.guided_attention),
+            "grad_norm": float(info.grad_norm),
+            "seconds": seconds,
+        }
+        self._window.append(record)
+        if self._bar is not None:
+            self._bar.update(1)
+        if step % self.log_every != 0:
+            return
+        mean = {key: float(np.mean([r[key] for r in self._window])) for key in record}
+        self._window.clear()
+        mean.update(step=step, lr=lr, capacity=self.capacity)
+        self._log.write(json.dumps(mean) + "\n")
+        self._log.flush()
+        for key, value in mean.items():
+            if key not in ("step", "capacity"):
+                self._writer.add_scalar(f"train/{key}", value, step)
+        self._writer.add_scalars("train/kl_vs_capacity", {"kl": mean["kl"], "C": self.capacity}, step)
+        if self._bar is not None:
+            self._bar.set_postfix(
+                kl=f"{mean['kl']:.1f}/{self.capacity:g}", beta=f"{mean['beta']:.2f}", l1=f"{mean['postnet_l1']:.0f}"
+            )
+
+    def log_valid(self, step: int, scalars: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        for key, value in scalars.items():
+            self._writer.add_scalar(key, value, step)
+        self._log.write(json.dumps({"step": step, **scalars}) + "\n")
+        self._log.flush()
+        summary = ", ".join(f"{k.split('/')[-1]} {v:.3g}" for k, v in scalars.items())
+        self.write(f"[valid @ {step}] {summary}")
+
+    def log_figure(self, tag: str, figure, step: int) -> None:
+        if self.enabled:
+            self._writer.add_image(tag, figure_to_array(figure), step, dataformats="HWC")
+
+    def log_audio(self, tag: str, wav, step: int, sample_rate: int) -> None:
+        if self.enabled:
+            self._writer.add_audio(tag, wav, step, sample_rate=sample_rate)
+
+    def write(self, message: str) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def warn(self, message: str) -> None:
+        self.write(f"warning: {message}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._writer is not None:
+            self._writer.close()
+        if self._log is not None:
+            self._log.close()

@@ -1,0 +1,108 @@
+"""Validation: teacher-forced losses, alignment diagnostics, and one free-running example to look at."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+
+from prosody_vae.alignment import diagonality
+from prosody_vae.config import ExperimentConfig
+from prosody_vae.plots import plot_alignment, plot_mels
+from prosody_vae.training.distributed import DistributedContext, all_reduce_mean
+from prosody_vae.training.losses import TrainingModule
+from prosody_vae.training.monitor import TrainingMonitor
+
+__all__ = ["validate"]
+
+# Enough utterances for a stable estimate; the whole valid split of a big corpus would stall training.
+_MAX_VALID_ITEMS = 128
+
+
+@torch.no_grad()
+def validate(
+    module: TrainingModule,
+    data,
+    config: ExperimentConfig,
+    context: DistributedContext,
+    monitor: TrainingMonitor,
+    step: int,
+) -> dict[str, float]:
+    """Mean validation losses (posterior mean z, as at inference) and alignment scores; logs figures."""
+    module.eval()
+    count = min(len(data.valid_set), _MAX_VALID_ITEMS)
+    indices = list(range(count))[context.rank :: context.world_size]
+    loader = DataLoader(
+        torch.utils.data.Subset(data.valid_set, indices),
+        batch_size=config.data.batch_size,
+        collate_fn=data.collate,
+    )
+    totals: dict[str, float] = {}
+    seen = 0
+    first = None
+    r = module.model.backbone.r
+    for batch in loader:
+        batch = batch.to(context.device)
+        parts, output = module(batch, use_guided_attention=True)
+        decoder_lengths = torch.div(batch.mel_lengths + r - 1, r, rounding_mode="floor")
+        diag = diagonality(output.tacotron.alignments, batch.token_lengths, decoder_lengths)
+        n = batch.tokens.shape[0]
+        values = {
+            "lagrangian": parts.lagrangian,
+            "postnet_l1": parts.postnet_l1,
+            "decoder_l1": parts.decoder_l1,
+            "kl": parts.kl,
+            "stop": parts.stop,
+            "diagonality": diag.mean(),
+        }
+        for key, value in values.items():
+            totals[key] = totals.get(key, 0.0) + float(value) * n
+        seen += n
+        if first is None:
+            first = (batch, output)
+    scalars = {}
+    for key, total in totals.items():
+        local = torch.tensor(total / max(seen, 1), device=context.device)
+        scalars[f"valid/{key}"] = float(all_reduce_mean(local, context))
+    scalars["valid/beta"] = float(module.objective.beta)
+    monitor.log_valid(step, scalars)
+    if context.is_main and first is not None:
+        _log_example(module, first, config, monitor, step)
+    module.train()
+    return scalars
+
+
+def _log_example(module: TrainingModule, first, config: ExperimentConfig, monitor: TrainingMonitor, step: int) -> None:
+    batch, output = first
+    t_len = int(batch.mel_lengths[0])
+    l_len = int(batch.token_lengths[0])
+    r = module.model.backbone.r
+    monitor.log_figure(
+        "valid/alignment_teacher_forced",
+        plot_alignment(output.tacotron.alignments[0, : (t_len + r - 1) // r], token_length=l_len, title=f"step {step}"),
+        step,
+    )
+    z = output.prosody.mean[:1]
+    speakers = batch.speakers[:1] if module.model.speaker_embedding is not None else None
+    max_steps = 2 * ((t_len + r - 1) // r) + 10
+    inference = module.model.infer(batch.tokens[:1, :l_len], batch.token_lengths[:1], z, speakers=speakers, max_steps=max_steps)
+    free = inference.mel_post[0, : int(inference.mel_lengths[0])]
+    monitor.log_figure(
+        "valid/alignment_free_running",
+        plot_alignment(inference.alignments[0], token_length=l_len, title=f"free running, step {step}"),
+        step,
+    )
+    monitor.log_figure(
+        "valid/mels",
+        plot_mels(
+            [batch.mels[0, :t_len], output.tacotron.mel_post[0, :t_len], free],
+            ["reference", "teacher forced", "free running (posterior mean z)"],
+            sample_rate=config.audio.sample_rate,
+            hop_length=config.audio.hop_length,
+        ),
+        step,
+    )
+    if config.train.valid_audio and free.shape[0] > 0:
+        from prosody_vae.vocoder import GriffinLimVocoder
+
+        vocoder = GriffinLimVocoder(config.audio, n_iter=16).to(free.device)
+        monitor.log_audio("valid/free_running", vocoder(free).float().cpu(), step, config.audio.sample_rate)
