@@ -6,7 +6,7 @@ A line looks like::
      "speaker": "ljspeech", "duration": 9.66, "labels": {}}
 
 ``id``, ``audio`` and ``text`` are required; ``speaker`` defaults to ``"default"``, ``duration``
-(seconds, after loading) to null and ``labels`` (ground-truth prosody factors such as pitch base or
+(seconds of the audio file, before silence trimming) to null and ``labels`` (ground-truth prosody factors such as pitch base or
 rate, as numbers) to ``{}``. Relative ``audio`` paths are relative to the manifest's folder, so a
 corpus folder can be moved as a whole. JSON lines (rather than a CSV) because texts contain ``|``,
 commas and quotes and labels are open-ended.
@@ -36,7 +36,8 @@ class Utterance:
         audio: path of the audio file (absolute, or relative to the manifest folder).
         text: transcript (raw; normalisation happens in the text front end).
         speaker: speaker name.
-        duration: seconds, or None when not yet measured (see ``validate_utterances``).
+        duration: seconds of the file (before trimming), or None when not yet measured
+            (``validate_utterances`` fills it in).
         labels: known prosody factors (e.g. ``{"pitch": 60.0, "rate": 175.0}``), numbers only.
     """
 
@@ -91,7 +92,7 @@ def _parse_line(line: str, base: Path) -> Utterance:
         raise ValueError(f"unknown field(s) {unknown}; allowed: {list(_FIELDS)}")
     utterance = Utterance(**record)
     audio = Path(utterance.audio).expanduser()
-    utterance.audio = str(audio if audio.is_absolute() else base / audio)
+    utterance.audio = str(audio if audio.is_absolute() else (base / audio).resolve())
     return utterance
 
 
