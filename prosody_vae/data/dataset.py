@@ -1,0 +1,154 @@
+"""Dataset over cached features and the padding collate function."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from prosody_vae.audio import AudioConfig, num_frames
+from prosody_vae.data.features import load_features
+from prosody_vae.data.manifest import Utterance
+
+__all__ = ["Batch", "ProsodyDataset", "collate"]
+
+
+class _Encoder(Protocol):
+    def encode(self, text: str) -> list[int]: ...
+
+
+@dataclass
+class Batch:
+    """A padded batch. Padding is zero (token id 0 is the tokenizer's pad id).
+
+    Attributes:
+        ids: utterance ids, length B.
+        tokens: (B, L) long.
+        token_lengths: (B,) long.
+        mels: (B, T, n_mels) float.
+        mel_lengths: (B,) long.
+        speakers: (B,) long speaker indices.
+        labels: B dicts of known prosody factors (may be empty).
+    """
+
+    ids: list[str]
+    tokens: Tensor
+    token_lengths: Tensor
+    mels: Tensor
+    mel_lengths: Tensor
+    speakers: Tensor
+    labels: list[dict[str, float]]
+
+    def to(self, device: torch.device | str, *, non_blocking: bool = False) -> Batch:
+        """A copy with every tensor moved to ``device``."""
+        return Batch(
+            ids=self.ids,
+            tokens=self.tokens.to(device, non_blocking=non_blocking),
+            token_lengths=self.token_lengths.to(device, non_blocking=non_blocking),
+            mels=self.mels.to(device, non_blocking=non_blocking),
+            mel_lengths=self.mel_lengths.to(device, non_blocking=non_blocking),
+            speakers=self.speakers.to(device, non_blocking=non_blocking),
+            labels=self.labels,
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class ProsodyDataset(Dataset):
+    """Utterances with cached log-mels, tokenised text and speaker indices.
+
+    Args:
+        utterances: the utterances (their features must be in ``cache_dir``).
+        cache_dir: the feature cache written by ``extract_features``.
+        tokenizer: any object with ``encode(text) -> list[int]``; called on every access (the
+            phoneme tokenizer caches its own results).
+        speakers: the speaker inventory, which fixes the index of each speaker. Pass the training
+            set's list to validation/test sets so indices agree; default is the sorted speakers of
+            ``utterances``.
+
+    Items are ``dict(id, tokens (L,) long, mel (T, n_mels), speaker int, labels dict)``.
+    """
+
+    def __init__(
+        self,
+        utterances: Sequence[Utterance],
+        cache_dir: str | Path,
+        tokenizer: _Encoder,
+        speakers: list[str] | None = None,
+    ) -> None:
+        if not callable(getattr(tokenizer, "encode", None)):
+            raise TypeError(f"tokenizer must have an encode(text) method, got {type(tokenizer).__name__}")
+        self.utterances = list(utterances)
+        self.cache_dir = Path(cache_dir)
+        self.tokenizer = tokenizer
+        self.speakers = (
+            sorted({utt.speaker for utt in self.utterances}) if speakers is None else list(speakers)
+        )
+        self._speaker_index = {name: index for index, name in enumerate(self.speakers)}
+        unknown = sorted({utt.speaker for utt in self.utterances} - set(self._speaker_index))
+        if unknown:
+            raise ValueError(f"speakers {unknown} are not in the speaker list {self.speakers}")
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        utt = self.utterances[index]
+        tokens = self.tokenizer.encode(utt.text)
+        if len(tokens) == 0:
+            raise ValueError(f"utterance {utt.id!r}: text {utt.text!r} encodes to no tokens")
+        return {
+            "id": utt.id,
+            "tokens": torch.tensor(tokens, dtype=torch.long),
+            "mel": load_features(self.cache_dir, utt.id)["mel"],
+            "speaker": self._speaker_index[utt.speaker],
+            "labels": dict(utt.labels),
+        }
+
+    def frame_lengths(self, config: AudioConfig | None = None) -> list[int]:
+        """Mel lengths (frames) for bucketing, without loading mels where possible.
+
+        With ``config`` and a known ``duration`` the length is ``num_frames`` of the file's sample
+        count at the target rate: the length before silence trimming, an upper bound that is close
+        enough for bucketing. Otherwise the cached mel is loaded.
+        """
+        lengths = []
+        for utt in self.utterances:
+            if config is not None and utt.duration is not None:
+                lengths.append(num_frames(round(utt.duration * config.sample_rate), config))
+            else:
+                lengths.append(int(load_features(self.cache_dir, utt.id)["mel"].shape[0]))
+        return lengths
+
+
+def collate(items: Sequence[dict[str, Any]]) -> Batch:
+    """Pad a list of dataset items into a :class:`Batch` (zero padding, input order kept).
+
+    Returns:
+        Batch with tokens (B, L), mels (B, T, n_mels), lengths (B,), speakers (B,).
+    """
+    if len(items) == 0:
+        raise ValueError("cannot collate an empty list of items")
+    token_lengths = torch.tensor([len(item["tokens"]) for item in items], dtype=torch.long)
+    mel_lengths = torch.tensor([item["mel"].shape[0] for item in items], dtype=torch.long)
+    first_mel = items[0]["mel"]
+    tokens = torch.zeros(len(items), int(token_lengths.max()), dtype=torch.long)
+    mels = torch.zeros(len(items), int(mel_lengths.max()), first_mel.shape[1], dtype=first_mel.dtype)
+    for row, item in enumerate(items):
+        tokens[row, : len(item["tokens"])] = item["tokens"]
+        mels[row, : item["mel"].shape[0]] = item["mel"]
+    return Batch(
+        ids=[item["id"] for item in items],
+        tokens=tokens,
+        token_lengths=token_lengths,
+        mels=mels,
+        mel_lengths=mel_lengths,
+        speakers=torch.tensor([item["speaker"] for item in items], dtype=torch.long),
+        labels=[item["labels"] for item in items],
+    )
