@@ -1,0 +1,118 @@
+"""End-to-end corpus preparation: stages, markers, idempotence, failures left out of splits, CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from prosody_vae.audio import AudioConfig
+from prosody_vae.data.features import feature_path
+from prosody_vae.data.manifest import read_manifest
+from prosody_vae.data.prepare import prepare_corpus, read_audio_config
+
+SR = 16000
+CONFIG = AudioConfig(sample_rate=SR, n_fft=512, hop_length=128, win_length=512, n_mels=20, f_max=7600.0)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _ljspeech(root: Path, count: int = 6) -> Path:
+    (root / "wavs").mkdir(parents=True)
+    lines = []
+    for i in range(count):
+        t = np.arange(int(0.6 * SR)) / SR
+        x = 0.3 * np.sin(2 * np.pi * (120 + 15 * i) * t) if i != 2 else np.zeros_like(t)  # LJ-2 is silent
+        sf.write(root / "wavs" / f"LJ-{i}.wav", x.astype(np.float32), SR)
+        lines.append(f"LJ-{i}|Text {i}.|Text number {i}.")
+    lines.append("LJ-99|No audio.|No audio.")
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def test_prepare_runs_all_stages_and_is_idempotent(tmp_path: Path) -> None:
+    root = _ljspeech(tmp_path / "LJ")
+    out = tmp_path / "dump"
+    messages: list[str] = []
+    kwargs = dict(config=CONFIG, num_workers=0, valid_fraction=0.2, test_fraction=0.2, progress=False)
+    result = prepare_corpus("ljspeech", root, out, log=messages.append, **kwargs)
+
+    assert result.validation is not None and result.extraction is not None
+    assert [u.id for u in read_manifest(result.manifest)] == [f"LJ-{i}" for i in range(6)]
+    assert (
+        "LJ-99",
+        f"missing audio: {(root / 'wavs' / 'LJ-99.wav').resolve()}",
+    ) in result.validation.rejected
+    assert [utt_id for utt_id, _ in result.extraction.failed] == ["LJ-2"]  # silent: found only by decoding
+    assert "LJ-2" in (out / "features_failed.tsv").read_text()
+    split_ids = sorted(u.id for name in ("train", "valid", "test") for u in read_manifest(result.split(name)))
+    assert split_ids == ["LJ-0", "LJ-1", "LJ-3", "LJ-4", "LJ-5"]  # the failed utterance is left out
+    assert sum(result.split_sizes.values()) == 5
+    assert sorted(p.name for p in (out / ".done").iterdir()) == ["features", "manifest", "splits"]
+    assert "kept 6 utterances" in (out / "validation.txt").read_text()
+
+    # A second call does nothing: every stage is marked done.
+    stamp = feature_path(result.features, "LJ-0").stat().st_mtime_ns
+    messages.clear()
+    again = prepare_corpus("ljspeech", root, out, log=messages.append, **kwargs)
+    assert again.validation is None and again.extraction is None
+    assert all("already done" in message for message in messages) and len(messages) == 3
+    assert feature_path(result.features, "LJ-0").stat().st_mtime_ns == stamp
+
+    # Forcing the manifest stage invalidates the stages after it.
+    prepare_corpus("ljspeech", root, out, stages=["manifest"], force=True, log=messages.append, **kwargs)
+    assert sorted(p.name for p in (out / ".done").iterdir()) == ["manifest"]
+
+
+def test_stage_order_and_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="manifest stage first"):
+        prepare_corpus("ljspeech", tmp_path, tmp_path / "out", stages=["features"], log=lambda _: None)
+    with pytest.raises(ValueError, match="corpus"):
+        prepare_corpus("librispeech", tmp_path, tmp_path / "out")
+    with pytest.raises(ValueError, match="stage"):
+        prepare_corpus("ljspeech", tmp_path, tmp_path / "out", stages=["train"])
+
+
+def test_read_audio_config(tmp_path: Path) -> None:
+    path = tmp_path / "audio.yaml"
+    path.write_text("audio:\n  sample_rate: 16000\n  hop_length: 200\n")
+    assert read_audio_config(path) == AudioConfig(sample_rate=16000, hop_length=200)
+    path.write_text("sample_rate: 16000\nhop: 200\n")
+    with pytest.raises(ValueError, match=r"audio.yaml.*hop"):
+        read_audio_config(path)
+    path.write_text("f_max: 99999\n")
+    with pytest.raises(ValueError, match="audio.yaml"):
+        read_audio_config(path)
+
+
+def test_cli_on_a_filelist(tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    rows = []
+    for i in range(3):
+        t = np.arange(int(0.6 * SR)) / SR
+        sf.write(clips / f"c{i}.wav", (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), SR)
+        rows.append(f"clips/c{i}.wav|Clip {i}.|spk{i % 2}")
+    (tmp_path / "list.txt").write_text("\n".join(rows) + "\n")
+    (tmp_path / "audio.yaml").write_text(
+        "sample_rate: 16000\nn_fft: 512\nhop_length: 128\nwin_length: 512\nn_mels: 20\nf_max: 7600.0\n"
+    )
+    command = [
+        sys.executable,
+        str(REPO / "recipes" / "prepare_corpus.py"),
+        "--corpus=filelist",
+        f"--root={tmp_path / 'list.txt'}",
+        f"--out={tmp_path / 'out'}",
+        f"--audio-config={tmp_path / 'audio.yaml'}",
+        "--num-workers=0",
+        "--no-progress",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "kept 3 utterances" in done.stdout
+    train = read_manifest(tmp_path / "out" / "splits" / "train.jsonl")
+    assert {u.speaker for u in train} <= {"spk0", "spk1"}
+    assert len(list((tmp_path / "out" / "features").glob("*.pt"))) == 3
