@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Blizzard Challenge 2013 (Lessac audiobooks, segmented) recipe; layout in README.md.
+#
+#   stage 0: read prompts.gui + wavn/ folders, validate audio headers, write $dump/manifest.jsonl
+#   stage 1: extract log-mel/F0/energy to $dump/features/ and write $dump/splits/*.jsonl
+#   stage 2+: training and evaluation (added later, see the marked place below)
+#
+# Usage: ./run.sh [--stage N] [--stop_stage N] [--corpus_dir DIR] [--dump DIR] [--nj N] [--prepare_opts STR]
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=1
+corpus_dir=downloads/BC2013_segmented # folders with prompts.gui and wavn/
+dump=dump                            # everything this recipe writes
+nj=2                                 # feature-extraction processes
+prepare_opts=""                      # extra prepare_corpus.py options, e.g. "--group-by text"
+python=${PYTHON:-python}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --*=*) name=${1%%=*}; value=${1#*=}; shift ;;
+    --*) name=$1; value=${2:?"$1 needs a value"}; shift 2 ;;
+    *) echo "$0: unexpected argument $1" >&2; exit 1 ;;
+  esac
+  case "${name#--}" in
+    stage|stop_stage|corpus_dir|dump|nj|prepare_opts) declare "${name#--}=$value" ;;
+    *) echo "$0: unknown option $name" >&2; exit 1 ;;
+  esac
+done
+
+prepare() { "$python" ../../recipes/prepare_corpus.py --corpus blizzard2013 --root "$corpus_dir" --out "$dump" \
+  --num-workers "$nj" $prepare_opts "$@"; }  # prepare_opts unquoted on purpose: several options
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  echo "stage 0: manifest"
+  prepare --stages manifest
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  echo "stage 1: features and splits"
+  prepare --stages features,splits
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Training stages (2 and up) go here. They read $dump/splits/{train,valid,test}.jsonl and the
+# feature cache $dump/features/.
+# ---------------------------------------------------------------------------------------------
