@@ -57,7 +57,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"{path}: not a readable prosody_vae checkpoint ({type(error).__name__}: {error})") from None
+        raise CheckpointError(
+            f"{path}: not a readable prosody_vae checkpoint ({type(error).__name__}: {error})"
+        ) from None
     if not isinstance(state, dict) or "format_version" not in state:
         raise CheckpointError(f"{path}: not a prosody_vae checkpoint (no format_version)")
     if state["format_version"] != FORMAT_VERSION:

@@ -37,7 +37,11 @@ def _make_corpus(args: argparse.Namespace) -> int:
     from prosody_vae.corpus.espeak import build_corpus
 
     manifest = build_corpus(
-        args.out, n_utterances=args.n, seed=args.seed, multi_speaker=args.multi_speaker, num_workers=args.num_workers
+        args.out,
+        n_utterances=args.n,
+        seed=args.seed,
+        multi_speaker=args.multi_speaker,
+        num_workers=args.num_workers,
     )
     print(f"corpus manifest: {manifest}")
     return 0
@@ -68,15 +72,23 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prosody-vae", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("make-corpus", help="synthesise the built-in espeak-ng corpus with known prosody labels")
+    p = sub.add_parser(
+        "make-corpus", help="synthesise the built-in espeak-ng corpus with known prosody labels"
+    )
     p.add_argument("--out", type=Path, default=Path("data/espeak_prosody/corpus"))
     p.add_argument("--n", type=int, default=1200, help="number of utterances")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--multi-speaker", action="store_true", help="draw an espeak-ng voice variant per utterance")
+    p.add_argument(
+        "--multi-speaker", action="store_true", help="draw an espeak-ng voice variant per utterance"
+    )
     p.add_argument("--num-workers", type=int, default=2)
 
     p = sub.add_parser("prepare", help="read a corpus, validate it, extract features and write splits")
-    p.add_argument("--corpus", required=True, choices=["ljspeech", "vctk", "kaldi", "filelist", "blizzard2013", "manifest"])
+    p.add_argument(
+        "--corpus",
+        required=True,
+        choices=["ljspeech", "vctk", "kaldi", "filelist", "blizzard2013", "manifest"],
+    )
     p.add_argument("--root", required=True, type=Path, help="corpus folder, or a manifest/filelist path")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--num-workers", type=int, default=2)
@@ -87,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--max-steps", type=int, default=None, help="stop at this step (resume later)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return parser
 

@@ -40,7 +40,9 @@ class TextConfig:
     tokenizer: str = "phonemes"  # "phonemes" (espeak-ng IPA) or "characters"
 
     def __post_init__(self) -> None:
-        _check(self.tokenizer in ("phonemes", "characters"), f"text.tokenizer: unknown kind {self.tokenizer!r}")
+        _check(
+            self.tokenizer in ("phonemes", "characters"), f"text.tokenizer: unknown kind {self.tokenizer!r}"
+        )
 
 
 @dataclass
@@ -50,9 +52,11 @@ class BackboneConfig:
     embedding_dim: int = 256
     encoder_dim: int = 256
     attention_dim: int = 128
+    attention_rnn_dim: int = 256
     decoder_dim: int = 512
     prenet_dim: int = 128
     postnet_dim: int = 256
+    postnet_n_convs: int = 5
 
     def __post_init__(self) -> None:
         _check(self.r >= 1, f"backbone.r must be >= 1, got {self.r}")
@@ -87,7 +91,10 @@ class CapacityConfig:
     def __post_init__(self) -> None:
         _check(self.capacity >= 0, f"capacity.capacity must be >= 0, got {self.capacity}")
         _check(self.beta_init > 0, f"capacity.beta_init must be > 0, got {self.beta_init}")
-        _check(self.beta_optimizer in ("sgd", "adam"), f"capacity.beta_optimizer: unknown {self.beta_optimizer!r}")
+        _check(
+            self.beta_optimizer in ("sgd", "adam"),
+            f"capacity.beta_optimizer: unknown {self.beta_optimizer!r}",
+        )
 
 
 @dataclass

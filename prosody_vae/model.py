@@ -36,7 +36,9 @@ class ProsodyTTS(nn.Module):
         speaker_dim: speaker embedding size (0 when ``n_speakers == 1``).
     """
 
-    def __init__(self, *, backbone: Tacotron2, prosody: CapacitronVAE, n_speakers: int = 1, speaker_dim: int = 0):
+    def __init__(
+        self, *, backbone: Tacotron2, prosody: CapacitronVAE, n_speakers: int = 1, speaker_dim: int = 0
+    ):
         super().__init__()
         if n_speakers < 1:
             raise ValueError(f"n_speakers must be >= 1, got {n_speakers}")
@@ -73,7 +75,9 @@ class ProsodyTTS(nn.Module):
         text = None
         if self.uses_text_summary:
             if tokens is None or token_lengths is None:
-                raise ValueError("this model's prosody posterior reads the reference transcript: pass its tokens")
+                raise ValueError(
+                    "this model's prosody posterior reads the reference transcript: pass its tokens"
+                )
             text = self.backbone.embed_tokens(tokens)
         return self.prosody.encode(
             mels,
@@ -96,7 +100,12 @@ class ProsodyTTS(nn.Module):
     ) -> ProsodyTTSOutput:
         """Teacher-forced pass: z from the target mel itself (B, T, n_mels), then the decoder."""
         prosody = self.encode_prosody(
-            mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers, prior_context=prior_context
+            mels,
+            mel_lengths,
+            tokens=tokens,
+            token_lengths=token_lengths,
+            speakers=speakers,
+            prior_context=prior_context,
         )
         speaker = self._speaker_vector(speakers, tokens.shape[0])
         conditioning = self._conditioning(prosody.z, speaker)
@@ -155,8 +164,10 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         embedding_dim=bc.embedding_dim,
         encoder_dim=bc.encoder_dim,
         attention_dim=bc.attention_dim,
+        attention_rnn_dim=bc.attention_rnn_dim,
         decoder_dim=bc.decoder_dim,
         prenet_dim=bc.prenet_dim,
         postnet_dim=bc.postnet_dim,
+        postnet_n_convs=bc.postnet_n_convs,
     )
     return ProsodyTTS(backbone=backbone, prosody=prosody, n_speakers=n_speakers, speaker_dim=speaker_dim)

@@ -38,7 +38,9 @@ def plot_alignment(alignment, *, title: str = "", token_length: int | None = Non
     return fig
 
 
-def plot_mels(mels: Sequence, titles: Sequence[str], *, sample_rate: int = 22050, hop_length: int = 256) -> Figure:
+def plot_mels(
+    mels: Sequence, titles: Sequence[str], *, sample_rate: int = 22050, hop_length: int = 256
+) -> Figure:
     """Stacked log-mel spectrograms, each (T, n_mels), with a shared colour scale."""
     arrays = [_np(m) for m in mels]
     vmin = min(float(a.min()) for a in arrays)
@@ -46,7 +48,9 @@ def plot_mels(mels: Sequence, titles: Sequence[str], *, sample_rate: int = 22050
     fig, axes = plt.subplots(len(arrays), 1, figsize=(8, 2.2 * len(arrays)), squeeze=False)
     for ax, a, title in zip(axes[:, 0], arrays, titles, strict=True):
         seconds = a.shape[0] * hop_length / sample_rate
-        ax.imshow(a.T, aspect="auto", origin="lower", vmin=vmin, vmax=vmax, extent=(0, seconds, 0, a.shape[1]))
+        ax.imshow(
+            a.T, aspect="auto", origin="lower", vmin=vmin, vmax=vmax, extent=(0, seconds, 0, a.shape[1])
+        )
         ax.set_title(title)
         ax.set_ylabel("mel bin")
     axes[-1, 0].set_xlabel("time (s)")
@@ -55,7 +59,12 @@ def plot_mels(mels: Sequence, titles: Sequence[str], *, sample_rate: int = 22050
 
 
 def plot_f0_contours(
-    contours: Sequence, labels: Sequence[str], *, sample_rate: int = 22050, hop_length: int = 256, title: str = ""
+    contours: Sequence,
+    labels: Sequence[str],
+    *,
+    sample_rate: int = 22050,
+    hop_length: int = 256,
+    title: str = "",
 ) -> Figure:
     """Overlaid F0 contours (T,) in Hz; unvoiced frames (0) are left as gaps."""
     fig, ax = plt.subplots(figsize=(8, 3))

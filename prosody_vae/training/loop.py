@@ -135,8 +135,12 @@ def train(
     tc = config.train
     torch.manual_seed(tc.seed + context.rank)
     data = build_training_data(config, context)
-    model = build_model(config, n_symbols=data.tokenizer.vocab_size, n_speakers=len(data.speakers)).to(context.device)
-    objective = CapacityObjective(config.capacity.capacity, beta_init=config.capacity.beta_init).to(context.device)
+    model = build_model(config, n_symbols=data.tokenizer.vocab_size, n_speakers=len(data.speakers)).to(
+        context.device
+    )
+    objective = CapacityObjective(config.capacity.capacity, beta_init=config.capacity.beta_init).to(
+        context.device
+    )
     module = TrainingModule(
         model=model,
         objective=objective,
@@ -208,7 +212,9 @@ def train(
                 if not torch.isfinite(parts.loss):
                     optimizer.zero_grad()
                     skipped += 1
-                    monitor.warn(f"step {step}: non-finite loss skipped ({skipped}/{tc.max_nonfinite}), batch {batch.ids}")
+                    monitor.warn(
+                        f"step {step}: non-finite loss skipped ({skipped}/{tc.max_nonfinite}), batch {batch.ids}"
+                    )
                     if skipped >= tc.max_nonfinite:
                         if context.is_main:
                             last_path = manager.save(step, checkpoint_state())
@@ -223,7 +229,9 @@ def train(
                     continue
                 scheduler.step()
                 step += 1
-                monitor.log_step(step, parts, info, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started)
+                monitor.log_step(
+                    step, parts, info, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started
+                )
                 if step % tc.valid_every == 0 or step == final_step:
                     last_valid = validate(module, data, config, context, monitor, step)
                     is_best = last_valid.get("valid/lagrangian", math.inf) < best_valid
@@ -248,4 +256,3 @@ def train(
     return TrainResult(
         step=step, checkpoint=last_path, interrupted=interrupted, skipped_steps=skipped, last_valid=last_valid
     )
-

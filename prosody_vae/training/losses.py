@@ -93,8 +93,7 @@ class TrainingModule(nn.Module):
         capacity = self.objective(decoder_l1 + postnet_l1, output.prosody.kl.mean())
         stop = stop_loss(taco.stop_logits, batch.mel_lengths, pos_weight=self.stop_pos_weight)
         if use_guided_attention and self.guided_attention_weight > 0:
-            r = self.model.backbone.r
-            decoder_lengths = torch.div(batch.mel_lengths + r - 1, r, rounding_mode="floor")
+            decoder_lengths = self.model.backbone.decoder_lengths(batch.mel_lengths)
             guided = guided_attention_loss(
                 taco.alignments, batch.token_lengths, decoder_lengths, sigma=self.guided_attention_sigma
             )

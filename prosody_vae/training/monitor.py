@@ -20,7 +20,9 @@ __all__ = ["TrainingMonitor"]
 
 
 class TrainingMonitor:
-    def __init__(self, out_dir: Path, config: ExperimentConfig, *, enabled: bool, progress: bool, start_step: int):
+    def __init__(
+        self, out_dir: Path, config: ExperimentConfig, *, enabled: bool, progress: bool, start_step: int
+    ):
         self.enabled = enabled
         self.config = config
         self.log_every = config.train.log_every
@@ -33,11 +35,17 @@ class TrainingMonitor:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=start_step if start_step else None)
+        self._writer = SummaryWriter(
+            str(out_dir / "tensorboard"), purge_step=start_step if start_step else None
+        )
         self._log = open(out_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         if progress:
             self._bar = tqdm(
-                total=config.train.steps, initial=start_step, desc="train", dynamic_ncols=True, file=sys.stderr
+                total=config.train.steps,
+                initial=start_step,
+                desc="train",
+                dynamic_ncols=True,
+                file=sys.stderr,
             )
 
     def log_step(self, step: int, parts, info, *, lr: float, seconds: float) -> None:
@@ -70,7 +78,9 @@ class TrainingMonitor:
         self._writer.add_scalars("train/kl_vs_capacity", {"kl": mean["kl"], "C": self.capacity}, step)
         if self._bar is not None:
             self._bar.set_postfix(
-                kl=f"{mean['kl']:.1f}/{self.capacity:g}", beta=f"{mean['beta']:.2f}", l1=f"{mean['postnet_l1']:.0f}"
+                kl=f"{mean['kl']:.1f}/{self.capacity:g}",
+                beta=f"{mean['beta']:.2f}",
+                l1=f"{mean['postnet_l1']:.0f}",
             )
 
     def log_valid(self, step: int, scalars: dict[str, float]) -> None:

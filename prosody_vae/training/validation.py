@@ -39,11 +39,10 @@ def validate(
     totals: dict[str, float] = {}
     seen = 0
     first = None
-    r = module.model.backbone.r
     for batch in loader:
         batch = batch.to(context.device)
         parts, output = module(batch, use_guided_attention=True)
-        decoder_lengths = torch.div(batch.mel_lengths + r - 1, r, rounding_mode="floor")
+        decoder_lengths = module.model.backbone.decoder_lengths(batch.mel_lengths)
         diag = diagonality(output.tacotron.alignments, batch.token_lengths, decoder_lengths)
         n = batch.tokens.shape[0]
         values = {
@@ -71,20 +70,26 @@ def validate(
     return scalars
 
 
-def _log_example(module: TrainingModule, first, config: ExperimentConfig, monitor: TrainingMonitor, step: int) -> None:
+def _log_example(
+    module: TrainingModule, first, config: ExperimentConfig, monitor: TrainingMonitor, step: int
+) -> None:
     batch, output = first
     t_len = int(batch.mel_lengths[0])
     l_len = int(batch.token_lengths[0])
     r = module.model.backbone.r
     monitor.log_figure(
         "valid/alignment_teacher_forced",
-        plot_alignment(output.tacotron.alignments[0, : (t_len + r - 1) // r], token_length=l_len, title=f"step {step}"),
+        plot_alignment(
+            output.tacotron.alignments[0, : (t_len + r - 1) // r], token_length=l_len, title=f"step {step}"
+        ),
         step,
     )
     z = output.prosody.mean[:1]
     speakers = batch.speakers[:1] if module.model.speaker_embedding is not None else None
     max_steps = 2 * ((t_len + r - 1) // r) + 10
-    inference = module.model.infer(batch.tokens[:1, :l_len], batch.token_lengths[:1], z, speakers=speakers, max_steps=max_steps)
+    inference = module.model.infer(
+        batch.tokens[:1, :l_len], batch.token_lengths[:1], z, speakers=speakers, max_steps=max_steps
+    )
     free = inference.mel_post[0, : int(inference.mel_lengths[0])]
     monitor.log_figure(
         "valid/alignment_free_running",
