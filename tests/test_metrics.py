@@ -224,6 +224,14 @@ def test_nonsilent_duration_ignores_leading_and_trailing_silence() -> None:
     assert nonsilent_duration(wav, SR, config=CONFIG) == pytest.approx(1.0, abs=HOP_S)
 
 
+def test_silent_output_scores_without_error() -> None:
+    voice = _harmonic(200.0, 0.5)
+    scores = compare_prosody(voice, np.zeros_like(voice), SR, config=CONFIG)
+    assert scores["duration_ratio"] == 0.0 and scores["out_duration_s"] == 0.0
+    assert scores["vde"] == 1.0 and np.isnan(scores["gpe"])  # every reference frame is voiced
+    assert np.isnan(scores["out_speaking_rate"])
+
+
 def test_syllable_nuclei_hand_made_contour() -> None:
     level = np.array([-60, -10, -30, -12, -13, -12.5, -60, -15, -60, -50, -60], dtype=np.float64)
     f0 = np.array([0, 100, 100, 100, 100, 100, 0, 0, 0, 100, 0], dtype=np.float64)

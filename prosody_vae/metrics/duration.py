@@ -27,7 +27,7 @@ import librosa
 import numpy as np
 import scipy.signal
 
-from prosody_vae.audio import AudioConfig
+from prosody_vae.audio import SILENCE_PEAK, AudioConfig
 
 from ._analysis import analysis_config
 
@@ -58,6 +58,9 @@ def nonsilent_duration(
         sample_rate: its rate in Hz.
         config: analysis (frame = ``n_fft``, hop = ``hop_length``); library defaults if None.
         top_db: frames more than this many dB below the loudest frame are silence.
+
+    Returns 0.0 for a signal whose peak is below ``prosody_vae.audio.SILENCE_PEAK`` (-80 dBFS): a
+    silent system output is a result to score, not an input error.
     """
     _check_top_db(top_db)
     analysis = analysis_config(sample_rate, config)
@@ -66,6 +69,8 @@ def nonsilent_duration(
         raise ValueError(f"wav must be a non-empty (N,) waveform, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("wav contains NaN or infinite samples")
+    if np.max(np.abs(x)) < SILENCE_PEAK:
+        return 0.0  # digital silence (below -80 dBFS): trim's peak-relative threshold would keep it all
     _, (start, end) = librosa.effects.trim(
         x, top_db=top_db, frame_length=analysis.n_fft, hop_length=analysis.hop_length
     )

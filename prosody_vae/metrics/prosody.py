@@ -93,6 +93,9 @@ def compare_prosody(
 
     The frame-level F0 metrics (FFE, GPE, VDE, log-F0 RMSE, F0 correlation) are taken along the
     DTW path of the 13-MFCC distortion, so reference and output may differ in length and timing.
+    (That path follows the spectral envelope; with a very different pitch, harmonic detail in the
+    MFCCs can bend it, so pass two waveforms of similar voice quality, or align explicitly with
+    :func:`~prosody_vae.metrics.align_tracks` and the pitch functions.)
     ``mcd_db`` is aligned by its own DTW on c1..c24 (its convention excludes c0).
 
     Returns:
