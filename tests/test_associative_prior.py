@@ -30,7 +30,7 @@ def test_nearest_neighbours_hand_computed() -> None:
     prior = AssociativePrior(2, k_neighbours=2)
     line = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [6.0, 0.0], [10.0, 0.0]])
     prior.update_bank(line, torch.arange(5))
-    result = prior.bank.nearest(line[[1, 3]], torch.tensor([1, 3]), 2)
+    result = prior.bank.nearest(line[[1, 3]], torch.tensor([1, 3], dtype=torch.int32), 2)
     assert result.indices.tolist() == [[0, 2], [2, 4]]  # never row 1 for item 1, never row 3 for item 3
     torch.testing.assert_close(result.distances, torch.tensor([[1.0, 4.0], [9.0, 16.0]]))
 
@@ -86,6 +86,9 @@ def test_refresh_replaces_the_bank_and_bad_ids_are_rejected() -> None:
     prior = _prior(6)
     prior.refresh(torch.randn(4, D), torch.tensor([0, 1, 2, 3]))
     assert prior.bank.num_filled == 4 and not prior.bank.filled[4:].any()
+    with pytest.raises(ValueError, match="codes must be"):
+        prior.refresh(torch.randn(4, D + 1), torch.arange(4))
+    assert prior.bank.num_filled == 4  # a rejected refresh leaves the bank as it was
     with pytest.raises(ValueError, match=">= 0"):
         prior.update_bank(torch.zeros(1, D), torch.tensor([-1]))
     with pytest.raises(TypeError, match="integer"):

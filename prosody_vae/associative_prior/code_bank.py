@@ -74,6 +74,7 @@ class CodeBank(nn.Module):
 
     def refresh(self, codes: Tensor, ids: Tensor) -> None:
         """Replace the whole bank: rows not in ``ids`` become empty."""
+        _check_pair(codes, ids, self.latent_dim)  # before clearing: a bad call leaves the bank intact
         self.filled.zero_()
         self._num_filled = 0
         self.update(codes, ids)
@@ -104,7 +105,7 @@ class CodeBank(nn.Module):
         # every (B, N) pass but the matmul and the topk (no (B, N) masks), which dominate at large N.
         bias = torch.where(self.filled, (bank * bank).sum(-1), math.inf)  # (N,)
         scores = torch.addmm(bias.unsqueeze(0), query, bank.T, alpha=-2.0)  # (B, N)
-        own = ids.to(bank.device)
+        own = ids.to(device=bank.device, dtype=torch.long)  # scatter/gather index dtype
         inside = (own >= 0) & (own < bank.shape[0])
         own = torch.where(inside, own, 0).unsqueeze(1)  # (B, 1); rows of outside ids keep their score
         scores.scatter_(1, own, torch.where(inside.unsqueeze(1), math.inf, scores.gather(1, own)))
