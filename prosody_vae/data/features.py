@@ -25,11 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from prosody_vae.audio import AudioConfig, f0_energy, load_audio, log_mel
+from prosody_vae.audio import AudioConfig, f0_energy, load_audio, log_mel, process_audio
 from prosody_vae.data.manifest import Utterance
 
 __all__ = ["ExtractionReport", "extract_features", "feature_path", "load_features"]
@@ -112,6 +113,15 @@ def _extract_one(job: tuple[str, str, str, AudioConfig]) -> tuple[str, str | Non
     return utt_id, None
 
 
+def _warm_up(config: AudioConfig) -> None:
+    """Run the analysis once on a synthetic tone so lazy imports and JIT happen before forking."""
+    samples = max(config.sample_rate // 4, 2 * config.n_fft)  # long enough for any valid config
+    tone = 0.5 * np.sin(2 * np.pi * 200.0 * np.arange(samples) / config.sample_rate)
+    wav = process_audio(tone.astype(np.float32), config.sample_rate, config, source="<warm-up>")
+    log_mel(wav, config)
+    f0_energy(wav, config)
+
+
 def _init_worker() -> None:
     # Each process handles whole utterances; intra-op threads would only fight over the cores.
     torch.set_num_threads(1)
@@ -145,8 +155,8 @@ def extract_features(
         utterances: utterances to process (ids must be unique).
         cache_dir: output folder, created if needed.
         config: audio analysis parameters; must match the cache's stored config.
-        num_workers: worker processes (``spawn``ed, one torch thread each); ``<= 1`` runs in this
-            process, which is easier to debug.
+        num_workers: worker processes (the platform's default start method, one torch thread
+            each); ``<= 1`` runs in this process, which is easier to debug.
         progress: show a tqdm progress bar.
 
     Returns:
@@ -181,8 +191,13 @@ def extract_features(
             results[utt_id] = reason
             bar.update()
     else:
-        # spawn, not fork: forking a parent that has already used torch/OpenMP threads can deadlock.
-        context = multiprocessing.get_context("spawn")
+        # The platform default, as torch's DataLoader does: fork on Linux (before Python 3.14), where
+        # workers then inherit the warmed-up imports below instead of paying seconds each for
+        # torch/librosa/scipy; spawn or forkserver elsewhere. Forked workers use one torch thread,
+        # which is what keeps them clear of the parent's OpenMP pool (the DataLoader rule).
+        context = multiprocessing.get_context()
+        if context.get_start_method() == "fork":
+            _warm_up(config)
         with context.Pool(processes=min(num_workers, len(jobs)), initializer=_init_worker) as pool:
             for utt_id, reason in pool.imap_unordered(_extract_one, jobs, chunksize=1):
                 results[utt_id] = reason
