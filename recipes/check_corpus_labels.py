@@ -1,0 +1,172 @@
+#!/usr/bin/env python
+"""Check that the espeak-ng corpus labels are real: drawn factors vs realised measurements.
+
+Reads a manifest written by ``build_corpus``, prints a Markdown table of Pearson and Spearman
+correlations (drawn factor vs measured quantity, plus cross-effects), a duration summary and,
+with ``--harvest N``, how the DIO F0 labels compare with the project's Harvest F0 on N utterances.
+Optionally saves a figure with the three main scatter plots.
+
+    python recipes/check_corpus_labels.py --manifest data/espeak_prosody/corpus/manifest.jsonl \\
+        --figure docs/figures/espeak_corpus_labels.png --harvest 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from prosody_vae.data.manifest import Utterance, read_manifest
+
+# (drawn factor, realised quantity, what it checks); quantities are computed by _quantity().
+_PAIRS = (
+    ("pitch", "f0_mean_hz", "pitch base -> mean F0"),
+    ("pitch_range", "f0_range_st", "range -> F0 spread (p90/p10, semitones)"),
+    ("pitch_range", "f0_std_hz", "range -> F0 standard deviation"),
+    ("rate", "s_per_phone", "rate -> seconds per phone"),
+    ("rate", "s_per_char", "rate -> seconds per letter"),
+    ("rate", "duration_s", "rate -> duration (text varies too)"),
+    # Cross-effects: how much one factor leaks into another's measurement.
+    ("pitch_range", "f0_mean_hz", "cross: range -> mean F0"),
+    ("pitch", "f0_range_st", "cross: pitch base -> F0 spread"),
+    ("rate", "f0_mean_hz", "cross: rate -> mean F0"),
+)
+
+
+def _quantity(utt: Utterance, name: str) -> float:
+    labels = utt.labels
+    if name == "s_per_phone":
+        return labels["duration_s"] / labels["n_phones"]
+    if name == "s_per_char":
+        return labels["duration_s"] / sum(char.isalpha() for char in utt.text)
+    return labels[name]
+
+
+def _column(utts: list[Utterance], name: str) -> np.ndarray:
+    try:
+        return np.array([_quantity(utt, name) for utt in utts], dtype=np.float64)
+    except KeyError as error:
+        raise ValueError(f"manifest lacks label {error}; was it written by build_corpus?") from error
+
+
+def correlation_table(utts: list[Utterance]) -> str:
+    """Markdown table of Pearson r and Spearman rho for every pair in ``_PAIRS``."""
+    rows = [
+        "| drawn factor | realised quantity | checks | Pearson r | Spearman rho |",
+        "|---|---|---|---|---|",
+    ]
+    for factor, quantity, meaning in _PAIRS:
+        x, y = _column(utts, factor), _column(utts, quantity)
+        pearson = stats.pearsonr(x, y).statistic
+        spearman = stats.spearmanr(x, y).statistic
+        rows.append(f"| {factor} | {quantity} | {meaning} | {pearson:+.3f} | {spearman:+.3f} |")
+    return "\n".join(rows)
+
+
+def per_speaker_table(utts: list[Utterance]) -> str:
+    """Pitch base vs mean F0 within each voice (the voice shifts F0 on its own)."""
+    rows = ["| voice | n | mean F0 (Hz) | Pearson r pitch/F0 | Spearman rho |", "|---|---|---|---|---|"]
+    for voice in sorted({utt.speaker for utt in utts}):
+        group = [utt for utt in utts if utt.speaker == voice]
+        x, y = _column(group, "pitch"), _column(group, "f0_mean_hz")
+        rows.append(
+            f"| {voice} | {len(group)} | {y.mean():.1f} | {stats.pearsonr(x, y).statistic:+.3f} "
+            f"| {stats.spearmanr(x, y).statistic:+.3f} |"
+        )
+    return "\n".join(rows)
+
+
+def summary(utts: list[Utterance]) -> str:
+    duration = _column(utts, "duration_s")
+    held_text = sum(utt.labels["held_out_text"] == 1.0 for utt in utts)
+    held_prosody = sum(utt.labels["held_out_prosody"] == 1.0 for utt in utts)
+    words = np.array([len(utt.text.split()) for utt in utts])
+    return (
+        f"{len(utts)} utterances, {duration.sum() / 60:.1f} min; duration (trimmed) min {duration.min():.2f} s, "
+        f"10% {np.percentile(duration, 10):.2f} s, median {np.median(duration):.2f} s, "
+        f"90% {np.percentile(duration, 90):.2f} s, max {duration.max():.2f} s; words {words.min()}-{words.max()}, "
+        f"median {np.median(words):.0f}; held out: text {held_text}, prosody {held_prosody}"
+    )
+
+
+def harvest_comparison(utts: list[Utterance], n: int, seed: int) -> str:
+    """Compare the DIO F0 labels with Harvest (``prosody_vae.audio.f0_energy``) on ``n`` utterances."""
+    from prosody_vae.audio import AudioConfig, f0_energy, load_audio
+
+    config = AudioConfig()
+    chosen = np.random.default_rng(seed).choice(len(utts), size=min(n, len(utts)), replace=False)
+    dio, harvest = [], []
+    for index in chosen:
+        f0, _ = f0_energy(load_audio(utts[index].audio, config), config)
+        voiced = f0[f0 > 0]
+        dio.append(utts[index].labels["f0_mean_hz"])
+        harvest.append(float(voiced.mean()))
+    dio_arr, harvest_arr = np.array(dio), np.array(harvest)
+    diff = dio_arr - harvest_arr
+    return (
+        f"DIO labels vs Harvest on {len(chosen)} utterances: Pearson r {stats.pearsonr(dio_arr, harvest_arr).statistic:.4f}, "
+        f"mean difference {diff.mean():+.2f} Hz, median |difference| {np.median(np.abs(diff)):.2f} Hz, "
+        f"max |difference| {np.abs(diff).max():.2f} Hz"
+    )
+
+
+def save_figure(utts: list[Utterance], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    held = np.array([utt.labels["held_out_prosody"] == 1.0 for utt in utts])
+    panels = (
+        ("pitch", "f0_mean_hz", "pitch setting (-p)", "mean F0 (Hz)"),
+        ("pitch_range", "f0_range_st", "range setting (SSML prosody range)", "F0 p90/p10 (semitones)"),
+        ("rate", "s_per_phone", "rate setting (-s, words/min)", "seconds per phone"),
+    )
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for axis, (factor, quantity, xlabel, ylabel) in zip(axes, panels, strict=True):
+        x, y = _column(utts, factor), _column(utts, quantity)
+        axis.scatter(x[~held], y[~held], s=6, alpha=0.5, label="training pool and held-out text")
+        axis.scatter(x[held], y[held], s=10, alpha=0.8, marker="x", label="held-out prosody corner")
+        rho = stats.spearmanr(x, y).statistic
+        axis.set(xlabel=xlabel, ylabel=ylabel, title=f"Spearman rho = {rho:+.3f}")
+    axes[0].legend(fontsize=7, loc="upper left")
+    figure.suptitle(f"espeak-ng corpus: drawn factors vs realised prosody ({len(utts)} utterances)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", type=Path, required=True, help="manifest.jsonl written by build_corpus")
+    parser.add_argument("--figure", type=Path, default=None, help="save the three scatter plots here (PNG)")
+    parser.add_argument(
+        "--harvest", type=int, default=0, help="compare DIO labels with Harvest on N utterances"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --harvest subset")
+    args = parser.parse_args(argv)
+    try:
+        utts = read_manifest(args.manifest)
+        if len(utts) < 3:
+            raise ValueError(f"{args.manifest}: need at least 3 utterances, found {len(utts)}")
+        print(summary(utts), end="\n\n")
+        print(correlation_table(utts), end="\n\n")
+        if len({utt.speaker for utt in utts}) > 1:
+            print(per_speaker_table(utts), end="\n\n")
+        if args.harvest > 0:
+            print(harvest_comparison(utts, args.harvest, args.seed), end="\n\n")
+        if args.figure is not None:
+            save_figure(utts, args.figure)
+            print(f"figure: {args.figure}")
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
