@@ -45,7 +45,7 @@ class ProsodyTTS(nn.Module):
         self.backbone = backbone
         self.prosody = prosody
         self.speaker_embedding = nn.Embedding(n_speakers, speaker_dim) if speaker_dim > 0 else None
-        self.uses_text_summary = prosody.uses_text_summary
+        self.uses_text_summary = prosody.uses_text
 
     def _speaker_vector(self, speakers: Tensor | None, batch: int) -> Tensor | None:
         if self.speaker_embedding is None:

@@ -200,6 +200,9 @@ def train(
                 batch_sampler=data.sampler.batches_from(batches_done),
                 collate_fn=data.collate,
                 num_workers=config.data.num_workers,
+                # The loader draws a worker seed per epoch; from its own generator, so that it does not
+                # shift the global RNG that dropout uses (resume must replay the same random numbers).
+                generator=torch.Generator().manual_seed(tc.seed * 100003 + epoch),
             )
             for batch in loader:
                 batch = batch.to(context.device)
@@ -233,7 +236,12 @@ def train(
                     step, parts, info, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started
                 )
                 if step % tc.valid_every == 0 or step == final_step:
-                    last_valid = validate(module, data, config, context, monitor, step)
+                    # Validation draws random numbers (prenet dropout at inference); forking the RNG
+                    # keeps the training trajectory independent of when validation runs, so a run
+                    # resumed from any checkpoint continues exactly.
+                    devices = [context.device] if context.device.type == "cuda" else []
+                    with torch.random.fork_rng(devices=devices):
+                        last_valid = validate(module, data, config, context, monitor, step)
                     is_best = last_valid.get("valid/lagrangian", math.inf) < best_valid
                     best_valid = min(best_valid, last_valid.get("valid/lagrangian", math.inf))
                     if context.is_main:

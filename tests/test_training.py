@@ -1,0 +1,78 @@
+"""Training loop behaviour: exact resume, atomic checkpoints, logs, interrupt handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+
+import pytest
+import torch
+
+from prosody_vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from prosody_vae.config import load_config
+from prosody_vae.training.loop import train
+
+pytestmark = pytest.mark.slow
+
+
+def _records(path):
+    return [
+        json.loads(line)
+        for line in path.read_text().splitlines()
+        if "lagrangian" in line and "valid" not in line
+    ]
+
+
+def test_resume_continues_exactly(tiny_config_file, tmp_path):
+    config = load_config(tiny_config_file(train={"steps": 6, "log_every": 1, "valid_every": 1000}))
+    torch.set_num_threads(1)
+    straight = train(config, tmp_path / "straight", progress=False)
+    assert straight.step == 6
+    first = train(config, tmp_path / "split", progress=False, max_steps=3)
+    assert first.step == 3
+    resumed = train(config, tmp_path / "split", resume=True, progress=False)
+    assert resumed.step == 6
+    a = _records(tmp_path / "straight" / "log.jsonl")
+    b = _records(tmp_path / "split" / "log.jsonl")
+    assert [r["step"] for r in b] == list(range(1, 7))
+    for ra, rb in zip(a, b, strict=True):
+        for key in ("lagrangian", "kl", "beta", "postnet_l1", "grad_norm"):
+            assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-6), (ra["step"], key)
+    # the multiplier moved and both runs agree on where it is
+    end_a = load_checkpoint(straight.checkpoint)["training_module"]["objective.beta_raw"]
+    end_b = load_checkpoint(resumed.checkpoint)["training_module"]["objective.beta_raw"]
+    assert torch.equal(end_a, end_b)
+
+
+def test_checkpoint_contents_and_safe_load(tiny_config_file, tmp_path):
+    config = load_config(tiny_config_file(train={"steps": 2}))
+    result = train(config, tmp_path / "exp", progress=False)
+    state = load_checkpoint(result.checkpoint)  # weights_only=True inside
+    assert state["step"] == 2
+    assert state["config"]["capacity"]["capacity"] == 5.0
+    assert state["symbols"] and state["speakers"]
+    assert (tmp_path / "exp" / "config.yaml").is_file()
+    assert not list((tmp_path / "exp" / "checkpoints").glob("*.tmp"))
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = save_checkpoint(tmp_path / "c.pt", {"step": 1, "w": torch.ones(1000)})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="c.pt"):
+        load_checkpoint(path)
+
+
+def test_sigterm_writes_a_checkpoint_and_stops(tiny_config_file, tmp_path):
+    config = load_config(tiny_config_file(train={"steps": 500}))
+    timer = threading.Timer(4.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        result = train(config, tmp_path / "exp", progress=False)
+    finally:
+        timer.cancel()
+    assert result.interrupted
+    assert 0 < result.step < 500
+    assert load_checkpoint(result.checkpoint)["step"] == result.step
