@@ -1,12 +1,14 @@
 """espeak-ng synthesis with known prosody factors, and the built-in corpus built from it.
 
-Per utterance, three factors are drawn and passed to espeak-ng 1.51 (Debian package ``espeak-ng``):
+Three per-utterance factors (drawn in :mod:`prosody_vae.corpus.plan`) are passed to espeak-ng 1.51
+(Debian package ``espeak-ng``):
 
 * ``pitch``: the voice's pitch base, ``-p 0..99`` (espeak-ng's default is 50);
 * ``pitch_range``: the intonation range, SSML ``<prosody range="N">`` with ``N`` in ``0..100``
   (read with ``-m``; 50 is the default, 0 nearly monotone). espeak-ng has no command-line flag for
-  it; a plain number sets the absolute range, the named levels ``x-low..x-high`` map to 10..90.
-  A wider range also raises the mean F0 somewhat, because the contour extends upwards from the base;
+  it; a plain number sets the absolute range (``x-low``, ``medium``, ``high``, ``x-high`` measured
+  the same as 10, 50, 70, 90). A wider range also raises the mean F0 somewhat: the contour widens
+  mostly upwards from the base;
 * ``rate``: speaking rate, ``-s`` in approximate words per minute.
 
 The realised prosody is then measured from the audio and stored beside the drawn factors, so that
@@ -338,7 +340,7 @@ def build_corpus(
         "counts": counts,
         "failed": failed,
         "audio_config": asdict(config),
-        "f0_method": "pyworld dio + stonemask on the trimmed, peak-normalised audio (mel frame grid)",
+        "f0_method": "pyworld dio + stonemask (harvest where dio finds < 25% voiced), trimmed audio, mel grid",
     }
     _write_json(description, final)
     return manifest
