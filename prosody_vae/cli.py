@@ -68,6 +68,14 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command("demo")
+def _demo(args: argparse.Namespace) -> int:
+    from prosody_vae.demo import run_demo
+
+    run_demo(args.out, n_utterances=args.n, seed=args.seed, num_workers=args.num_workers)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prosody-vae", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = sub.add_parser("demo", help="the built-in demo: corpus with known prosody, features, label check")
+    p.add_argument("--out", type=Path, default=Path("demo_out"))
+    p.add_argument("--n", type=int, default=300, help="utterances to synthesise")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-workers", type=int, default=2)
     return parser
 
 
