@@ -125,6 +125,10 @@ class AudioError(ValueError):
         self.path = str(path)
         self.problem = problem
 
+    def __reduce__(self):
+        # Rebuild from both arguments, so the error survives the trip back from a worker process.
+        return (AudioError, (self.path, self.problem))
+
 
 def num_frames(num_samples: int, config: AudioConfig) -> int:
     """Number of centred STFT frames for ``num_samples`` samples: ``1 + num_samples // hop``."""

@@ -227,3 +227,14 @@ def test_config_validation(kwargs: dict) -> None:
     key = next(iter(kwargs))
     with pytest.raises(ValueError, match=key):
         AudioConfig(**kwargs)
+
+
+def test_audio_error_survives_pickling():
+    import pickle
+
+    from prosody_vae.audio import AudioError
+
+    error = pickle.loads(pickle.dumps(AudioError("x.wav", "all-silent")))
+    assert isinstance(error, AudioError)
+    assert str(error) == "x.wav: all-silent"
+    assert error.path == "x.wav"

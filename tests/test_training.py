@@ -52,7 +52,7 @@ def test_checkpoint_contents_and_safe_load(tiny_config_file, tmp_path):
     state = load_checkpoint(result.checkpoint)  # weights_only=True inside
     assert state["step"] == 2
     assert state["config"]["capacity"]["capacity"] == 5.0
-    assert state["symbols"] and state["speakers"]
+    assert state["tokenizer"]["symbols"] and state["speakers"]
     assert (tmp_path / "exp" / "config.yaml").is_file()
     assert not list((tmp_path / "exp" / "checkpoints").glob("*.tmp"))
 

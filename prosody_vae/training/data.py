@@ -77,8 +77,9 @@ def _read_split(root: Path, name: str) -> list[Utterance]:
 
 
 def build_training_data(
-    config: ExperimentConfig, context: DistributedContext, *, symbols: list[str] | None = None
+    config: ExperimentConfig, context: DistributedContext, *, tokenizer_config: dict | None = None
 ) -> TrainingData:
+    """Datasets and batches for training; ``tokenizer_config`` (from a checkpoint) pins the symbol table."""
     root = Path(config.data.root)
     train_utts = _read_split(root, config.data.train_split)
     valid_utts = _read_split(root, config.data.valid_split)
@@ -86,7 +87,9 @@ def build_training_data(
         train_utts = [u for u in train_utts if utterance_frames(u, config) <= config.data.max_frames]
         if not train_utts:
             raise ValueError(f"data.max_frames={config.data.max_frames} leaves no training utterance")
-    tokenizer = build_tokenizer(config.text.tokenizer)
+    tokenizer = (
+        build_tokenizer(**tokenizer_config) if tokenizer_config else build_tokenizer(config.text.tokenizer)
+    )
     speakers = sorted({u.speaker for u in train_utts})
     features = root / "features"
     train_set = ProsodyDataset(train_utts, features, tokenizer, speakers=speakers)

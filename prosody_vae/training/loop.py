@@ -134,7 +134,11 @@ def train(
     context = setup_distributed(device)
     tc = config.train
     torch.manual_seed(tc.seed + context.rank)
-    data = build_training_data(config, context)
+    manager = CheckpointManager(out_dir / "checkpoints", keep_last=tc.keep_last)
+    resume_path = manager.latest() if resume is True else (Path(resume) if resume else None)
+    state = load_checkpoint(resume_path, map_location=context.device) if resume_path is not None else None
+    # A resumed run keeps the symbol table it was trained with, whatever the installed version's default.
+    data = build_training_data(config, context, tokenizer_config=state["tokenizer"] if state else None)
     model = build_model(config, n_symbols=data.tokenizer.vocab_size, n_speakers=len(data.speakers)).to(
         context.device
     )
@@ -156,11 +160,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.main, _lr_lambda(config))
     wrapped = DistributedDataParallel(module, find_unused_parameters=True) if context.enabled else module
 
-    manager = CheckpointManager(out_dir / "checkpoints", keep_last=tc.keep_last)
     step, epoch, batches_done, best_valid = 0, 0, 0, math.inf
-    resume_path = manager.latest() if resume is True else (Path(resume) if resume else None)
-    if resume_path is not None:
-        state = load_checkpoint(resume_path, map_location=context.device)
+    if state is not None:
         module.load_state_dict(state["training_module"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -179,7 +180,7 @@ def train(
             "batches_done": batches_done,
             "best_valid": best_valid,
             "config": config.to_dict(),
-            "symbols": list(data.tokenizer.symbols),
+            "tokenizer": data.tokenizer.config(),
             "speakers": list(data.speakers),
             "training_module": module.state_dict(),
             "optimizer": optimizer.state_dict(),
