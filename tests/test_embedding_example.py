@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import torch
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "embedding.md"
 
 
@@ -17,6 +19,13 @@ def _first_python_block(text: str) -> str:
 def test_embedding_example_runs():
     code = _first_python_block(DOC.read_text(encoding="utf-8"))
     namespace: dict[str, object] = {"__name__": "embedding_example"}
-    exec(compile(code, str(DOC), "exec"), namespace)
+    # One thread: with tiny tensors on a busy 2-core machine, a second thread mostly waits on the
+    # first at every op's barrier (measured: about 3 s on one thread, up to a minute on two).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        exec(compile(code, str(DOC), "exec"), namespace)
+    finally:
+        torch.set_num_threads(previous)
     assert "optimizer" in namespace and "history" in namespace
     assert len(namespace["history"]) > 1
