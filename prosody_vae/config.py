@@ -84,8 +84,8 @@ class ProsodyConfig:
 class CapacityConfig:
     capacity: float = 50.0  # C, nats per utterance
     beta_init: float = 1.0
-    beta_optimizer: str = "sgd"  # "sgd" (paper) or "adam"
-    beta_lr: float = 1e-5
+    beta_optimizer: str = "adam"  # "adam" (holds KL near C) or "sgd" (the paper's setting)
+    beta_lr: float = 5e-2  # prosody_vae.optim.RECOMMENDED_BETA_LR; use 1e-5 with "sgd" for the paper
     beta_momentum: float = 0.9
 
     def __post_init__(self) -> None:
