@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
 # Built-in espeak-ng corpus with known prosody: synthesise it, prepare features and splits, train.
 #
-#   egs/espeak_prosody/run.sh                         # stages 0-1
+#   egs/espeak_prosody/run.sh                         # stages 0-3: data, features, training, report
 #   egs/espeak_prosody/run.sh --stage 1 --stop_stage 1
 #
 # Stages (each leaves a marker in $data/.done and is skipped when it exists; delete it to redo):
 #   0  synthesise the corpus with espeak-ng      -> $data/corpus/{wavs/,manifest.jsonl,corpus.json}
 #   1  validate, extract features, write splits  -> $data/prepared/ (held-out utterances -> test)
-#   2+ training: not here yet (see the end of this file)
+#   2  train (resumable)                        -> $exp/{checkpoints/,tensorboard/,log.jsonl}
+#   3  training report                          -> $exp/report/*.png and a Markdown summary
 set -euo pipefail
 
 stage=0
-stop_stage=1
+stop_stage=3
 data=data/espeak_prosody          # relative to the repository root; data/ is git-ignored
 config=egs/espeak_prosody/conf/corpus.yaml
 num_workers=                      # empty: stage 0 takes it from $config, stage 1 uses 2
+train_config=egs/espeak_prosody/conf/train_cpu.yaml
+exp=exp/espeak_cpu                # experiment folder (checkpoints, logs)
+max_steps=                        # empty: train to the config's train.steps
 
 usage() {
   echo "usage: $0 [--stage N] [--stop_stage N] [--data DIR] [--config YAML] [--num_workers N]" >&2
+  echo "          [--train_config YAML] [--exp DIR] [--max_steps N]" >&2
   exit 1
 }
 while [[ $# -gt 0 ]]; do
@@ -27,6 +32,9 @@ while [[ $# -gt 0 ]]; do
     --data) data="$2"; shift 2 ;;
     --config) config="$2"; shift 2 ;;
     --num_workers) num_workers="$2"; shift 2 ;;
+    --train_config) train_config="$2"; shift 2 ;;
+    --exp) exp="$2"; shift 2 ;;
+    --max_steps) max_steps="$2"; shift 2 ;;
     -h|--help) usage ;;
     *) echo "unknown option: $1" >&2; usage ;;
   esac
@@ -70,8 +78,14 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   fi
 fi
 
-# Stage 2 and later (training, transfer evaluation against the known labels) are added together
-# with the training recipe; this recipe stops after data preparation until then.
-if [[ $stop_stage -ge 2 ]]; then
-  log "stages 2+ (training) are not part of this recipe yet; stopped after stage 1"
+if [[ $stage -le 2 && $stop_stage -ge 2 ]]; then
+  # Training resumes from the latest checkpoint in $exp when there is one, so this stage can be
+  # interrupted (Ctrl-C writes a checkpoint) and run again to continue.
+  log "stage 2: training with $train_config into $exp"
+  "$python" -m prosody_vae.cli train --config "$train_config" --out "$exp" --resume ${max_steps:+--max-steps "$max_steps"}
+fi
+
+if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
+  log "stage 3: training report (KL/beta curves, validation curves, alignment, mels) into $exp/report"
+  "$python" recipes/training_report.py --exp "$exp" --out "$exp/report" --prefix "$(basename "$exp")"
 fi
