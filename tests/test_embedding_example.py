@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "embedding.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _first_python_block(text: str) -> str:
@@ -29,3 +30,13 @@ def test_embedding_example_runs():
         torch.set_num_threads(previous)
     assert "optimizer" in namespace and "history" in namespace
     assert len(namespace["history"]) > 1
+
+
+def test_readme_embedding_example_runs():
+    code = _first_python_block(README.read_text(encoding="utf-8"))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})  # asserts inside
+    finally:
+        torch.set_num_threads(previous)
