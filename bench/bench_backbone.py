@@ -1,4 +1,4 @@
-"""Time the Tacotron2 backbone on the reference workload of /work/shared/ANCHORS.md.
+"""Time the Tacotron2 backbone on the reference implementation's benchmark workload (Coqui TTS 0.28).
 
 Training step: batch 8, mel lengths 400..300, text lengths 80..60, 80 mels, conditioning of size 128
 (a Capacitron z), forward + L1 (decoder and postnet) + stop BCE + guided attention + backward + Adam.

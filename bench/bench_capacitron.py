@@ -5,7 +5,7 @@ for two workloads, each in its own subprocess so that its peak memory is its own
 
 * ``b32``: batch 32, 400 frames, 80 mels, latent 128, text summary 128 over 80 tokens of 512-d
   embeddings (the size of Coqui's character embeddings, which its text summary reads);
-* ``b8``: Coqui's anchor workload (ANCHORS.md): batch 8, mel lengths 400..300, text lengths 80..60.
+* ``b8``: the reference implementation's benchmark workload (Coqui TTS 0.28): batch 8, mel lengths 400..300, text lengths 80..60.
 
 The decoder is replaced by a tiny surrogate loss on z (as in the Coqui anchor script) so that the
 reparameterised-sample path is exercised. Memory is the increase of the process's peak resident set
@@ -13,7 +13,7 @@ size (``resource.getrusage(...).ru_maxrss``) from just before the first step to 
 cannot see torch's C++ allocations.
 
 Side by side (``--side-by-side``, run with a Python that has coqui-tts 0.28 installed, e.g. the
-venv of ANCHORS.md): our module, our module with plain ``nn.BatchNorm2d`` (statistics that see the
+separate venv with coqui-tts 0.28): our module, our module with plain ``nn.BatchNorm2d`` (statistics that see the
 padding; shows what exact masking costs) and Coqui's ``CapacitronVAE`` layer on the ``b8`` workload,
 alternating steps in one process so that all three see the same machine load.
 
@@ -138,7 +138,7 @@ def run_side_by_side(*, repeats: int, threads: int) -> None:
         parts = objective(1e-3 * out.z.square().sum(-1), out.kl)
         (parts.loss + parts.beta_loss).backward()
 
-    def coqui_step(vae):  # the loss terms of Coqui's own anchor script (ANCHORS.md)
+    def coqui_step(vae):  # the loss terms of Coqui's own training step
         z, posterior, prior, beta = vae(reference_mel_info=[mel, mel_lengths], text_info=[text, text_lengths])
         excess = torch.distributions.kl_divergence(posterior, prior).mean() - 50.0
         beta = torch.nn.functional.softplus(beta)[0]

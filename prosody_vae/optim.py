@@ -20,7 +20,7 @@ One :meth:`DualOptimizer.step` per micro-batch:
 Beta's optimiser. The paper setting (SGD, lr 1e-5, momentum 0.9) is the default for parity, but it
 is slow: beta's gradient is ``-(KL - C) * sigmoid(beta_raw)`` in nats, so with lr 1e-5 beta_raw moves
 by under 1e-3 per step (under 1e-2 once momentum has built up) even when the KL is 100 nats off, and
-the KL stays about where the initial beta puts it for thousands of steps (ANCHORS: KL 200 against C = 50 after 252 steps; in our toy task KL 12
+the KL stays about where the initial beta puts it for thousands of steps (the reference implementation on a CPU corpus: KL 200 against C = 50 after 252 steps; in our toy task KL 12
 against C = 5 and 13 against C = 20 after 600 steps). A larger SGD lr helps, but the right value
 scales with the size of KL - C. Adam on beta_raw is invariant to that scale: it moves beta_raw by
 about ``lr`` per step in the direction of sign(KL - C). **Recommended:**
