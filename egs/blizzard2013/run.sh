@@ -3,7 +3,8 @@
 #
 #   stage 0: read prompts.gui + wavn/ folders, validate audio headers, write $dump/manifest.jsonl
 #   stage 1: extract log-mel/F0/energy to $dump/features/ and write $dump/splits/*.jsonl
-#   stage 2+: training and evaluation (added later, see the marked place below)
+#   stage 2: train conf/train_gpu.yaml (resumable)
+#   stage 3: training report (curves, alignment, mels)
 #
 # Usage: ./run.sh [--stage N] [--stop_stage N] [--corpus_dir DIR] [--dump DIR] [--nj N] [--prepare_opts STR]
 set -euo pipefail
@@ -15,6 +16,8 @@ corpus_dir=downloads/BC2013_segmented # folders with prompts.gui and wavn/
 dump=dump                            # everything this recipe writes
 nj=2                                 # feature-extraction processes
 prepare_opts=""                      # extra prepare_corpus.py options, e.g. "--group-by text"
+train_config=conf/train_gpu.yaml
+exp=exp/train_gpu
 python=${PYTHON:-python}
 
 while [ $# -gt 0 ]; do
@@ -24,7 +27,7 @@ while [ $# -gt 0 ]; do
     *) echo "$0: unexpected argument $1" >&2; exit 1 ;;
   esac
   case "${name#--}" in
-    stage|stop_stage|corpus_dir|dump|nj|prepare_opts) declare "${name#--}=$value" ;;
+    stage|stop_stage|corpus_dir|dump|nj|prepare_opts|train_config|exp) declare "${name#--}=$value" ;;
     *) echo "$0: unknown option $name" >&2; exit 1 ;;
   esac
 done
@@ -42,7 +45,12 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   prepare --stages features,splits
 fi
 
-# ---------------------------------------------------------------------------------------------
-# Training stages (2 and up) go here. They read $dump/splits/{train,valid,test}.jsonl and the
-# feature cache $dump/features/.
-# ---------------------------------------------------------------------------------------------
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  echo "stage 2: training (resumes from the latest checkpoint in $exp)"
+  "$python" -m prosody_vae.cli train --config "$train_config" --out "$exp" --resume --set "data.root=$dump"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  echo "stage 3: training report"
+  "$python" ../../recipes/training_report.py --exp "$exp" --out "$exp/report" --prefix blizzard2013
+fi
