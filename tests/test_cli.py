@@ -14,7 +14,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(tiny_prepared, tmp_path_factory):
     import yaml
-
     from conftest import TINY_MODEL
 
     root = tmp_path_factory.mktemp("cli")
