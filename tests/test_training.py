@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 
 import pytest
 import torch
@@ -65,14 +64,23 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(path)
 
 
-def test_sigterm_writes_a_checkpoint_and_stops(tiny_config_file, tmp_path):
+def test_sigterm_writes_a_checkpoint_and_stops(tiny_config_file, tmp_path, monkeypatch):
+    from prosody_vae.training.monitor import TrainingMonitor
+
     config = load_config(tiny_config_file(train={"steps": 500}))
-    timer = threading.Timer(4.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    timer.start()
-    try:
-        result = train(config, tmp_path / "exp", progress=False)
-    finally:
-        timer.cancel()
+    original = TrainingMonitor.log_step
+
+    def log_step_then_signal(self, step, *args, **kwargs):
+        original(self, step, *args, **kwargs)
+        if step == 2:  # a real signal, delivered mid-run, as from `kill` or a cluster scheduler
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(TrainingMonitor, "log_step", log_step_then_signal)
+    result = train(config, tmp_path / "exp", progress=False)
     assert result.interrupted
-    assert 0 < result.step < 500
-    assert load_checkpoint(result.checkpoint)["step"] == result.step
+    assert result.step == 2
+    assert load_checkpoint(result.checkpoint)["step"] == 2
+    resumed = train(
+        load_config(tiny_config_file(train={"steps": 4})), tmp_path / "exp", resume=True, progress=False
+    )
+    assert resumed.step == 4 and not resumed.interrupted
