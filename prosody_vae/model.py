@@ -140,7 +140,9 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
     if pc.prior == "associative":
         from prosody_vae.associative_prior import AssociativePrior
 
-        prior: nn.Module = AssociativePrior(latent_dim=pc.latent_dim)
+        prior: nn.Module = AssociativePrior(
+            latent_dim=pc.latent_dim, k_neighbours=pc.acn_neighbours, refresh_every=pc.acn_refresh_every
+        )
     else:
         prior = StandardNormalPrior(pc.latent_dim)
     reference_encoder = ReferenceEncoder(

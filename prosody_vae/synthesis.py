@@ -77,7 +77,6 @@ class Synthesizer:
         except KeyError as missing:
             raise CheckpointError(f"{path}: checkpoint lacks {missing}") from None
         model = build_model(config, n_symbols=tokenizer.vocab_size, n_speakers=len(speakers))
-        _resize_code_bank(model, weights)
         try:
             model.load_state_dict(weights)
         except RuntimeError as error:
@@ -192,17 +191,3 @@ class Synthesizer:
             raise ValueError(f"n must be >= 1, got {n}")
         z = self.model.prosody.sample_prior(n, temperature=temperature)
         return self.synthesize([text] * n, z, speaker=speaker)
-
-
-def _resize_code_bank(model: ProsodyTTS, weights: dict[str, Tensor]) -> None:
-    """An associative prior's code bank is sized by the data it saw; adopt the saved size."""
-    prior = model.prosody.prior
-    if hasattr(prior, "bank"):
-        prior.load_state_dict(
-            {
-                k.removeprefix("prosody.prior."): v
-                for k, v in weights.items()
-                if k.startswith("prosody.prior.")
-            },
-            strict=False,
-        )

@@ -84,3 +84,19 @@ def test_sigterm_writes_a_checkpoint_and_stops(tiny_config_file, tmp_path, monke
         load_config(tiny_config_file(train={"steps": 4})), tmp_path / "exp", resume=True, progress=False
     )
     assert resumed.step == 4 and not resumed.interrupted
+
+
+def test_nonfinite_updates_are_skipped_then_training_stops_with_a_checkpoint(
+    tiny_config_file, tmp_path, monkeypatch
+):
+    import prosody_vae.training.losses as losses_module
+    from prosody_vae.training.loop import TrainingError
+
+    config = load_config(tiny_config_file(train={"steps": 50, "max_nonfinite": 3}))
+    real_l1 = losses_module.masked_l1
+    monkeypatch.setattr(losses_module, "masked_l1", lambda *a: real_l1(*a) * float("nan"))
+    with pytest.raises(TrainingError, match="3 non-finite"):
+        train(config, tmp_path / "exp", progress=False)
+    state = load_checkpoint(tmp_path / "exp" / "checkpoints" / "step_0.pt")
+    assert state["step"] == 0  # no update was applied, and the model weights stayed finite
+    assert all(torch.isfinite(v).all() for v in state["training_module"].values() if v.is_floating_point())

@@ -9,6 +9,7 @@ then map symbols to ids through a fixed symbol list. Id 0 is padding. Unknown sy
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -42,7 +43,7 @@ class Tokenizer(Protocol):
     def decode(self, ids: Sequence[int]) -> str: ...
 
 
-class _SymbolTokenizer:
+class _SymbolTokenizer(ABC):
     """Shared machinery: a symbol list, the unknown-symbol policy and the optional EOS id."""
 
     kind: str = ""
@@ -73,9 +74,9 @@ class _SymbolTokenizer:
         self._ids = {s: i for i, s in enumerate(symbols)}
         self.eos_id = self._ids.get(EOS)
 
+    @abstractmethod
     def _symbolize(self, texts: list[str]) -> list[str]:
         """Normalised texts -> strings of symbols (one character per symbol)."""
-        raise NotImplementedError
 
     def encode(self, text: str) -> list[int]:
         """Text -> ids (normalised first). Raises :class:`TextError` on empty text or unknown symbols."""

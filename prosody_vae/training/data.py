@@ -8,7 +8,7 @@ Expects the layout written by the prepare stage (``prosody_vae.data.prepare_corp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from prosody_vae.data.sampler import LengthBucketSampler
 from prosody_vae.text import Tokenizer, build_tokenizer
 from prosody_vae.training.distributed import DistributedContext
 
-__all__ = ["ResumableBatches", "TrainingData", "build_training_data", "utterance_frames"]
+__all__ = ["TrainingData", "build_training_data", "utterance_frames"]
 
 
 def utterance_frames(utterance: Utterance, config: ExperimentConfig) -> int:
@@ -29,40 +29,13 @@ def utterance_frames(utterance: Utterance, config: ExperimentConfig) -> int:
     return num_frames(int(round(utterance.duration * config.audio.sample_rate)), config.audio)
 
 
-class ResumableBatches:
-    """A bucketed sampler's batches for the current epoch, starting after ``skip`` of them.
-
-    The sampler is deterministic given its seed and epoch, so skipping the batches already consumed
-    puts a resumed run exactly where the interrupted one stopped.
-    """
-
-    def __init__(self, sampler: LengthBucketSampler) -> None:
-        self.sampler = sampler
-        self._skip = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def batches_from(self, skip: int) -> ResumableBatches:
-        self._skip = skip
-        return self
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for index, batch in enumerate(self.sampler):
-            if index >= self._skip:
-                yield batch
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self._skip)
-
-
 @dataclass
 class TrainingData:
     tokenizer: Tokenizer
     speakers: list[str]
     train_set: ProsodyDataset
     valid_set: ProsodyDataset
-    sampler: ResumableBatches
+    sampler: LengthBucketSampler  # resumes at a batch position via state_dict(consumed=...)
     collate: Callable
 
 
@@ -108,6 +81,6 @@ def build_training_data(
         speakers=speakers,
         train_set=train_set,
         valid_set=valid_set,
-        sampler=ResumableBatches(sampler),
+        sampler=sampler,
         collate=collate,
     )

@@ -23,7 +23,7 @@ from prosody_vae.capacity import CapacityObjective
 from prosody_vae.checkpoint import CheckpointManager, load_checkpoint
 from prosody_vae.config import ExperimentConfig, save_config
 from prosody_vae.model import build_model
-from prosody_vae.optim import DualOptimizer
+from prosody_vae.optim import DualOptimizer, main_parameters
 from prosody_vae.training.data import build_training_data
 from prosody_vae.training.distributed import all_reduce_mean, setup_distributed
 from prosody_vae.training.losses import TrainingModule
@@ -62,7 +62,7 @@ def _lr_lambda(config: ExperimentConfig):
 def _build_optimizer(module: TrainingModule, config: ExperimentConfig, scaler) -> DualOptimizer:
     oc, cc = config.optim, config.capacity
     lagrange = module.objective.lagrange_parameters()
-    main = [p for p in module.model.parameters() if p.requires_grad]
+    main = main_parameters(module, lagrange)
 
     def beta_factory(params):
         if cc.beta_optimizer == "adam":
@@ -166,7 +166,8 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"]["torch"])
-        step, epoch, batches_done = state["step"], state["epoch"], state["batches_done"]
+        data.sampler.load_state_dict(state["sampler"])  # checks that data and batching match the saved run
+        step, epoch, batches_done = state["step"], data.sampler.epoch, state["sampler"]["position"]
         best_valid = state.get("best_valid", math.inf)
     if context.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -176,8 +177,7 @@ def train(
     def checkpoint_state() -> dict:
         return {
             "step": step,
-            "epoch": epoch,
-            "batches_done": batches_done,
+            "sampler": data.sampler.state_dict(consumed=batches_done),
             "best_valid": best_valid,
             "config": config.to_dict(),
             "tokenizer": data.tokenizer.config(),
@@ -198,7 +198,7 @@ def train(
             data.sampler.set_epoch(epoch)
             loader = DataLoader(
                 data.train_set,
-                batch_sampler=data.sampler.batches_from(batches_done),
+                batch_sampler=data.sampler,
                 collate_fn=data.collate,
                 num_workers=config.data.num_workers,
                 # The loader draws a worker seed per epoch; from its own generator, so that it does not
@@ -213,23 +213,22 @@ def train(
                 use_ga = tc.guided_attention_until <= 0 or step < tc.guided_attention_until
                 with _autocast(config, context.device):
                     parts, _ = wrapped(batch, use_guided_attention=use_ga, normalizer=normalizer)
-                if not torch.isfinite(parts.loss):
-                    optimizer.zero_grad()
+                info = optimizer.step(parts.loss, parts.beta_loss)
+                batches_done += 1
+                if info.skipped_nonfinite:  # the optimiser discarded the update (inf/NaN gradients)
                     skipped += 1
                     monitor.warn(
-                        f"step {step}: non-finite loss skipped ({skipped}/{tc.max_nonfinite}), batch {batch.ids}"
+                        f"step {step}: non-finite loss or gradients, update skipped "
+                        f"({skipped}/{tc.max_nonfinite}), batch {batch.ids}"
                     )
                     if skipped >= tc.max_nonfinite:
                         if context.is_main:
                             last_path = manager.save(step, checkpoint_state())
                         raise TrainingError(
-                            f"{skipped} non-finite losses: training stopped at step {step}; last checkpoint {last_path}"
+                            f"{skipped} non-finite updates: training stopped at step {step}; last checkpoint {last_path}"
                         )
-                    batches_done += 1
                     continue
-                info = optimizer.step(parts.loss, parts.beta_loss)
-                batches_done += 1
-                if not info.stepped:
+                if not info.stepped:  # inside a gradient-accumulation window
                     continue
                 scheduler.step()
                 step += 1

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import torch
 from torch import Tensor, nn
 
 from prosody_vae.backbones.losses import guided_attention_loss, stop_loss
@@ -112,6 +111,6 @@ class TrainingModule(nn.Module):
             beta=capacity.beta.detach(),
             stop=stop.detach(),
             guided_attention=guided.detach(),
-            normalizer=normalizer.detach() if isinstance(normalizer, Tensor) else torch.tensor(normalizer),
+            normalizer=normalizer.detach(),
         )
         return parts, output
