@@ -1,0 +1,3 @@
+"""``prosody-vae evaluate``: compare synthesised speech with references (see prosody_vae.evaluation)."""
+
+from __future__ import annotations

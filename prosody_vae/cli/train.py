@@ -1,0 +1,33 @@
+"""``prosody-vae train``: train or resume a model from a YAML config."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from prosody_vae.cli._registry import command, set_threads
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="experiment folder")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop at this step (resume later)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+@command("train", help="train (or resume) a model from a YAML config", arguments=_arguments)
+def train(args: argparse.Namespace) -> int:
+    from prosody_vae.config import load_config
+    from prosody_vae.training.loop import train as run_training
+
+    set_threads(args)
+    config = load_config(args.config, overrides=args.set)
+    result = run_training(config, args.out, resume=args.resume, device=args.device, max_steps=args.max_steps)
+    state = "interrupted" if result.interrupted else "stopped"
+    print(f"{state} at step {result.step}; checkpoint {result.checkpoint}")
+    return 0
