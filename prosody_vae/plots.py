@@ -14,7 +14,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["figure_to_array", "plot_alignment", "plot_f0_contours", "plot_mels", "plot_training_curves"]
+__all__ = [
+    "figure_to_array",
+    "plot_alignment",
+    "plot_f0_contours",
+    "plot_mels",
+    "plot_training_curves",
+    "save_figure",
+]
 
 
 def _np(x) -> np.ndarray:
@@ -96,6 +103,12 @@ def plot_training_curves(steps, kl, beta, capacity: float, *, title: str = "") -
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def save_figure(fig: Figure, path, *, dpi: int = 100) -> None:
+    """Write a figure to ``path`` (format from the suffix) and close it, so long runs do not leak."""
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
 
 
 def figure_to_array(fig: Figure) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Griffin-Lim is the default: no weights, runs on the mel's device. A neural vocoder can be plugged in
 as a TorchScript file; its audio parameters must match the acoustic model's, checked on load, since a
-vocoder trained on another mel definition produces noise without any error.
+vocoder trained on another mel definition produces noise without any error (see :func:`load_vocoder`
+for how a vocoder declares them).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ __all__ = ["GriffinLimVocoder", "TorchScriptVocoder", "VocoderError", "load_voco
 
 # Audio fields a vocoder must agree on with the acoustic model.
 _MEL_FIELDS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "f_min", "f_max", "log_floor")
+# ... of which a vocoder must declare at least these: without them nothing is known about its mels.
+_REQUIRED_FIELDS = ("sample_rate", "hop_length", "n_mels")
 
 
 class VocoderError(ValueError):
@@ -72,7 +75,11 @@ class GriffinLimVocoder(nn.Module):
 
 
 class TorchScriptVocoder(nn.Module):
-    """A user-supplied TorchScript vocoder taking (B, T, n_mels) log-mels and returning (B, N)."""
+    """A user-supplied TorchScript vocoder taking (B, T, n_mels) log-mels and returning (B, N).
+
+    The mels are the acoustic model's: natural log of a Slaney-normalised magnitude mel, floored at
+    ``log_floor`` (see :class:`~prosody_vae.audio.AudioConfig`).
+    """
 
     def __init__(self, module: torch.jit.ScriptModule, config: AudioConfig):
         super().__init__()
@@ -81,44 +88,74 @@ class TorchScriptVocoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, mels: Tensor) -> Tensor:
+        """(B, T, n_mels) or (T, n_mels) log-mels -> (B, N) or (N,) waveform."""
         single = mels.dim() == 2
         wav = self.module(mels.unsqueeze(0) if single else mels)
+        if wav.dim() == 3 and wav.shape[1] == 1:  # (B, 1, N), the layout of many GAN vocoders
+            wav = wav[:, 0]
+        if wav.dim() != 2:
+            raise VocoderError(f"vocoder returned shape {tuple(wav.shape)}, expected (B, N) or (B, 1, N)")
         return wav[0] if single else wav
 
 
-def load_vocoder(path: str | Path | None, config: AudioConfig, *, n_iter: int = 32) -> nn.Module:
-    """Griffin-Lim when ``path`` is None; otherwise a TorchScript file with audio parameters beside it.
+def _declared_parameters(module: torch.jit.ScriptModule, path: Path) -> dict:
+    """Audio parameters a vocoder declares: module attributes first, then ``<file>.json``."""
+    declared = {name: getattr(module, name) for name in _MEL_FIELDS if hasattr(module, name)}
+    sidecar = path.with_name(path.name + ".json")
+    if sidecar.is_file():
+        try:
+            extra = json.loads(sidecar.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise VocoderError(f"{sidecar}: audio parameters are not valid JSON ({error})") from None
+        if not isinstance(extra, dict):
+            raise VocoderError(f"{sidecar}: expected a JSON object of audio parameters")
+        for name in _MEL_FIELDS:
+            if name in extra and name not in declared:  # the module's own attributes win
+                declared[name] = extra[name]
+    return declared
 
-    The parameters come from ``<path>.json`` (or ``extra_files['audio.json']`` inside the archive), a
-    mapping with the fields of :class:`AudioConfig` the mels depend on.
+
+def load_vocoder(path: str | Path | None, config: AudioConfig, *, n_iter: int = 32) -> nn.Module:
+    """Griffin-Lim when ``path`` is None; otherwise a TorchScript vocoder checked against ``config``.
+
+    How a TorchScript vocoder declares its audio parameters: as attributes of the scripted module
+    (``self.sample_rate = 22050`` etc. in ``__init__``; ``torch.jit.script`` keeps int and float
+    attributes), or, for a file that cannot be re-scripted (e.g. a traced module, which keeps no
+    attributes), in a JSON object in ``<file>.json`` beside it. ``sample_rate``, ``hop_length`` and
+    ``n_mels`` are required; ``n_fft``, ``win_length``, ``f_min``, ``f_max`` and ``log_floor`` are
+    checked when declared. Any difference from the acoustic model's value is a
+    :class:`VocoderError`: a vocoder trained on another mel definition produces noise, not an error.
+    The module is loaded on the CPU; move the returned vocoder with ``.to(device)``.
     """
     if path is None:
         return GriffinLimVocoder(config, n_iter=n_iter)
     path = Path(path)
     if not path.is_file():
         raise VocoderError(f"{path}: vocoder file not found")
-    extra = {"audio.json": ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except Exception as error:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as error:  # torch raises several types for non-TorchScript files
         raise VocoderError(f"{path}: not a TorchScript vocoder ({type(error).__name__})") from None
-    raw = extra["audio.json"]
-    sidecar = path.with_suffix(path.suffix + ".json")
-    if not raw and sidecar.is_file():
-        raw = sidecar.read_text()
-    if not raw:
-        raise VocoderError(f"{path}: no audio parameters (expected {sidecar.name} or an embedded audio.json)")
-    try:
-        theirs = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise VocoderError(f"{path}: audio parameters are not valid JSON ({error})") from None
+    declared = _declared_parameters(module, path)
+    missing = [name for name in _REQUIRED_FIELDS if name not in declared]
+    if missing:
+        raise VocoderError(
+            f"{path}: vocoder does not declare {', '.join(missing)} (module attributes or {path.name}.json)"
+        )
     mismatched = [
-        f"{name}: model {getattr(config, name)!r} vs vocoder {theirs.get(name)!r}"
+        f"{name} {declared[name]!r} (model {getattr(config, name)!r})"
         for name in _MEL_FIELDS
-        if name in theirs and theirs[name] != getattr(config, name)
+        if name in declared and not _same(declared[name], getattr(config, name))
     ]
-    missing = [name for name in _MEL_FIELDS if name not in theirs]
-    if mismatched or missing:
-        detail = "; ".join(mismatched + [f"{name}: missing" for name in missing])
-        raise VocoderError(f"{path}: audio parameters do not match the acoustic model ({detail})")
+    if mismatched:
+        raise VocoderError(
+            f"{path}: vocoder audio parameters differ from the model's: {', '.join(mismatched)}"
+        )
     return TorchScriptVocoder(module, config)
+
+
+def _same(a, b) -> bool:
+    try:
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    except (TypeError, ValueError):
+        return False

@@ -1,87 +1,185 @@
-"""Synthesis subcommands: ``transfer`` and ``sample`` (and the outputs they write)."""
+"""Synthesis subcommands: ``transfer``, ``sample``, ``interpolate``, ``traverse`` and ``embed``.
+
+Every synthesis command writes wavs (Griffin-Lim, or ``--vocoder model.ts``), with ``--plot`` the
+figures beside them, and, when it writes a folder, a ``manifest.jsonl`` in the synthesis manifest
+format (:mod:`prosody_vae.synthesis_io`). A reference that had to be resampled or mixed to mono is
+used with a ``notice:`` line on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
+import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from prosody_vae.cli._registry import command, set_threads
 
 
-def _synthesis_options(p: argparse.ArgumentParser) -> None:
+# ---------------------------------------------------------------------------------------- options
+def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--text", required=True, help="text to speak")
     p.add_argument("--speaker", default=None, help="speaker name (multi-speaker models)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--plot", action="store_true", help="also write alignment, mel and F0 figures")
-    p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plot", action="store_true", help="also write alignment, mel and F0 figures")
+    p.add_argument(
+        "--vocoder",
+        type=Path,
+        default=None,
+        help="TorchScript vocoder (.ts) declaring its audio parameters; default Griffin-Lim",
+    )
+    p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
+
+
+def _synthesis_options(p: argparse.ArgumentParser, *, text_required: bool = True) -> None:
+    _model_options(p)
+    p.add_argument("--text", required=text_required, help="text to speak")
+    _output_options(p)
+
+
 def _transfer_arguments(p: argparse.ArgumentParser) -> None:
-    _synthesis_options(p)
-    p.add_argument("--reference", required=True, type=Path, help="reference audio (wav/flac/ogg)")
+    _synthesis_options(p, text_required=False)
+    p.add_argument("--reference", type=Path, default=None, help="reference audio (wav/flac/ogg)")
     p.add_argument(
         "--reference-text", default=None, help="transcript of the reference (models with a text summary)"
     )
     p.add_argument("--sample", action="store_true", help="sample z from q(z|reference) instead of its mean")
-    p.add_argument("--out", type=Path, default=Path("transfer.wav"))
+    p.add_argument(
+        "--batch",
+        type=Path,
+        default=None,
+        help="file of text<TAB>reference[<TAB>reference_text] lines; --out is then a folder",
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed (with --sample)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="output wav (default transfer.wav; a folder with --batch)"
+    )
 
 
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
     _synthesis_options(p)
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--out", type=Path, default=Path("samples"), help="output folder")
 
 
-def _write_outputs(synth, result, out: Path, *, title: str, reference=None, plot: bool, n_iter: int) -> None:
-    """Write ``out`` (wav, Griffin-Lim or the given vocoder) and, with ``plot``, a PNG beside it."""
-    import soundfile as sf
+def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
+    _synthesis_options(p)
+    p.add_argument("--from", dest="start", required=True, type=Path, help="reference at the start")
+    p.add_argument("--to", dest="end", required=True, type=Path, help="reference at the end")
+    p.add_argument("--from-text", dest="start_text", default=None, help="transcript of --from")
+    p.add_argument("--to-text", dest="end_text", default=None, help="transcript of --to")
+    p.add_argument("--steps", type=int, default=5, help="outputs, both ends included")
+    p.add_argument("--method", choices=["linear", "slerp"], default="linear")
+    p.add_argument("--out", type=Path, default=Path("interpolation"), help="output folder")
 
-    from prosody_vae.vocoder import GriffinLimVocoder
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    wav = GriffinLimVocoder(synth.audio, n_iter=n_iter).to(result.mel.device)(result.mel)
-    sf.write(out, wav.float().cpu().numpy(), synth.audio.sample_rate)
-    print(
-        f"wrote {out} ({wav.shape[-1] / synth.audio.sample_rate:.2f} s{'' if result.stopped else ', did not stop'})"
+def _traverse_arguments(p: argparse.ArgumentParser) -> None:
+    _synthesis_options(p)
+    p.add_argument(
+        "--dim", type=int, required=True, help="rank of the dimension by activity (0 = the most active)"
     )
-    if not plot:
-        return
-    from prosody_vae.plots import plot_alignment, plot_f0_contours, plot_mels
-
-    figures = {"alignment": plot_alignment(result.alignment, title=title)}
-    mels, names = [result.mel], ["output"]
-    if reference is not None:
-        ref_mel = synth.reference_mel(reference)
-        mels, names = [ref_mel, result.mel], ["reference", "output"]
-        from prosody_vae.audio import f0_energy, load_audio
-
-        ref_f0, _ = f0_energy(load_audio(reference, synth.audio), synth.audio)
-        out_f0, _ = f0_energy(wav.float().cpu().numpy(), synth.audio)
-        figures["f0"] = plot_f0_contours([ref_f0, out_f0], ["reference", "output"], title=title)
-    figures["mels"] = plot_mels(
-        mels, names, sample_rate=synth.audio.sample_rate, hop_length=synth.audio.hop_length
+    p.add_argument("--reference", type=Path, default=None, help="start from this reference (default: z = 0)")
+    p.add_argument("--reference-text", default=None, help="transcript of --reference")
+    p.add_argument("--values", default=None, help="comma-separated offsets, e.g. -2,-1,0,1,2")
+    p.add_argument("--steps", type=int, default=5, help="evenly spaced offsets (without --values)")
+    p.add_argument("--span", type=float, default=2.0, help="offsets run from -span to +span")
+    p.add_argument(
+        "--activity-from",
+        nargs="+",
+        default=None,
+        help="references to measure activity on (audio files, folders, lists, manifests); "
+        "default: the checkpoint's validation split",
     )
-    for name, figure in figures.items():
-        path = out.with_name(f"{out.stem}_{name}.png")
-        figure.savefig(path, dpi=100)
-    print(f"figures: {out.with_name(out.stem + '_*.png')}")
+    p.add_argument("--out", type=Path, default=Path("traverse"), help="output folder")
 
 
-@command(
-    "transfer",
-    help="speak --text with the prosody of a reference recording",
-    arguments=_transfer_arguments,
-)
-def transfer(args: argparse.Namespace) -> int:
+def _embed_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("references", nargs="+", help="audio files, folders, list files or manifests")
+    _model_options(p)
+    p.add_argument("--reference-text", default=None, help="transcript (a single reference only)")
+    p.add_argument("--out", type=Path, default=Path("embeddings.npz"))
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _with_notices(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Show each :class:`ReferenceNotice` once as ``notice: ...`` on stderr while ``run`` runs."""
+
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        from prosody_vae.synthesis import ReferenceNotice
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", ReferenceNotice)
+            previous = warnings.showwarning
+
+            def show(message, category, *rest, **kwargs) -> None:
+                if issubclass(category, ReferenceNotice):
+                    print(f"notice: {message}", file=sys.stderr)
+                else:
+                    previous(message, category, *rest, **kwargs)
+
+            warnings.showwarning = show
+            return run(args)
+
+    return wrapped
+
+
+def _load(args: argparse.Namespace, *, text: str | None = None):
+    """The synthesizer (speaker and text checked up front, before any reference is read)."""
+    import torch
+
     from prosody_vae.synthesis import Synthesizer
 
     set_threads(args)
-    if not args.text.strip():
+    if text is not None and not text.strip():
         raise ValueError("--text is empty")
+    if getattr(args, "seed", None) is not None:
+        torch.manual_seed(args.seed)
     synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device)
+    synth.speaker_ids(args.speaker, 1)  # unknown or missing speaker: one clear error now
+    if text is not None:
+        synth.tokenizer.encode(text)  # empty after normalisation or unknown symbols: TextError
+    return synth
+
+
+def _writer(args: argparse.Namespace, synth):
+    from prosody_vae.synthesis_io import SynthesisWriter
+    from prosody_vae.vocoder import load_vocoder
+
+    vocoder = load_vocoder(args.vocoder, synth.audio, n_iter=args.gl_iters).to(synth.device)
+    return SynthesisWriter(synth, vocoder, plot=args.plot)
+
+
+def _finish(writer, folder: Path, *, title: str, references=()) -> None:
+    writer.summary_figure(folder / "summary_f0.png", title=title, references=references)
+    print(f"manifest: {writer.write_manifest(folder)}")
+
+
+# ---------------------------------------------------------------------------------------- commands
+@command(
+    "transfer",
+    help="speak --text with the prosody of a reference recording (or a --batch file of them)",
+    arguments=_transfer_arguments,
+)
+@_with_notices
+def transfer(args: argparse.Namespace) -> int:
+    if args.batch is not None:
+        if args.text is not None or args.reference is not None:
+            raise ValueError("--batch replaces --text and --reference: give one or the other")
+        return _transfer_batch(args)
+    if args.text is None or args.reference is None:
+        raise ValueError("transfer needs --text and --reference (or --batch FILE)")
+    synth = _load(args, text=args.text)
+    writer = _writer(args, synth)
     result = synth.transfer(
         args.text,
         args.reference,
@@ -89,30 +187,273 @@ def transfer(args: argparse.Namespace) -> int:
         speaker=args.speaker,
         sample=args.sample,
     )
-    _write_outputs(
-        synth,
+    writer.write(
         result,
-        args.out,
-        title="transfer",
+        args.out or Path("transfer.wav"),
+        kind="transfer",
+        text=args.text,
         reference=args.reference,
-        plot=args.plot,
-        n_iter=args.gl_iters,
+        reference_text=args.reference_text,
+        title="transfer",
     )
     return 0
 
 
-@command("sample", help="speak --text with prosody drawn from the prior", arguments=_sample_arguments)
-def sample(args: argparse.Namespace) -> int:
-    from prosody_vae.synthesis import Synthesizer
+def _transfer_batch(args: argparse.Namespace) -> int:
+    """One output per batch line; a bad line or file is reported and skipped, then a summary."""
+    from prosody_vae.synthesis_io import read_batch_file
 
-    set_threads(args)
-    if not args.text.strip():
-        raise ValueError("--text is empty")
-    synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device)
+    lines, problems = read_batch_file(args.batch)
+    synth = _load(args)
+    writer = _writer(args, synth)
+    out = args.out or Path("transfer_batch")
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    for item in lines:
+        try:
+            result = synth.transfer(
+                item.text,
+                item.reference,
+                reference_text=item.reference_text,
+                speaker=args.speaker,
+                sample=args.sample,
+            )
+            writer.write(
+                result,
+                out / f"{item.line:04d}_{item.reference.stem}.wav",
+                kind="transfer",
+                text=item.text,
+                reference=item.reference,
+                reference_text=item.reference_text,
+            )
+        except ValueError as error:  # AudioError, TextError, a missing transcript: this line only
+            print(f"skipped {args.batch}:{item.line}: {error}", file=sys.stderr)
+    total = len(lines) + len(problems)
+    if not writer.rows:
+        raise ValueError(f"{args.batch}: none of {total} line(s) could be synthesised")
+    _finish(writer, out, title="transfer")
+    print(f"{len(writer.rows)} of {total} line(s) synthesised, {total - len(writer.rows)} skipped")
+    return 0
+
+
+@command("sample", help="speak --text with prosody drawn from the prior", arguments=_sample_arguments)
+@_with_notices
+def sample(args: argparse.Namespace) -> int:
+    synth = _load(args, text=args.text)
+    writer = _writer(args, synth)
     results = synth.sample(args.text, args.n, temperature=args.temperature, speaker=args.speaker)
     for index, result in enumerate(results):
         out = args.out / f"sample_{index:02d}.wav"
-        _write_outputs(
-            synth, result, out, title=f"prior sample {index}", plot=args.plot, n_iter=args.gl_iters
+        writer.write(result, out, kind="sample", text=args.text, title=f"prior sample {index}")
+    _finish(writer, args.out, title=f"prior samples, temperature {args.temperature:g}")
+    return 0
+
+
+@command(
+    "interpolate",
+    help="speak --text with prosody moving from one reference (--from) to another (--to)",
+    arguments=_interpolate_arguments,
+)
+@_with_notices
+def interpolate(args: argparse.Namespace) -> int:
+    synth = _load(args, text=args.text)
+    writer = _writer(args, synth)
+    results = synth.interpolate(
+        args.text,
+        args.start,
+        args.end,
+        steps=args.steps,
+        method=args.method,
+        start_text=args.start_text,
+        end_text=args.end_text,
+        speaker=args.speaker,
+    )
+    for index, result in enumerate(results):
+        t = index / (len(results) - 1)
+        # the manifest has one reference per row: the nearer end of the path
+        near, near_text = (args.start, args.start_text) if t <= 0.5 else (args.end, args.end_text)
+        writer.write(
+            result,
+            args.out / f"interp_{index:02d}.wav",
+            kind="interpolate",
+            text=args.text,
+            reference=near,
+            reference_text=near_text,
+            title=f"{args.method} t = {t:.2f}",
         )
+    _finish(writer, args.out, title=f"{args.method} interpolation", references=(args.start, args.end))
+    return 0
+
+
+def _traverse_values(args: argparse.Namespace) -> list[float]:
+    if args.values is not None:
+        try:
+            values = [float(v) for v in args.values.split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"--values must be comma-separated numbers, got {args.values!r}") from None
+        if not values:
+            raise ValueError("--values is empty")
+        return values
+    if args.steps < 1 or args.span < 0:
+        raise ValueError(f"--steps must be >= 1 and --span >= 0, got {args.steps} and {args.span}")
+    if args.steps == 1:
+        return [0.0]
+    return [-args.span + 2 * args.span * i / (args.steps - 1) for i in range(args.steps)]
+
+
+def _activity_references(args: argparse.Namespace, synth):
+    """(mels, texts, speakers, source) of the references that rank the latent dimensions."""
+    from prosody_vae.data.features import load_features
+    from prosody_vae.data.manifest import read_manifest
+    from prosody_vae.synthesis_io import collect_references
+
+    def speaker_of(name: str | None) -> str | None:
+        return name if name in synth.speakers else args.speaker
+
+    mels, texts, speakers = [], [], []
+    if args.activity_from:
+        source = " ".join(args.activity_from)
+        for ref in collect_references(args.activity_from):
+            try:
+                mels.append(synth.reference_mel(ref.audio))
+            except ValueError as error:
+                print(f"skipped {error}", file=sys.stderr)
+                continue
+            texts.append(ref.text)
+            speakers.append(speaker_of(ref.speaker))
+    else:
+        root = Path(synth.config.data.root)
+        split = root / "splits" / f"{synth.config.data.valid_split}.jsonl"
+        if not split.is_file():
+            raise ValueError(
+                f"cannot rank latent dimensions by activity: the checkpoint's validation split {split} "
+                "does not exist here; pass --activity-from with reference audio, a folder, a list or a manifest"
+            )
+        source = str(split)
+        for utt in read_manifest(split):
+            try:
+                mels.append(load_features(root / "features", utt.id)["mel"])
+            except (ValueError, FileNotFoundError) as error:
+                print(f"skipped {error}", file=sys.stderr)
+                continue
+            texts.append(utt.text)
+            speakers.append(speaker_of(utt.speaker))
+    if synth.model.uses_text_summary and any(t is None for t in texts):
+        keep = [i for i, t in enumerate(texts) if t is not None]
+        print(
+            f"skipped {len(texts) - len(keep)} reference(s) without a transcript "
+            "(this model reads one: add <name>.txt beside the audio, or use a manifest)",
+            file=sys.stderr,
+        )
+        mels, texts, speakers = ([x[i] for i in keep] for x in (mels, texts, speakers))
+    if not mels:
+        raise ValueError(f"no usable reference to measure latent activity on ({source})")
+    return mels, texts, speakers, source
+
+
+@command(
+    "traverse",
+    help="speak --text while moving along one latent dimension, ranked by activity (KL per dimension)",
+    arguments=_traverse_arguments,
+)
+@_with_notices
+def traverse(args: argparse.Namespace) -> int:
+    from prosody_vae.bounds import dimensions_by_activity
+
+    values = _traverse_values(args)
+    synth = _load(args, text=args.text)
+    if not 0 <= args.dim < synth.latent_dim:
+        raise ValueError(f"--dim must lie in [0, {synth.latent_dim}) for this model, got {args.dim}")
+    mels, texts, speakers, source = _activity_references(args, synth)
+    activity = synth.latent_activity(mels, texts=texts, speakers=speakers)  # (D,) nats
+    order = dimensions_by_activity(activity)
+    dimension = int(order[args.dim])
+    print(
+        f"rank {args.dim} = latent dimension {dimension}: {float(activity[dimension]):.3f} nats of "
+        f"{float(activity.sum()):.3f} mean KL over {len(mels)} references ({source})"
+    )
+    writer = _writer(args, synth)
+    results = synth.traverse(
+        args.text,
+        dimension,
+        values,
+        reference=args.reference,
+        reference_text=args.reference_text,
+        speaker=args.speaker,
+    )
+    for index, (value, result) in enumerate(zip(values, results, strict=True)):
+        writer.write(
+            result,
+            args.out / f"rank{args.dim}_{index:02d}.wav",
+            kind="traverse",
+            text=args.text,
+            reference=args.reference,
+            reference_text=args.reference_text,
+            title=f"rank {args.dim} (z[{dimension}]) {value:+.2f}",
+        )
+    (args.out / "activity.json").write_text(
+        json.dumps(
+            {
+                "rank": args.dim,
+                "dimension": dimension,
+                "values": values,
+                "kl_per_dim": [round(float(v), 6) for v in activity],
+                "order": order.tolist(),
+                "references": len(mels),
+                "source": source,
+            },
+            indent=1,
+        )
+    )
+    references = () if args.reference is None else (args.reference,)
+    _finish(writer, args.out, title=f"rank {args.dim} (z[{dimension}])", references=references)
+    return 0
+
+
+@command(
+    "embed",
+    help="write the prosody posterior (mean, std, KL per dimension) of reference recordings to .npz",
+    arguments=_embed_arguments,
+)
+@_with_notices
+def embed(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from prosody_vae.synthesis_io import collect_references
+
+    references = collect_references(args.references)
+    if args.reference_text is not None and len(references) != 1:
+        raise ValueError(
+            f"--reference-text applies to a single reference, got {len(references)}; "
+            "put transcripts in <name>.txt files or a manifest"
+        )
+    synth = _load(args)
+    ids, audio, rows = [], [], []
+    for ref in references:
+        speaker = ref.speaker if ref.speaker in synth.speakers else args.speaker
+        try:
+            posterior = synth.embed(
+                ref.audio, reference_text=ref.text or args.reference_text, speaker=speaker
+            )
+        except ValueError as error:
+            print(f"skipped {ref.id}: {error}", file=sys.stderr)
+            continue
+        ids.append(ref.id)
+        audio.append(str(ref.audio))
+        rows.append(torch.stack([posterior.mean[0], posterior.std[0], posterior.kl_per_dim[0]]).cpu())
+    if not rows:
+        raise ValueError(f"none of {len(references)} reference(s) could be embedded")
+    stacked = torch.stack(rows).numpy()  # (N, 3, D)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        args.out,
+        ids=np.array(ids),
+        audio=np.array(audio),
+        mean=stacked[:, 0],
+        std=stacked[:, 1],
+        kl=stacked[:, 2],
+    )
+    skipped = len(references) - len(ids)
+    print(f"wrote {args.out}: {len(ids)} embedding(s) of {synth.latent_dim} dimensions, {skipped} skipped")
     return 0
