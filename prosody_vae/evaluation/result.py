@@ -1,0 +1,185 @@
+"""The outcome of an evaluation: per-item metrics, problems, and their corpus-level summaries."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from prosody_vae.audio import AudioConfig
+
+from .pairs import Problem
+from .scoring import ItemScore
+from .statistics import Correlation, MetricSummary, correlate, summarise
+
+__all__ = ["EvaluationResult", "PAIR_METRICS", "TRANSFER_QUANTITIES", "json_safe"]
+
+# The pairwise metrics in table order (lower is better for the first six; see docs/evaluation.md).
+PAIR_METRICS = (
+    "ffe",
+    "gpe",
+    "vde",
+    "mcd13",
+    "mcd_db",
+    "log_f0_rmse_cents",
+    "f0_correlation",
+    "duration_ratio",
+    "speaking_rate_ratio",
+)
+
+# Utterance statistics whose reference-vs-output correlation across pairs says whether prosody
+# transfers: an output that follows its reference's level, range and tempo correlates with it.
+TRANSFER_QUANTITIES = (
+    ("f0_mean_hz", "F0 mean"),
+    ("f0_range_st", "F0 range"),
+    ("speaking_rate", "speaking rate"),
+)
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy: NamedTuples become dicts, nan and inf become None."""
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {key: json_safe(item) for key, item in value._asdict().items()}
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass
+class EvaluationResult:
+    """Scored items (input order), the items that could not be scored, and the analysis used.
+
+    Attributes:
+        scores: one :class:`~prosody_vae.evaluation.scoring.ItemScore` per scored item.
+        problems: items skipped while pairing or scoring, with the reason.
+        config: the analysis (sample rate, F0 range).
+        level: confidence level of the intervals.
+    """
+
+    scores: list[ItemScore]
+    problems: list[Problem] = field(default_factory=list)
+    config: AudioConfig = field(default_factory=AudioConfig)
+    level: float = 0.95
+
+    # ---- selections ------------------------------------------------------------------------------
+
+    def paired(self, kind: str | None = None) -> list[ItemScore]:
+        return [s for s in self.scores if s.item.paired and (kind is None or s.item.kind == kind)]
+
+    def unpaired(self, kind: str | None = None) -> list[ItemScore]:
+        return [s for s in self.scores if not s.item.paired and (kind is None or s.item.kind == kind)]
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted({s.item.kind for s in self.scores if s.item.kind is not None})
+
+    @staticmethod
+    def metric_names(scores: list[ItemScore]) -> list[str]:
+        """Numeric columns of ``scores`` in first-seen order."""
+        names: dict[str, None] = {}
+        for score in scores:
+            names.update(dict.fromkeys(score.values or {}))
+        return list(names)
+
+    @staticmethod
+    def rows(scores: list[ItemScore]) -> list[dict[str, Any]]:
+        """One flat row per score: id, kind, files, then the metrics."""
+        return [
+            {
+                "id": s.item.id,
+                "kind": s.item.kind or "",
+                "reference": str(s.item.reference) if s.item.reference is not None else "",
+                "output": str(s.item.output),
+                **(s.values or {}),
+            }
+            for s in scores
+        ]
+
+    # ---- summaries -------------------------------------------------------------------------------
+
+    def summary(self, scores: list[ItemScore]) -> dict[str, MetricSummary]:
+        """Mean and Student-t interval of every metric over ``scores``."""
+        return {
+            name: summarise([s.values.get(name, math.nan) for s in scores], level=self.level)
+            for name in self.metric_names(scores)
+        }
+
+    def correlations(self, scores: list[ItemScore]) -> dict[str, Correlation]:
+        """Pearson r across pairs of the reference's and the output's utterance statistics."""
+        return {
+            key: correlate(
+                [s.values.get(f"ref_{key}", math.nan) for s in scores],
+                [s.values.get(f"out_{key}", math.nan) for s in scores],
+                level=self.level,
+            )
+            for key, _ in TRANSFER_QUANTITIES
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything of ``summary.json``: counts, problems, summaries overall and per kind."""
+
+        def section(kind: str | None) -> dict[str, Any]:
+            paired, unpaired = self.paired(kind), self.unpaired(kind)
+            return {
+                "n_paired": len(paired),
+                "n_unpaired": len(unpaired),
+                "paired": self.summary(paired),
+                "transfer_correlations": self.correlations(paired),
+                "unpaired": self.summary(unpaired),
+            }
+
+        return json_safe(
+            {
+                "analysis": dataclasses.asdict(self.config),
+                "f0_extractor": "pyworld harvest + stonemask",
+                "interval": f"{self.level:.0%} Student t interval on the mean over utterances",
+                "correlation_interval": f"{self.level:.0%} Fisher z interval",
+                "n_problems": len(self.problems),
+                "problems": [p._asdict() for p in self.problems],
+                **section(None),
+                "by_kind": {kind: section(kind) for kind in self.kinds} if len(self.kinds) > 1 else {},
+            }
+        )
+
+    # ---- text ------------------------------------------------------------------------------------
+
+    def format_table(self) -> str:
+        """A Markdown table of the pairwise metrics and transfer correlations, plus counts."""
+        lines = []
+        paired, unpaired = self.paired(), self.unpaired()
+        pct = f"{self.level:.0%}"
+        if paired:
+            lines += [f"| metric | mean | {pct} CI | n |", "|---|---|---|---|"]
+            summary = self.summary(paired)
+            for name in PAIR_METRICS:
+                if name in summary:
+                    lines.append(_row(name, summary[name]))
+            for key, label in TRANSFER_QUANTITIES:
+                c = self.correlations(paired)[key]
+                lines.append(
+                    f"| r(ref, out) {label} | {c.r:.3f} | [{c.ci_low:.3f}, {c.ci_high:.3f}] | {c.n} |"
+                )
+        if unpaired:
+            lines += ["", f"unpaired items: {len(unpaired)}", f"| statistic | mean | {pct} CI | std | n |"]
+            lines.append("|---|---|---|---|---|")
+            for name, s in self.summary(unpaired).items():
+                lines.append(
+                    f"| {name} | {s.mean:.4g} | [{s.ci_low:.4g}, {s.ci_high:.4g}] | {s.std:.4g} | {s.n} |"
+                )
+        lines.append("")
+        lines.append(f"{len(paired)} pairs, {len(unpaired)} unpaired, {len(self.problems)} skipped")
+        for problem in self.problems:
+            lines.append(
+                f"  skipped {problem.id}: {problem.reason}" + (f" ({problem.path})" if problem.path else "")
+            )
+        return "\n".join(lines)
+
+
+def _row(name: str, s: MetricSummary) -> str:
+    missing = f" ({s.n_missing} undefined)" if s.n_missing else ""
+    return f"| {name} | {s.mean:.4g} | [{s.ci_low:.4g}, {s.ci_high:.4g}] | {s.n}{missing} |"

@@ -1,0 +1,137 @@
+"""Scoring one item (in a worker process) and a pool that scores many in input order.
+
+Both files of a pair are loaded as the model loads audio (:func:`prosody_vae.audio.load_audio`):
+mono, resampled to the analysis rate, leading and trailing silence trimmed at ``trim_top_db`` and
+peak-normalised. So a system's extra silence or output gain does not enter the DTW path or the
+level-sensitive c0 of MCD13; pauses inside the utterance are kept. The metrics themselves are
+:func:`prosody_vae.metrics.compare_prosody` (pairs) and :func:`prosody_vae.metrics.utterance_prosody`
+(unpaired items); their conventions are documented there.
+
+F0 extraction (WORLD Harvest) dominates the cost, hence the process pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from prosody_vae.audio import AudioConfig, f0_energy, load_audio, log_mel
+from prosody_vae.metrics import compare_prosody, mel_cepstral_distortion, utterance_prosody
+
+from .pairs import EvaluationItem
+
+__all__ = ["F0Tracks", "ItemScore", "analysis_config", "score_item", "score_items"]
+
+
+def analysis_config(sample_rate: int = 22050, *, f0_min: float = 50.0, f0_max: float = 600.0) -> AudioConfig:
+    """The evaluation's analysis: library defaults at ``sample_rate`` with the given F0 search range.
+
+    The mel ceiling is clamped to the Nyquist frequency; an F0 range outside ``(0, sample_rate / 2]``
+    is an error (raised by :class:`AudioConfig`).
+    """
+    return AudioConfig(
+        sample_rate=sample_rate, f_max=min(AudioConfig.f_max, sample_rate / 2), f0_min=f0_min, f0_max=f0_max
+    )
+
+
+@dataclass
+class F0Tracks:
+    """The F0 tracks of a pair and the DTW path (MCD13's) the frame metrics were taken along."""
+
+    reference: np.ndarray  # (T1,) Hz, 0 = unvoiced
+    output: np.ndarray  # (T2,) Hz
+    path: np.ndarray  # (N, 2) (reference frame, output frame)
+
+
+@dataclass
+class ItemScore:
+    """What scoring one item gave: its metrics, or the reason it could not be scored."""
+
+    item: EvaluationItem
+    values: dict[str, float] | None  # None when scoring failed
+    error: str | None = None
+    error_path: str = ""
+    tracks: F0Tracks | None = None
+
+
+def score_item(item: EvaluationItem, config: AudioConfig, *, keep_tracks: bool = False) -> ItemScore:
+    """Metrics of one item; any failure is returned as the item's error, never raised.
+
+    Args:
+        item: a pair (``compare_prosody``) or an unpaired output (``utterance_prosody``, keys
+            prefixed ``out_``).
+        config: the analysis (:func:`analysis_config`).
+        keep_tracks: also return the pair's F0 tracks and DTW path, for figures (this repeats the F0
+            analysis of the two files, so it is meant for the few items that are plotted).
+    """
+    current = str(item.output)
+    try:
+        out_wav = load_audio(item.output, config)
+        if item.reference is None:
+            stats = utterance_prosody(out_wav, config.sample_rate, config=config)
+            return ItemScore(item, {f"out_{key}": value for key, value in stats.items()})
+        current = str(item.reference)
+        ref_wav = load_audio(item.reference, config)
+        current = ""
+        values = compare_prosody(ref_wav, out_wav, config.sample_rate, config=config)
+        tracks = None
+        if keep_tracks:
+            mcd = mel_cepstral_distortion(
+                log_mel(ref_wav, config).numpy(), log_mel(out_wav, config).numpy(), convention="mcd13"
+            )
+            tracks = F0Tracks(f0_energy(ref_wav, config)[0], f0_energy(out_wav, config)[0], mcd.path)
+        return ItemScore(item, values, tracks=tracks)
+    except Exception as error:  # one bad item must never end the evaluation; its reason is reported
+        path = getattr(error, "path", current)
+        reason = getattr(error, "problem", None) or f"{type(error).__name__}: {error}"
+        return ItemScore(item, None, error=reason, error_path=str(path))
+
+
+def _score_job(job: tuple[EvaluationItem, AudioConfig, bool]) -> ItemScore:
+    item, config, keep_tracks = job
+    return score_item(item, config, keep_tracks=keep_tracks)
+
+
+def _init_worker() -> None:
+    # Each process scores whole items; intra-op threads would only fight over the cores.
+    torch.set_num_threads(1)
+
+
+def _warm_up(config: AudioConfig) -> None:
+    """Run the analysis once on a tone, so forked workers inherit loaded libraries and caches."""
+    samples = max(config.sample_rate // 4, 2 * config.n_fft)
+    tone = (0.5 * np.sin(2 * np.pi * 200.0 * np.arange(samples) / config.sample_rate)).astype(np.float32)
+    utterance_prosody(tone, config.sample_rate, config=config)
+
+
+def score_items(
+    items: list[EvaluationItem], config: AudioConfig, *, num_workers: int = 2, keep_tracks: int = 0
+) -> list[ItemScore]:
+    """Score ``items`` with ``num_workers`` processes; results follow the input order.
+
+    Args:
+        items: what to score.
+        config: the analysis.
+        num_workers: worker processes (the platform's default start method, one torch thread each,
+            as in feature extraction); ``<= 1`` scores in this process.
+        keep_tracks: keep F0 tracks for the first this many *paired* items.
+    """
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+    paired_seen = 0
+    jobs = []
+    for item in items:
+        keep = item.paired and paired_seen < keep_tracks
+        paired_seen += int(item.paired)
+        jobs.append((item, config, keep))
+    if num_workers <= 1 or len(jobs) <= 1:
+        return [_score_job(job) for job in jobs]
+    context = multiprocessing.get_context()
+    if context.get_start_method() == "fork":
+        _warm_up(config)
+    with context.Pool(processes=min(num_workers, len(jobs)), initializer=_init_worker) as pool:
+        # imap keeps the input order whatever order the workers finish in
+        return list(pool.imap(_score_job, jobs, chunksize=1))
