@@ -1,4 +1,4 @@
-"""The README's main job on a reduced setting: corpus, features, splits and the label check."""
+"""The README's main job on a reduced setting: the shipped model transfers, samples and interpolates."""
 
 from __future__ import annotations
 
@@ -11,16 +11,33 @@ from prosody_vae.cli import main
 pytestmark = pytest.mark.slow
 
 
-def test_demo_builds_prepares_and_reports(tmp_path, capsys):
+def test_demo_with_the_shipped_model(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--n", "12", "--num-workers", "1"]) == 0
+    argv = ["demo", "--out", str(out), "--styles", "low_pitch,high_pitch", "--targets", "1"]
+    argv += ["--samples", "2", "--interpolation-steps", "3", "--gl-iters", "4", "--threads", "1"]
+    assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert sum(summary["splits"].values()) == 12
-    assert len(list((out / "prepared" / "features").glob("*.pt"))) == 12
-    correlations = summary["label_correlations"]
-    # The drawn pitch setting moves the measured F0 level: a real label, not decoration.
-    assert correlations["pitch~f0_mean_hz"] > 0.5
-    assert "r = " in capsys.readouterr().out
-    # A second run reuses everything it made (idempotent stages) and reports the same numbers.
-    assert main(["demo", "--out", str(out), "--n", "12", "--num-workers", "1"]) == 0
-    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["provenance"]["step"] > 0
+    for group, count in (("references", 2), ("transfers", 2), ("samples", 2), ("interpolation", 3)):
+        assert len(summary[group]) == count
+        for item in summary[group]:
+            assert (out / item["wav"]).stat().st_size > 1000
+    transfer = {t["source"]: t for t in summary["transfers"]}
+    for figure in transfer["low_pitch"]["figures"].values():
+        assert (out / figure).is_file()
+    # The shipped model carries the reference's pitch level to a new sentence: the output spoken
+    # with the high-pitched reference's embedding is far higher than the one with the low-pitched.
+    low, high = transfer["low_pitch"]["measured"], transfer["high_pitch"]["measured"]
+    assert high["f0_mean_hz"] > 1.3 * low["f0_mean_hz"]
+    # The interpolation moves from one end to the other.
+    ends = summary["interpolation"][0]["measured"], summary["interpolation"][-1]["measured"]
+    assert ends[1]["f0_mean_hz"] > 1.3 * ends[0]["f0_mean_hz"]
+    report = (out / "report.md").read_text()
+    assert "| low_pitch | low_pitch_to_0 |" in report
+    assert "<audio" in (out / "report.html").read_text()
+    assert "report:" in capsys.readouterr().out
+
+
+def test_demo_rejects_unknown_style(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--styles", "whisper"]) == 2
+    assert "unknown ['whisper']" in capsys.readouterr().err

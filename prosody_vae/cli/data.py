@@ -1,4 +1,4 @@
-"""Data subcommands: ``make-corpus``, ``prepare`` and ``demo``."""
+"""Data subcommands (``make-corpus``, ``prepare``, ``check-corpus``) and the ``demo``."""
 
 from __future__ import annotations
 
@@ -60,20 +60,75 @@ def prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("demo_out"))
+def _check_corpus_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("corpus_check"))
     p.add_argument("--n", type=int, default=300, help="utterances to synthesise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-workers", type=int, default=2)
 
 
 @command(
+    "check-corpus",
+    help="build a small built-in corpus, prepare it, and check its prosody labels by measurement",
+    arguments=_check_corpus_arguments,
+)
+def check_corpus(args: argparse.Namespace) -> int:
+    from prosody_vae.corpus.check import check_corpus as run_check
+
+    run_check(args.out, n_utterances=args.n, seed=args.seed, num_workers=args.num_workers)
+    return 0
+
+
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    from prosody_vae.demo import STYLES
+
+    p.add_argument("--out", type=Path, default=Path("demo_out"))
+    p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
+    p.add_argument(
+        "--styles",
+        default=None,
+        help=f"comma-separated reference styles (default: all of {','.join(s.name for s in STYLES)})",
+    )
+    p.add_argument("--targets", type=int, default=2, help="new sentences per reference")
+    p.add_argument("--samples", type=int, default=3, help="prior samples")
+    p.add_argument("--interpolation-steps", type=int, default=5)
+    p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+@command(
     "demo",
-    help="the built-in demo: corpus with known prosody, features, label check",
+    help="transfer, sample and interpolate prosody with the shipped model; write wavs and a report",
     arguments=_demo_arguments,
 )
 def demo(args: argparse.Namespace) -> int:
-    from prosody_vae.demo import run_demo
+    from prosody_vae.cli._registry import set_threads
+    from prosody_vae.demo import STYLES, run_demo
 
-    run_demo(args.out, n_utterances=args.n, seed=args.seed, num_workers=args.num_workers)
+    set_threads(args)
+    styles = STYLES
+    if args.styles:
+        known = {s.name: s for s in STYLES}
+        names = [n.strip() for n in args.styles.split(",") if n.strip()]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"--styles: unknown {unknown}; known: {list(known)}")
+        styles = tuple(known[n] for n in names)
+    result = run_demo(
+        args.out,
+        model=args.model,
+        styles=styles,
+        n_targets=args.targets,
+        n_samples=args.samples,
+        interpolation_steps=args.interpolation_steps,
+        gl_iters=args.gl_iters,
+        figures=not args.no_figures,
+        seed=args.seed,
+    )
+    print(f"transfer fidelity over {len(result.transfers)} transfers (Pearson r, reference vs output):")
+    for key, r in result.correlations.items():
+        print(f"  {key:>12}: " + (f"{r:+.2f}" if r is not None else "n/a"))
+    print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; wavs under {args.out}")
     return 0

@@ -14,7 +14,7 @@ import pyworld
 
 from prosody_vae.audio import AudioConfig, AudioError, load_audio, process_audio
 
-__all__ = ["measure_prosody"]
+__all__ = ["f0_contour", "measure_prosody"]
 
 # espeak-ng speech is typically 60-85% voiced after trimming. DIO occasionally loses the voicing of
 # most of a short utterance (about 1 in 1000 in the default corpus found no voiced frame at all);
@@ -29,6 +29,21 @@ def _track_f0(wav: np.ndarray, config: AudioConfig) -> np.ndarray:
     if np.mean(f0 > 0) < _MIN_DIO_VOICED_FRACTION:
         f0, times = pyworld.harvest(wav, config.sample_rate, **options)
     return pyworld.stonemask(wav, f0, times, config.sample_rate)
+
+
+def _trimmed_f0(audio: str | Path | np.ndarray, config: AudioConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(F0 track, trimmed float64 waveform) of a file or of samples at ``config.sample_rate``."""
+    if isinstance(audio, np.ndarray):
+        wav = process_audio(audio, config.sample_rate, config, source="<array>")
+    else:
+        wav = load_audio(audio, config)
+    wav = wav.astype(np.float64)  # pyworld works in float64
+    return _track_f0(wav, config), wav
+
+
+def f0_contour(audio: str | Path | np.ndarray, *, config: AudioConfig) -> np.ndarray:
+    """F0 in Hz (0 = unvoiced) on the mel frame grid, tracked as :func:`measure_prosody` tracks it."""
+    return _trimmed_f0(audio, config)[0]
 
 
 def measure_prosody(audio: str | Path | np.ndarray, *, config: AudioConfig) -> dict[str, float]:
@@ -54,14 +69,8 @@ def measure_prosody(audio: str | Path | np.ndarray, *, config: AudioConfig) -> d
     Raises:
         prosody_vae.audio.AudioError: unreadable or silent audio, or fewer than two voiced frames.
     """
-    if isinstance(audio, np.ndarray):
-        source = "<array>"
-        wav = process_audio(audio, config.sample_rate, config, source=source)
-    else:
-        source = str(audio)
-        wav = load_audio(audio, config)
-    wav = wav.astype(np.float64)  # pyworld works in float64
-    f0 = _track_f0(wav, config)
+    source = "<array>" if isinstance(audio, np.ndarray) else str(audio)
+    f0, wav = _trimmed_f0(audio, config)
     voiced = f0[f0 > 0]
     if voiced.size < 2:
         raise AudioError(source, f"{voiced.size} voiced frames found; cannot measure F0")

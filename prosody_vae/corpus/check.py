@@ -1,9 +1,8 @@
-"""The one-command demo on the built-in corpus.
+"""Build the built-in corpus and check by measurement that its prosody labels are real.
 
 Synthesises the espeak-ng corpus with known prosody factors, prepares its features and splits (both
-stages idempotent: a second run reuses them), checks by measurement that the prosody labels are real,
-and prints a summary. When a trained checkpoint is given, it also transfers prosody from held-out
-references to new sentences and writes wav files and figures.
+stages idempotent: a second run reuses them), correlates each drawn factor with its realised
+measurement, and prints a summary (``prosody-vae check-corpus``).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from prosody_vae.corpus.espeak import build_corpus
 from prosody_vae.data import prepare_corpus
 from prosody_vae.data.manifest import read_manifest
 
-__all__ = ["label_correlations", "run_demo"]
+__all__ = ["check_corpus", "label_correlations"]
 
 # (drawn factor, realised measurement, what a positive/negative correlation shows)
 _CHECKS = (
@@ -44,14 +43,16 @@ def label_correlations(manifest: str | Path) -> list[tuple[str, str, str, float]
     return rows
 
 
-def run_demo(
-    out_dir: str | Path = "demo_out", *, n_utterances: int = 300, seed: int = 0, num_workers: int = 2
+def check_corpus(
+    out_dir: str | Path = "corpus_check", *, n_utterances: int = 300, seed: int = 0, num_workers: int = 2
 ) -> dict:
     """Build + prepare the built-in corpus under ``out_dir`` and report what was made and measured."""
     out_dir = Path(out_dir)
-    print(f"[demo] 1/3 synthesising {n_utterances} utterances with espeak-ng into {out_dir / 'corpus'}")
+    print(
+        f"[check-corpus] 1/3 synthesising {n_utterances} utterances with espeak-ng into {out_dir / 'corpus'}"
+    )
     manifest = build_corpus(out_dir / "corpus", n_utterances=n_utterances, seed=seed, num_workers=num_workers)
-    print(f"[demo] 2/3 extracting log-mels, F0 and energy into {out_dir / 'prepared'}")
+    print(f"[check-corpus] 2/3 extracting log-mels, F0 and energy into {out_dir / 'prepared'}")
     prepared = out_dir / "prepared"
     prepare_corpus(
         "manifest",
@@ -62,7 +63,9 @@ def run_demo(
         held_out_texts=set((manifest.parent / "held_out_texts.txt").read_text().splitlines()),
         group_by="text",
     )
-    print("[demo] 3/3 checking that the prosody labels are real (Pearson r, drawn factor vs measurement)")
+    print(
+        "[check-corpus] 3/3 checking that the prosody labels are real (Pearson r, drawn factor vs measurement)"
+    )
     rows = label_correlations(manifest)
     for factor, measured, meaning, r in rows:
         print(f"  {factor:>12} vs {measured:<12} r = {r:+.3f}   ({meaning})")
@@ -74,5 +77,5 @@ def run_demo(
         "label_correlations": {f"{f}~{m}": r for f, m, _, r in rows},
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[demo] splits: {splits}; summary written to {out_dir / 'summary.json'}")
+    print(f"[check-corpus] splits: {splits}; summary written to {out_dir / 'summary.json'}")
     return summary

@@ -1,0 +1,65 @@
+"""Packed models: a training checkpoint shrunk to what synthesis needs, and the shipped model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prosody_vae.checkpoint import CheckpointError, load_checkpoint
+from prosody_vae.pretrained import builtin_model_path, pack_model
+from prosody_vae.synthesis import Synthesizer
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tiny_prepared, tmp_path_factory):
+    import yaml
+    from conftest import TINY_MODEL
+
+    from prosody_vae.cli import main
+
+    root = tmp_path_factory.mktemp("pack")
+    raw = {key: dict(value) for key, value in TINY_MODEL.items()}
+    raw["data"] = {"root": str(tiny_prepared), "batch_size": 4}
+    (root / "config.yaml").write_text(yaml.safe_dump(raw))
+    argv = ["train", "--config", str(root / "config.yaml"), "--out", str(root / "exp"), "--max-steps", "2"]
+    assert main(argv) == 0
+    return root / "exp" / "checkpoints" / "step_2.pt"
+
+
+def test_pack_keeps_what_synthesis_needs(trained_checkpoint, tmp_path, tiny_prepared):
+    from prosody_vae.data.manifest import read_manifest
+
+    fp32 = pack_model(trained_checkpoint, tmp_path / "fp32.pt", dtype=torch.float32, provenance={"note": "x"})
+    fp16 = pack_model(trained_checkpoint, tmp_path / "fp16.pt")
+    state = load_checkpoint(fp16)
+    assert set(state) >= {"model", "config", "tokenizer", "speakers", "beta", "provenance"}
+    assert "optimizer" not in state and "rng" not in state
+    assert state["provenance"]["step"] == 2
+    assert load_checkpoint(fp32)["provenance"]["note"] == "x"
+    assert all(v.dtype == torch.float16 for v in state["model"].values() if v.is_floating_point())
+    assert fp16.stat().st_size < 0.6 * fp32.stat().st_size < 0.6 * trained_checkpoint.stat().st_size
+    assert state["beta"] > 0
+
+    ref = read_manifest(tiny_prepared / "splits" / "train.jsonl")[0]
+    z = {}
+    for name, path in (("train", trained_checkpoint), ("fp32", fp32), ("fp16", fp16)):
+        synth = Synthesizer.from_checkpoint(path)
+        z[name] = synth.embed(ref.audio, reference_text=ref.text).mean
+    assert torch.equal(z["train"], z["fp32"])
+    assert torch.allclose(z["train"], z["fp16"], atol=1e-2) and not torch.equal(z["train"], z["fp16"])
+
+
+def test_pack_rejects_a_file_without_a_config(tmp_path):
+    from prosody_vae.checkpoint import save_checkpoint
+
+    bad = save_checkpoint(tmp_path / "bad.pt", {"model": {}})
+    with pytest.raises(CheckpointError, match="bad.pt.*config"):
+        pack_model(bad, tmp_path / "out.pt")
+
+
+def test_shipped_model_loads_with_its_provenance():
+    state = load_checkpoint(builtin_model_path())
+    assert state["provenance"]["step"] > 0 and "train" in state["provenance"]
+    assert builtin_model_path().stat().st_size < 20 * 2**20
+    synth = Synthesizer.from_checkpoint(builtin_model_path())
+    assert synth.model.prosody.latent_dim == state["config"]["prosody"]["latent_dim"]
