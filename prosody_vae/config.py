@@ -47,6 +47,9 @@ class TextConfig:
 
 @dataclass
 class BackboneConfig:
+    # "tacotron2" (prosody_vae.backbones) or "torchaudio_tacotron2" (torchaudio.models.Tacotron2 through
+    # prosody_vae.adapters; needs r: 1, attention: location and embedding_dim == encoder_dim)
+    kind: str = "tacotron2"
     r: int = 2
     attention: str = "dca"
     embedding_dim: int = 256
@@ -61,6 +64,21 @@ class BackboneConfig:
     def __post_init__(self) -> None:
         _check(self.r >= 1, f"backbone.r must be >= 1, got {self.r}")
         _check(self.attention in ("dca", "location"), f"backbone.attention: unknown {self.attention!r}")
+        _check(
+            self.kind in ("tacotron2", "torchaudio_tacotron2"),
+            f"backbone.kind: unknown {self.kind!r} (tacotron2 or torchaudio_tacotron2)",
+        )
+        if self.kind == "torchaudio_tacotron2":
+            _check(
+                self.r == 1 and self.attention == "location",
+                "backbone.kind torchaudio_tacotron2 has location-sensitive attention and one frame per "
+                f"step: set backbone.r: 1 and backbone.attention: location (got {self.r}, {self.attention!r})",
+            )
+            _check(
+                self.embedding_dim == self.encoder_dim,
+                "backbone.kind torchaudio_tacotron2 needs embedding_dim == encoder_dim "
+                f"(got {self.embedding_dim} and {self.encoder_dim})",
+            )
 
 
 @dataclass

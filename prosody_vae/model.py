@@ -29,15 +29,16 @@ class ProsodyTTS(nn.Module):
     """Backbone + prosody module (+ speaker table).
 
     Args:
-        backbone: a :class:`Tacotron2` whose ``conditioning_dim`` equals ``prosody.latent_dim``
-            plus ``speaker_dim``.
+        backbone: a :class:`Tacotron2` (or a module with its interface, such as
+            :class:`~prosody_vae.adapters.torchaudio_tacotron2.TorchaudioTacotron2Backbone`) whose
+            ``conditioning_dim`` equals ``prosody.latent_dim`` plus ``speaker_dim``.
         prosody: the prosody VAE. If it has a text summary, it reads the backbone's token embeddings.
         n_speakers: size of the speaker table; 1 disables speaker conditioning.
         speaker_dim: speaker embedding size (0 when ``n_speakers == 1``).
     """
 
     def __init__(
-        self, *, backbone: Tacotron2, prosody: CapacitronVAE, n_speakers: int = 1, speaker_dim: int = 0
+        self, *, backbone: nn.Module, prosody: CapacitronVAE, n_speakers: int = 1, speaker_dim: int = 0
     ):
         super().__init__()
         if n_speakers < 1:
@@ -157,6 +158,23 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         speaker_dim=speaker_dim,
         prior=prior,
     )
+    if bc.kind == "torchaudio_tacotron2":
+        from prosody_vae.adapters.torchaudio_tacotron2 import TorchaudioTacotron2Backbone
+
+        backbone: nn.Module = TorchaudioTacotron2Backbone(
+            n_symbols=n_symbols,
+            n_mels=config.audio.n_mels,
+            conditioning_dim=pc.latent_dim + speaker_dim,
+            embedding_dim=bc.embedding_dim,
+            encoder_dim=bc.encoder_dim,
+            attention_dim=bc.attention_dim,
+            attention_rnn_dim=bc.attention_rnn_dim,
+            decoder_dim=bc.decoder_dim,
+            prenet_dim=bc.prenet_dim,
+            postnet_dim=bc.postnet_dim,
+            postnet_n_convs=bc.postnet_n_convs,
+        )
+        return ProsodyTTS(backbone=backbone, prosody=prosody, n_speakers=n_speakers, speaker_dim=speaker_dim)
     backbone = Tacotron2(
         n_symbols=n_symbols,
         n_mels=config.audio.n_mels,
