@@ -9,10 +9,14 @@
 #   1  validate, extract features, write splits  -> $data/prepared/ (held-out utterances -> test)
 #   2  train (resumable)                        -> $exp/{checkpoints/,tensorboard/,log.jsonl}
 #   3  training report                          -> $exp/report/*.png and a Markdown summary
+#   4  pack the last checkpoint for synthesis   -> $exp/model.pt (fp16, what the package ships)
+#
+# The shipped model (prosody_vae/assets/espeak_prosody.pt) is stages 0-4 with --max_steps 2461;
+# try it with: .venv/bin/prosody-vae demo --model exp/espeak_cpu/model.pt
 set -euo pipefail
 
 stage=0
-stop_stage=3
+stop_stage=4
 data=data/espeak_prosody          # relative to the repository root; data/ is git-ignored
 config=egs/espeak_prosody/conf/corpus.yaml
 num_workers=                      # empty: stage 0 takes it from $config, stage 1 uses 2
@@ -88,4 +92,11 @@ fi
 if [[ $stage -le 3 && $stop_stage -ge 3 ]]; then
   log "stage 3: training report (KL/beta curves, validation curves, alignment, mels) into $exp/report"
   "$python" recipes/training_report.py --exp "$exp" --out "$exp/report" --prefix "$(basename "$exp")"
+fi
+
+if [[ $stage -le 4 && $stop_stage -ge 4 ]]; then
+  last=$(ls "$exp"/checkpoints/step_*.pt | sed 's/.*step_\([0-9]*\)\.pt/\1 &/' | sort -n | tail -1 | cut -d' ' -f2)
+  log "stage 4: packing $last into $exp/model.pt"
+  "$python" recipes/package_model.py --checkpoint "$last" --exp "$exp" --out "$exp/model.pt" \
+    --note "train=egs/espeak_prosody/run.sh --train_config $train_config --exp $exp ${max_steps:+--max_steps $max_steps}"
 fi

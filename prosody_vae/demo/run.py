@@ -284,7 +284,8 @@ def run_demo(
     }
     result = DemoResult(
         out_dir=str(out_dir),
-        model=str(model_path),
+        # the shipped model is named by its package path, not by where this installation put it
+        model=str(model) if model is not None else f"prosody_vae/assets/{model_path.name} (shipped)",
         provenance=provenance,
         references=references,
         transfers=transfers,
