@@ -90,12 +90,17 @@ class ProsodyConfig:
     text_summary_dim: int = 128
     speaker_dim: int = 0  # speaker embedding size; 0 for single-speaker corpora
     prior: str = "standard"  # "standard" N(0, I) or "associative" (ACN)
-    acn_neighbours: int = 5
-    acn_refresh_every: int = 0  # steps between code-bank refreshes; 0 = once per epoch
+    acn_neighbours: int = 5  # K: the prior context is a random one of the K nearest training codes
+    acn_refresh_every: int = 0  # steps between full code-bank refreshes; 0 = at each epoch start
 
     def __post_init__(self) -> None:
         _check(self.latent_dim >= 1, f"prosody.latent_dim must be >= 1, got {self.latent_dim}")
         _check(self.prior in ("standard", "associative"), f"prosody.prior: unknown {self.prior!r}")
+        _check(self.acn_neighbours >= 1, f"prosody.acn_neighbours must be >= 1, got {self.acn_neighbours}")
+        _check(
+            self.acn_refresh_every >= 0,
+            f"prosody.acn_refresh_every must be >= 0, got {self.acn_refresh_every}",
+        )
 
 
 @dataclass

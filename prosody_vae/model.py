@@ -57,6 +57,40 @@ class ProsodyTTS(nn.Module):
             raise ValueError(f"speakers must have shape ({batch},), got {tuple(speakers.shape)}")
         return self.speaker_embedding(speakers)
 
+    @property
+    def uses_associative_prior(self) -> bool:
+        """Whether the prior is the associative (ACN) p(z | c), which needs a code bank and a context."""
+        from prosody_vae.associative_prior import AssociativePrior
+
+        return isinstance(self.prosody.prior, AssociativePrior)
+
+    @torch.no_grad()
+    def posterior_means(
+        self,
+        mels: Tensor,
+        mel_lengths: Tensor,
+        *,
+        tokens: Tensor | None = None,
+        token_lengths: Tensor | None = None,
+        speakers: Tensor | None = None,
+    ) -> Tensor:
+        """Posterior means (B, D) of reference mels (B, T, n_mels), e.g. the codes of the ACN bank.
+
+        Works with any prior and needs no code bank (the KL that ``encode`` computes on the way is
+        taken against a placeholder context and discarded). Call in eval mode for the codes of the
+        trained model: in training mode batch normalisation uses (and updates) batch statistics.
+        """
+        placeholder = mels.new_zeros(mels.shape[0], self.prosody.latent_dim)
+        return self.encode_prosody(
+            mels,
+            mel_lengths,
+            tokens=tokens,
+            token_lengths=token_lengths,
+            speakers=speakers,
+            sample=False,
+            prior_context=placeholder,
+        ).mean
+
     def _conditioning(self, z: Tensor, speaker: Tensor | None) -> Tensor:
         return z if speaker is None else torch.cat([z, speaker], dim=-1)
 
@@ -71,7 +105,14 @@ class ProsodyTTS(nn.Module):
         sample: bool | None = None,
         prior_context: Tensor | None = None,
     ) -> ProsodyOutput:
-        """Posterior over z for reference mels (B, T, n_mels); text is needed iff the model has a text summary."""
+        """Posterior over z for reference mels (B, T, n_mels); text is needed iff the model has a text summary.
+
+        An associative (ACN) prior needs ``prior_context`` (B, D), a neighbour's code, for its KL.
+        Training passes the code of a random one of each item's K nearest training neighbours (never
+        the item itself), and must pass it. In eval mode it may be left out: the nearest training code
+        to each reference's posterior mean is then used, ACN's prior for data outside the training set
+        (validation, transfer, evaluation); this costs a second pass of the prosody encoder.
+        """
         speaker = self._speaker_vector(speakers, mels.shape[0])
         text = None
         if self.uses_text_summary:
@@ -80,6 +121,22 @@ class ProsodyTTS(nn.Module):
                     "this model's prosody posterior reads the reference transcript: pass its tokens"
                 )
             text = self.backbone.embed_tokens(tokens)
+        if prior_context is None and self.uses_associative_prior:
+            if self.training:
+                raise ValueError(
+                    "training with the associative prior needs prior_context: a neighbour's code (B, D), "
+                    "see AssociativePrior.neighbour_context"
+                )
+            mean = self.prosody.encode(
+                mels,
+                mel_lengths,
+                text=text,
+                text_lengths=token_lengths if text is not None else None,
+                speaker=speaker,
+                sample=False,
+                prior_context=mels.new_zeros(mels.shape[0], self.prosody.latent_dim),  # KL discarded
+            ).mean
+            prior_context = self.prosody.prior.held_out_context(mean)
         return self.prosody.encode(
             mels,
             mel_lengths,

@@ -79,6 +79,12 @@ class CodeBank(nn.Module):
         self._num_filled = 0
         self.update(codes, ids)
 
+    def reserve(self, size: int) -> None:
+        """Allocate at least ``size`` rows now (e.g. the training-set size before DDP wraps the model,
+        which registers the buffers it broadcasts once and would miss ones replaced by a later growth)."""
+        if size > self.codes.shape[0]:
+            self._resize(size)
+
     def require(self, needed: int) -> None:
         """Raise ValueError unless at least ``needed`` rows are filled."""
         if self._num_filled < needed:

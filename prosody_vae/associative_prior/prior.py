@@ -201,6 +201,19 @@ class AssociativePrior(nn.Module):
         rows = self.bank.random_neighbour(codes, ids, k, generator=generator)
         return self.bank.codes[rows].to(device=codes.device, dtype=codes.dtype)
 
+    def held_out_context(self, mean: Tensor) -> Tensor:
+        """Context for items outside the bank: the code of the training item nearest to each mean.
+
+        ACN's prior for test data: p(z | c) with c the nearest training code (K = 1, deterministic,
+        so validation and evaluation numbers do not depend on a random draw). Never use it for
+        training items: their own code is in the bank, so the prior would be conditioned on the item
+        itself. mean (B, D) -> (B, D), with the dtype and device of ``mean``.
+        """
+        self._check_last("mean", mean)
+        outside = torch.full((mean.shape[0],), -1, dtype=torch.long, device=mean.device)
+        rows = self.bank.nearest(mean, outside, 1).indices[:, 0]  # (B,)
+        return self.bank.codes[rows].to(device=mean.device, dtype=mean.dtype)
+
     # ---- inference ------------------------------------------------------------------------------
 
     @torch.no_grad()

@@ -34,6 +34,8 @@ class Batch:
         mel_lengths: (B,) long.
         speakers: (B,) long speaker indices.
         labels: B dicts of known prosody factors (may be empty).
+        indices: (B,) long positions of the items in their dataset (stable per item: the
+            associative prior's code bank is indexed by them); None for hand-built batches.
     """
 
     ids: list[str]
@@ -43,6 +45,7 @@ class Batch:
     mel_lengths: Tensor
     speakers: Tensor
     labels: list[dict[str, float]]
+    indices: Tensor | None = None
 
     def to(self, device: torch.device | str, *, non_blocking: bool = False) -> Batch:
         """A copy with every tensor moved to ``device``."""
@@ -54,6 +57,7 @@ class Batch:
             mel_lengths=self.mel_lengths.to(device, non_blocking=non_blocking),
             speakers=self.speakers.to(device, non_blocking=non_blocking),
             labels=self.labels,
+            indices=None if self.indices is None else self.indices.to(device, non_blocking=non_blocking),
         )
 
     def __len__(self) -> int:
@@ -72,7 +76,8 @@ class ProsodyDataset(Dataset):
             set's list to validation/test sets so indices agree; default is the sorted speakers of
             ``utterances``.
 
-    Items are ``dict(id, tokens (L,) long, mel (T, n_mels), speaker int, labels dict)``.
+    Items are ``dict(id, index int, tokens (L,) long, mel (T, n_mels), speaker int, labels dict)``;
+    ``index`` is the item's position in ``utterances``.
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class ProsodyDataset(Dataset):
             raise ValueError(f"utterance {utt.id!r}: text {utt.text!r} encodes to no tokens")
         return {
             "id": utt.id,
+            "index": index,
             "tokens": torch.tensor(tokens, dtype=torch.long),
             "mel": load_features(self.cache_dir, utt.id)["mel"],
             "speaker": self._speaker_index[utt.speaker],
@@ -151,4 +157,5 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         mel_lengths=mel_lengths,
         speakers=torch.tensor([item["speaker"] for item in items], dtype=torch.long),
         labels=[item["labels"] for item in items],
+        indices=torch.tensor([item.get("index", -1) for item in items], dtype=torch.long),
     )

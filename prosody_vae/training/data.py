@@ -8,9 +8,12 @@ Expects the layout written by the prepare stage (``prosody_vae.data.prepare_corp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Sampler
 
 from prosody_vae.audio import num_frames
 from prosody_vae.config import ExperimentConfig
@@ -20,7 +23,7 @@ from prosody_vae.data.sampler import LengthBucketSampler
 from prosody_vae.text import Tokenizer, build_tokenizer
 from prosody_vae.training.distributed import DistributedContext
 
-__all__ = ["TrainingData", "build_training_data", "utterance_frames"]
+__all__ = ["RankSlices", "TrainingData", "build_training_data", "utterance_frames"]
 
 
 def utterance_frames(utterance: Utterance, config: ExperimentConfig) -> int:
@@ -29,14 +32,57 @@ def utterance_frames(utterance: Utterance, config: ExperimentConfig) -> int:
     return num_frames(int(round(utterance.duration * config.audio.sample_rate)), config.audio)
 
 
+class RankSlices(Sampler[list[int]]):
+    """This rank's share of each global batch: items ``rank::world_size`` of it.
+
+    Every rank walks the same list of global batches (``sampler``, built for one process with
+    ``batch_size * world_size`` items) and keeps an interleaved slice. A step on N processes therefore
+    sees exactly the items one process would see with the N-times larger batch, which makes a DDP run
+    comparable with a single-process one (``LengthBucketSampler``'s own ``num_replicas`` deals whole
+    batches to ranks instead, so the union of a step's batches is not a batch of the single-process
+    run). Interleaving a length-sorted batch gives every rank similar lengths, hence similar padding.
+
+    Resume state is the wrapped sampler's (its batch size includes the world size, so resuming under
+    a different world size is refused with a clear message).
+    """
+
+    def __init__(self, sampler: LengthBucketSampler, *, rank: int, world_size: int) -> None:
+        if sampler.batch_size % world_size:
+            raise ValueError(f"global batch {sampler.batch_size} does not split over {world_size} ranks")
+        self.sampler = sampler
+        self.rank = rank
+        self.world_size = world_size
+
+    @property
+    def epoch(self) -> int:
+        return self.sampler.epoch
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.sampler:
+            yield batch[self.rank :: self.world_size]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def state_dict(self, consumed: int | None = None) -> dict[str, Any]:
+        return self.sampler.state_dict(consumed=consumed)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sampler.load_state_dict(state)
+
+
 @dataclass
 class TrainingData:
     tokenizer: Tokenizer
     speakers: list[str]
     train_set: ProsodyDataset
     valid_set: ProsodyDataset
-    sampler: LengthBucketSampler  # resumes at a batch position via state_dict(consumed=...)
+    sampler: RankSlices  # resumes at a batch position via state_dict(consumed=...)
     collate: Callable
+    train_frames: list[int]  # per training item, in dataset order (bucketing, code-bank refresh order)
 
 
 def _read_split(root: Path, name: str) -> list[Utterance]:
@@ -67,15 +113,21 @@ def build_training_data(
     features = root / "features"
     train_set = ProsodyDataset(train_utts, features, tokenizer, speakers=speakers)
     valid_set = ProsodyDataset(valid_utts, features, tokenizer, speakers=speakers)
-    sampler = LengthBucketSampler(
-        [utterance_frames(u, config) for u in train_utts],
-        config.data.batch_size,
+    frames = [utterance_frames(u, config) for u in train_utts]
+    # data.batch_size is per process; the global batch of a step is batch_size * world_size.
+    global_batches = LengthBucketSampler(
+        frames,
+        config.data.batch_size * context.world_size,
         shuffle=True,
         seed=config.train.seed,
         drop_last=True,
-        num_replicas=context.world_size,
-        rank=context.rank,
     )
+    if len(global_batches) == 0:
+        raise ValueError(
+            f"{len(train_utts)} training utterances do not fill one global batch of "
+            f"{config.data.batch_size} x {context.world_size} processes"
+        )
+    sampler = RankSlices(global_batches, rank=context.rank, world_size=context.world_size)
     return TrainingData(
         tokenizer=tokenizer,
         speakers=speakers,
@@ -83,4 +135,5 @@ def build_training_data(
         valid_set=valid_set,
         sampler=sampler,
         collate=collate,
+        train_frames=frames,
     )

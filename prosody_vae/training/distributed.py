@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
-__all__ = ["DistributedContext", "all_reduce_mean", "setup_distributed", "teardown_distributed"]
+from prosody_vae.data.dataset import Batch
+
+__all__ = [
+    "DistributedContext",
+    "all_reduce_mean",
+    "pad_to_global_length",
+    "setup_distributed",
+    "teardown_distributed",
+]
 
 
 @dataclass(frozen=True)
@@ -59,3 +68,23 @@ def all_reduce_mean(value: torch.Tensor, context: DistributedContext) -> torch.T
     value = value.detach().clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / context.world_size
+
+
+def pad_to_global_length(batch: Batch, context: DistributedContext) -> Batch:
+    """Pad this rank's share of a step to the frames and tokens of the longest share on any rank.
+
+    The stop-token loss supervises padded frames too (target 1, a mean over B * T), so its value and
+    gradient depend on how far a batch is padded: a rank padded to its own longest item would weight
+    its stop frames differently from one process padding the whole global batch. With every share
+    padded to the global maximum, the mean of the ranks' losses is the single-process loss. Everything
+    else is padding-invariant (masked), so the extra zeros change nothing but the compute.
+    """
+    if not context.enabled:
+        return batch
+    sizes = torch.tensor([batch.mels.shape[1], batch.tokens.shape[1]], device=batch.mels.device)
+    dist.all_reduce(sizes, op=dist.ReduceOp.MAX)
+    frames, tokens = int(sizes[0]) - batch.mels.shape[1], int(sizes[1]) - batch.tokens.shape[1]
+    if frames == 0 and tokens == 0:
+        return batch
+    # (B, T, n_mels): pad T; (B, L): pad L. Zero is the padding value of both (pad token id 0).
+    return replace(batch, mels=F.pad(batch.mels, (0, 0, 0, frames)), tokens=F.pad(batch.tokens, (0, tokens)))

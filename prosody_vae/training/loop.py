@@ -3,7 +3,17 @@
 ``train(config, out_dir)`` runs on one process or under ``torchrun`` (one process per rank). Work is
 never lost: checkpoints are written atomically every ``checkpoint_every`` steps and when SIGINT or
 SIGTERM arrives, and ``resume=True`` continues from the latest one exactly (step, model, both
-optimisers, beta, learning-rate schedule, RNG and the position inside the epoch).
+optimisers, beta, learning-rate schedule, RNG, the position inside the epoch and, with the associative
+prior, its code bank, which lives in the model's buffers).
+
+With ``prosody.prior: associative`` the loop also runs the code bank (:mod:`prosody_vae.training.acn`):
+a full refresh before the first step and on the configured schedule, a neighbour's code as each
+item's prior context, and the batch's posterior means written back after every update.
+
+Under DDP (``torchrun``) each step's global batch is ``data.batch_size * world_size`` items dealt
+out by :class:`~prosody_vae.training.data.RankSlices`; gradients (of theta and of beta) are averaged,
+the loss normaliser and the logged losses are global means, and beta is checked to be identical on
+every rank at every step.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
@@ -24,9 +35,15 @@ from prosody_vae.checkpoint import CheckpointManager, load_checkpoint
 from prosody_vae.config import ExperimentConfig, save_config
 from prosody_vae.model import build_model
 from prosody_vae.optim import DualOptimizer, main_parameters
+from prosody_vae.training.acn import RefreshSchedule, prior_context, refresh_code_bank, write_codes
 from prosody_vae.training.data import build_training_data
-from prosody_vae.training.distributed import all_reduce_mean, setup_distributed
-from prosody_vae.training.losses import TrainingModule
+from prosody_vae.training.distributed import (
+    DistributedContext,
+    all_reduce_mean,
+    pad_to_global_length,
+    setup_distributed,
+)
+from prosody_vae.training.losses import LossParts, TrainingModule
 from prosody_vae.training.monitor import TrainingMonitor
 from prosody_vae.training.validation import validate
 
@@ -87,6 +104,23 @@ def _autocast(config: ExperimentConfig, device: torch.device):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if config.optim.amp == "bf16" else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _global_parts(parts: LossParts, context: DistributedContext) -> LossParts:
+    """The logged loss parts as means over ranks (rank 0 alone saw half the batch), detached.
+
+    Also the place where the multiplier's synchronisation is enforced: DDP averages beta_raw's
+    gradient, so every rank applies the same update and beta must be bitwise identical everywhere.
+    """
+    if not context.enabled:
+        return parts
+    values = torch.stack([value.detach().float() for value in parts])  # (fields,)
+    spread = torch.stack([parts.beta.detach().float(), -parts.beta.detach().float()])  # max, -min
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    dist.all_reduce(spread, op=dist.ReduceOp.MAX)
+    if float(spread[0]) != -float(spread[1]):
+        raise TrainingError(f"beta differs across ranks: {-float(spread[1])} .. {float(spread[0])}")
+    return LossParts(*(values / context.world_size).unbind())
 
 
 class _StopRequested:
@@ -158,7 +192,27 @@ def train(
         scaler = torch.amp.GradScaler("cuda")
     optimizer = _build_optimizer(module, config, scaler)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer.main, _lr_lambda(config))
-    wrapped = DistributedDataParallel(module, find_unused_parameters=True) if context.enabled else module
+    prior = model.prosody.prior if model.uses_associative_prior else None
+    schedule = None
+    if prior is not None:
+        if len(data.train_set) <= prior.k_neighbours:
+            raise ValueError(
+                f"the associative prior needs more than prosody.acn_neighbours={prior.k_neighbours} "
+                f"training utterances, got {len(data.train_set)}"
+            )
+        prior.bank.reserve(len(data.train_set))  # full size before DDP registers the buffers
+        schedule = RefreshSchedule(prior, config.prosody.acn_refresh_every)
+    if context.enabled:
+        if prior is not None:
+            # Every rank writes the same gathered codes: broadcasting the bank from rank 0 at every
+            # forward (DDP's default for buffers) would only cost bandwidth.
+            bank = {id(prior.bank.codes), id(prior.bank.filled)}
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                module, [name for name, buffer in module.named_buffers() if id(buffer) in bank]
+            )
+        wrapped = DistributedDataParallel(module, find_unused_parameters=True)
+    else:
+        wrapped = module
 
     step, epoch, batches_done, best_valid = 0, 0, 0, math.inf
     if state is not None:
@@ -206,13 +260,41 @@ def train(
                 generator=torch.Generator().manual_seed(tc.seed * 100003 + epoch),
             )
             for batch in loader:
-                batch = batch.to(context.device)
+                batch = pad_to_global_length(batch.to(context.device), context)
+                context_codes = None
+                if prior is not None:
+                    if schedule.due(step, batches_done):
+                        filled, seconds = refresh_code_bank(
+                            model, data, context, batch_size=config.data.batch_size
+                        )
+                        schedule.done(step)
+                        monitor.log_scalars(step, {"acn/refresh_seconds": seconds, "acn/bank_codes": filled})
+                        monitor.write(
+                            f"code bank refreshed before step {step + 1}: {filled} codes, {seconds:.1f} s"
+                        )
+                    context_codes = prior_context(prior, batch.indices)
                 module.train()
                 started = time.perf_counter()
-                normalizer = all_reduce_mean(batch.mel_lengths.float().mean(), context) * batch.mels.shape[-1]
+                # Global means over the step's whole batch (this rank's own under one process).
+                mean_frames, mean_steps = all_reduce_mean(
+                    torch.stack(
+                        [
+                            batch.mel_lengths.float().mean(),
+                            model.backbone.decoder_lengths(batch.mel_lengths).float().mean(),
+                        ]
+                    ),
+                    context,
+                ).unbind()
+                normalizer = mean_frames * batch.mels.shape[-1]
                 use_ga = tc.guided_attention_until <= 0 or step < tc.guided_attention_until
                 with _autocast(config, context.device):
-                    parts, _ = wrapped(batch, use_guided_attention=use_ga, normalizer=normalizer)
+                    parts, output = wrapped(
+                        batch,
+                        use_guided_attention=use_ga,
+                        normalizer=normalizer,
+                        mean_decoder_steps=mean_steps if context.enabled else None,
+                        prior_context=context_codes,
+                    )
                 info = optimizer.step(parts.loss, parts.beta_loss)
                 batches_done += 1
                 if info.skipped_nonfinite:  # the optimiser discarded the update (inf/NaN gradients)
@@ -228,12 +310,22 @@ def train(
                             f"{skipped} non-finite updates: training stopped at step {step}; last checkpoint {last_path}"
                         )
                     continue
+                extra = None
+                if prior is not None:  # every micro-batch's codes, also inside an accumulation window
+                    write_codes(prior, output.prosody.mean, batch.indices)
+                    extra = {"bank_filled": prior.bank.num_filled / len(data.train_set)}
                 if not info.stepped:  # inside a gradient-accumulation window
                     continue
+                logged = _global_parts(parts, context)
                 scheduler.step()
                 step += 1
                 monitor.log_step(
-                    step, parts, info, lr=scheduler.get_last_lr()[0], seconds=time.perf_counter() - started
+                    step,
+                    logged,
+                    info,
+                    lr=scheduler.get_last_lr()[0],
+                    seconds=time.perf_counter() - started,
+                    extra=extra,
                 )
                 if step % tc.valid_every == 0 or step == final_step:
                     # Validation draws random numbers (prenet dropout at inference); forking the RNG

@@ -73,9 +73,19 @@ class TrainingModule(nn.Module):
         *,
         use_guided_attention: bool = True,
         normalizer: Tensor | None = None,
+        mean_decoder_steps: Tensor | None = None,
         prior_context: Tensor | None = None,
     ) -> tuple[LossParts, ProsodyTTSOutput]:
-        """Teacher-forced pass over a batch; ``normalizer`` overrides ``n_mels * mean(T)`` (DDP passes the global one)."""
+        """Teacher-forced pass over a batch.
+
+        Args:
+            normalizer: overrides ``n_mels * mean(T)``; DDP passes the global one.
+            mean_decoder_steps: the global mean of decoder steps per item, under DDP. The guided
+                attention loss is a mean over the batch's decoder steps; rescaled to the global count,
+                the ranks' average is the single-process loss (per-rank means would weight a rank
+                with short items more).
+            prior_context: (B, D) the associative prior's context (a neighbour's code), else None.
+        """
         output = self.model(
             batch.tokens,
             batch.token_lengths,
@@ -96,6 +106,8 @@ class TrainingModule(nn.Module):
             guided = guided_attention_loss(
                 taco.alignments, batch.token_lengths, decoder_lengths, sigma=self.guided_attention_sigma
             )
+            if mean_decoder_steps is not None:
+                guided = guided * decoder_lengths.float().mean() / mean_decoder_steps
         else:
             guided = taco.mel.new_zeros(())
         if normalizer is None:

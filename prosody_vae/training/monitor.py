@@ -48,7 +48,10 @@ class TrainingMonitor:
                 file=sys.stderr,
             )
 
-    def log_step(self, step: int, parts, info, *, lr: float, seconds: float) -> None:
+    def log_step(
+        self, step: int, parts, info, *, lr: float, seconds: float, extra: dict[str, float] | None = None
+    ) -> None:
+        """One optimisation step; ``extra`` scalars (e.g. the ACN bank's fill) are logged beside the parts."""
         if not self.enabled:
             return
         record = {
@@ -61,6 +64,7 @@ class TrainingMonitor:
             "guided_attention": float(parts.guided_attention),
             "grad_norm": float(info.grad_norm),
             "seconds": seconds,
+            **(extra or {}),
         }
         self._window.append(record)
         if self._bar is not None:
@@ -92,6 +96,15 @@ class TrainingMonitor:
         self._log.flush()
         summary = ", ".join(f"{k.split('/')[-1]} {v:.3g}" for k, v in scalars.items())
         self.write(f"[valid @ {step}] {summary}")
+
+    def log_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        """Scalars outside the per-step record (e.g. ``acn/refresh_seconds``): TensorBoard + log.jsonl."""
+        if not self.enabled:
+            return
+        for key, value in scalars.items():
+            self._writer.add_scalar(key, value, step)
+        self._log.write(json.dumps({"step": step, **scalars}) + "\n")
+        self._log.flush()
 
     def log_figure(self, tag: str, figure, step: int) -> None:
         if self.enabled:
