@@ -19,7 +19,7 @@ set -euo pipefail
 stage=1
 stop_stage=2
 exp=exp/sweep
-steps=1500
+steps=1000
 runs="C2 C10 C50 C10_acn"
 n_refs=30                          # held-out references per condition
 threads=2
