@@ -17,7 +17,7 @@ import yaml
 from conftest import TINY_MODEL
 
 from prosody_vae.associative_prior import CodeBank
-from prosody_vae.checkpoint import load_checkpoint
+from prosody_vae.checkpoint import load_checkpoint, save_checkpoint
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.training.loop import train
 
@@ -117,3 +117,55 @@ def test_resume_continues_exactly_with_the_code_bank(acn_run, tiny_prepared, tmp
     assert torch.equal(end_a["objective.beta_raw"], end_b["objective.beta_raw"])
     # the bank moved with training (per-step writes and the epoch-2 refresh)
     assert not torch.equal(saved[BANK], end_b[BANK])
+
+
+def _reference(tiny_prepared: Path):
+    from prosody_vae.data.manifest import read_manifest
+
+    return read_manifest(tiny_prepared / "splits" / "valid.jsonl")[0]  # held out: not in the bank
+
+
+def test_sample_near_and_walk_from_a_trained_model(acn_run, tiny_prepared):
+    from prosody_vae.synthesis import Synthesizer
+
+    _, result = acn_run
+    synth = Synthesizer.from_checkpoint(result.checkpoint)
+    prior = synth.model.prosody.prior
+    assert prior.bank.num_filled == 13  # the bank came with the checkpoint
+    ref = _reference(tiny_prepared)
+    torch.manual_seed(0)
+    near = synth.sample_near("The boat is red.", ref.audio, 3, reference_text=ref.text)
+    assert len(near) == 3 and all(torch.isfinite(s.mel).all() and s.mel.shape[0] > 0 for s in near)
+    code = synth.embed(ref.audio, reference_text=ref.text).mean[0]
+    centre = prior(code)[0]  # the mean of p(z | c = the reference's code)
+    assert not torch.equal(near[0].z, near[1].z)  # draws, not copies
+    still = synth.sample_near("The boat is red.", ref.audio, 2, temperature=0.0, reference_text=ref.text)
+    assert torch.allclose(still[0].z, centre) and torch.allclose(still[1].z, centre)
+    walk = synth.walk("The boat is red.", 3, reference=ref.audio, reference_text=ref.text)
+    assert len(walk) == 3 and all(torch.isfinite(s.mel).all() for s in walk)
+    assert len({tuple(s.z.tolist()) for s in walk}) == 3
+    assert len(synth.walk("The boat is red.", 2)) == 2  # from a random training code
+
+
+def test_near_on_a_standard_prior_model_is_a_clear_error(acn_run, tiny_prepared, tmp_path, capsys):
+    from prosody_vae.cli import main
+
+    _, result = acn_run
+    # The same weights as a standard-prior checkpoint: the N(0, I) prior has no state of its own.
+    state = load_checkpoint(result.checkpoint)
+    state["config"]["prosody"]["prior"] = "standard"
+    state["training_module"] = {
+        k: v for k, v in state["training_module"].items() if ".prosody.prior." not in k
+    }
+    standard = save_checkpoint(tmp_path / "standard.pt", state)
+    ref = _reference(tiny_prepared)
+    common = ["--text", "The boat is red.", "--out", str(tmp_path / "out"), "--gl-iters", "2"]
+    near = ["--near", ref.audio, "--reference-text", ref.text]
+    for extra in (near, ["--walk", "2"]):
+        assert main(["sample", "--checkpoint", str(standard), *common, *extra]) == 2
+        assert "associative prior" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before writing anything
+    # the same options on the ACN model write their wavs
+    acn = ["sample", "--checkpoint", str(result.checkpoint), *common, *near, "--n", "2"]
+    assert main(acn) == 0
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["near_00.wav", "near_01.wav"]
