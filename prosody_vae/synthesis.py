@@ -374,3 +374,64 @@ class Synthesizer:
         z = base.repeat(len(values), 1)  # (n, D)
         z[:, dimension] += torch.tensor([float(v) for v in values], device=self.device)
         return self.synthesize([text] * len(values), z, speaker=speaker)
+
+    # ------------------------------------------------------------------ associative (ACN) prior
+    def _associative_prior(self, what: str):
+        if not self.model.uses_associative_prior:
+            raise ValueError(
+                f"{what} needs a model trained with the associative prior (prosody.prior: associative); "
+                "this model has the standard N(0, I) prior"
+            )
+        return self.model.prosody.prior
+
+    def sample_near(
+        self,
+        text: str,
+        reference: Reference,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        reference_text: str | None = None,
+        speaker: str | None = None,
+    ) -> list[Synthesis]:
+        """``n`` variations around a reference: z ~ p(z | c) with c the reference's posterior mean.
+
+        ACN models only. ``temperature`` scales the prior's spread (0 gives p(z | c)'s mean, n times).
+        """
+        prior = self._associative_prior("sample_near")
+        code = self.embed(reference, reference_text=reference_text, speaker=speaker).mean[0]  # (D,)
+        z = prior.sample_near(code, n, temperature)  # (n, D)
+        return self.synthesize([text] * n, z, speaker=speaker)
+
+    def walk(
+        self,
+        text: str,
+        steps: int,
+        *,
+        reference: Reference | None = None,
+        start: Tensor | None = None,
+        temperature: float = 1.0,
+        reference_text: str | None = None,
+        speaker: str | None = None,
+    ) -> list[Synthesis]:
+        """ACN's ancestral walk: ``text`` spoken ``steps`` times, z_t ~ p(z | c_t), each next c a
+        random one of z_t's K nearest training codes (:meth:`AssociativePrior.ancestral_walk`).
+
+        Starts from ``reference``'s posterior mean, or the code ``start`` (D,), or, with neither, a
+        training code drawn at random. ACN models only.
+        """
+        prior = self._associative_prior("walk")
+        if reference is not None and start is not None:
+            raise ValueError("walk starts from a reference or from a code, not both")
+        if reference is not None:
+            code = self.embed(reference, reference_text=reference_text, speaker=speaker).mean[0]
+        elif start is not None:
+            if start.shape != (self.latent_dim,):
+                raise ValueError(
+                    f"start must be a code of shape ({self.latent_dim},), got {tuple(start.shape)}"
+                )
+            code = start.to(self.device)
+        else:
+            code = prior.bank.codes[prior.bank.random_rows(1)[0]]
+        z = prior.ancestral_walk(code, steps, temperature)  # (steps, D)
+        return self.synthesize([text] * steps, z, speaker=speaker)

@@ -69,6 +69,21 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--out", type=Path, default=Path("samples"), help="output folder")
+    p.add_argument(
+        "--near",
+        type=Path,
+        default=None,
+        help="reference audio: draw from p(z | c) with c its code, variations around it (associative prior)",
+    )
+    p.add_argument("--reference-text", default=None, help="transcript of --near (models with a text summary)")
+    p.add_argument(
+        "--walk",
+        type=int,
+        default=None,
+        metavar="N",
+        help="an ancestral walk of N steps through code neighbourhoods instead of --n independent draws, "
+        "from --near or a random training code (associative prior)",
+    )
 
 
 def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
@@ -240,12 +255,31 @@ def _transfer_batch(args: argparse.Namespace) -> int:
 @_with_notices
 def sample(args: argparse.Namespace) -> int:
     synth = _load(args, text=args.text)
+    options = {"temperature": args.temperature, "speaker": args.speaker}
+    near = {"reference_text": args.reference_text, **options}
+    if args.walk is not None:  # a standard-prior model raises a clear ValueError here, before any output
+        results = synth.walk(args.text, args.walk, reference=args.near, **near)
+        stem, title = "walk", "ancestral walk"
+    elif args.near is not None:
+        results = synth.sample_near(args.text, args.near, args.n, **near)
+        stem, title = "near", f"sample near {args.near.name}"
+    else:
+        results = synth.sample(args.text, args.n, **options)
+        stem, title = "sample", "prior sample"
     writer = _writer(args, synth)
-    results = synth.sample(args.text, args.n, temperature=args.temperature, speaker=args.speaker)
     for index, result in enumerate(results):
-        out = args.out / f"sample_{index:02d}.wav"
-        writer.write(result, out, kind="sample", text=args.text, title=f"prior sample {index}")
-    _finish(writer, args.out, title=f"prior samples, temperature {args.temperature:g}")
+        out = args.out / f"{stem}_{index:02d}.wav"
+        writer.write(
+            result,
+            out,
+            kind="sample",
+            text=args.text,
+            reference=args.near,
+            reference_text=args.reference_text if args.near is not None else None,
+            title=f"{title} {index}",
+        )
+    references = () if args.near is None else (args.near,)
+    _finish(writer, args.out, title=f"{title}s, temperature {args.temperature:g}", references=references)
     return 0
 
 
