@@ -240,3 +240,15 @@ def test_gather_codes_without_and_with_a_process_group(tmp_path) -> None:
         dist.destroy_process_group()
     torch.testing.assert_close(gathered_codes, codes)
     assert gathered_ids.tolist() == [4, 1, 7]
+
+
+def test_held_out_context_is_the_nearest_stored_code_and_reserve_keeps_rows() -> None:
+    prior = _prior(12)
+    queries = prior.bank.codes[[3, 7]] + 1e-3  # next to items 3 and 7: nothing is excluded
+    assert torch.equal(prior.held_out_context(queries), prior.bank.codes[[3, 7]])
+    before = prior.bank.codes.clone()
+    prior.bank.reserve(20)
+    assert prior.bank.codes.shape[0] == 20 and prior.bank.num_filled == 12
+    assert torch.equal(prior.bank.codes[:12], before)
+    prior.bank.reserve(5)  # never shrinks
+    assert prior.bank.codes.shape[0] == 20

@@ -158,3 +158,20 @@ def test_two_processes_follow_the_single_process_loss_curve(tiny_prepared, tmp_p
         assert all(worst[key] <= tolerance[key] for key in KEYS), (mode, worst)
         # the curve moved, so the comparison is not between two constant sequences
         assert one[0]["lagrangian"] != one[-1]["lagrangian"] and one[0]["beta"] != one[-1]["beta"]
+
+
+def test_rank_slices_partition_the_single_process_batches() -> None:
+    from prosody_vae.data.sampler import LengthBucketSampler
+    from prosody_vae.training.data import RankSlices
+
+    lengths = [int(x) for x in torch.randint(50, 400, (37,), generator=torch.Generator().manual_seed(0))]
+    one = list(LengthBucketSampler(lengths, 8, seed=1, drop_last=True))
+    ranks = [
+        list(RankSlices(LengthBucketSampler(lengths, 8, seed=1, drop_last=True), rank=r, world_size=2))
+        for r in (0, 1)
+    ]
+    assert len(ranks[0]) == len(ranks[1]) == len(one)
+    for batch, a, b in zip(one, *ranks, strict=True):
+        assert len(a) == len(b) == 4 and sorted(a + b) == sorted(batch)
+    with pytest.raises(ValueError, match="does not split"):
+        RankSlices(LengthBucketSampler(lengths, 9), rank=0, world_size=2)
