@@ -154,7 +154,9 @@ class Synthesizer:
         a :class:`ReferenceNotice` warning. Raises :class:`AudioError` naming the file when it is
         missing, unreadable, silent or shorter than :data:`MIN_REFERENCE_SECONDS`.
         """
-        wav = load_audio(path, self.audio)  # missing / corrupt / silent / shorter than n_fft
+        if not Path(path).is_file():
+            raise AudioError(path, "reference file not found")
+        wav = load_audio(path, self.audio)  # corrupt / silent / shorter than n_fft
         info = sf.info(str(path))
         notes = []
         if info.channels > 1:

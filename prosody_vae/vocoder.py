@@ -9,6 +9,7 @@ for how a vocoder declares them).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -133,7 +134,10 @@ def load_vocoder(path: str | Path | None, config: AudioConfig, *, n_iter: int = 
     if not path.is_file():
         raise VocoderError(f"{path}: vocoder file not found")
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            # recent torch marks TorchScript deprecated; it is still the one portable vocoder format
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as error:  # torch raises several types for non-TorchScript files
         raise VocoderError(f"{path}: not a TorchScript vocoder ({type(error).__name__})") from None
     declared = _declared_parameters(module, path)

@@ -104,7 +104,11 @@ def _traverse_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--reference", type=Path, default=None, help="start from this reference (default: z = 0)")
     p.add_argument("--reference-text", default=None, help="transcript of --reference")
-    p.add_argument("--values", default=None, help="comma-separated offsets, e.g. -2,-1,0,1,2")
+    p.add_argument(
+        "--values",
+        default=None,
+        help="comma-separated offsets, e.g. --values=-2,-1,0,1,2 (with = when the first is negative)",
+    )
     p.add_argument("--steps", type=int, default=5, help="evenly spaced offsets (without --values)")
     p.add_argument("--span", type=float, default=2.0, help="offsets run from -span to +span")
     p.add_argument(
@@ -133,12 +137,15 @@ def _with_notices(run: Callable[[argparse.Namespace], int]) -> Callable[[argpars
         from prosody_vae.synthesis import ReferenceNotice
 
         with warnings.catch_warnings():
-            warnings.simplefilter("default", ReferenceNotice)
+            warnings.simplefilter("always", ReferenceNotice)
             previous = warnings.showwarning
+            shown: set[str] = set()  # a reference read again for a figure is noticed once
 
             def show(message, category, *rest, **kwargs) -> None:
                 if issubclass(category, ReferenceNotice):
-                    print(f"notice: {message}", file=sys.stderr)
+                    if str(message) not in shown:
+                        shown.add(str(message))
+                        print(f"notice: {message}", file=sys.stderr)
                 else:
                     previous(message, category, *rest, **kwargs)
 
