@@ -225,7 +225,7 @@ def test_traverse_activity_from_a_folder_and_without_any(trained, tiny_prepared,
         "traverse", "--checkpoint", str(checkpoint), *common,
         "--activity-from", str(folder), "--out", str(tmp_path / "a"),
     )  # fmt: skip
-    assert code == 0 and "over 3 references" in capsys.readouterr().out
+    assert code == 0 and "over 3 reference(s)" in capsys.readouterr().out
     # a checkpoint whose data root is gone, and no --activity-from: a clear error naming the option
     state = load_checkpoint(checkpoint)
     state["config"]["data"]["root"] = str(tmp_path / "moved")

@@ -411,7 +411,7 @@ def traverse(args: argparse.Namespace) -> int:
     dimension = int(order[args.dim])
     print(
         f"rank {args.dim} = latent dimension {dimension}: {float(activity[dimension]):.3f} nats of "
-        f"{float(activity.sum()):.3f} mean KL over {len(mels)} references ({source})"
+        f"{float(activity.sum()):.3f} mean KL over {len(mels)} reference(s) ({source})"
     )
     writer = _writer(args, synth)
     results = synth.traverse(
