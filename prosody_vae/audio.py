@@ -222,6 +222,8 @@ def load_audio(path: str | Path, config: AudioConfig) -> np.ndarray:
             non-finite, all silent, has an unsupported channel layout, or is shorter than ``n_fft``.
     """
     path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
     try:
         data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError) as error:

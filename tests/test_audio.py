@@ -145,7 +145,7 @@ def _write(path: Path, data: np.ndarray, subtype: str = "PCM_16") -> Path:
 @pytest.mark.parametrize(
     "case,match",
     [
-        ("missing", "cannot read"),
+        ("missing", "file not found"),
         ("corrupt", "cannot read"),
         ("empty", "empty"),
         ("silent", "silent"),

@@ -171,3 +171,12 @@ def test_phoneme_tokenizer_unknown_symbols_from_a_small_stored_list() -> None:
     tok = build_tokenizer("phonemes", symbols=["_", "~", " ", "k"])
     with pytest.raises(TextError, match="phonemes symbol"):
         tok.encode("cat")
+
+
+def test_text_without_pronounceable_symbols_is_named() -> None:
+    from prosody_vae.text import build_tokenizer
+    from prosody_vae.text.tokenizers import TextError
+
+    tokenizer = build_tokenizer(kind="phonemes")
+    with pytest.raises(TextError, match="nothing to say in '日本'"):
+        tokenizer.encode("日本")

@@ -93,6 +93,9 @@ class _SymbolTokenizer(ABC):
         return [self._to_ids(s, raw) for s, raw in zip(self._symbolize(normalised), texts, strict=True)]
 
     def _to_ids(self, symbols: str, raw: str) -> list[int]:
+        if not symbols.strip():
+            # e.g. a script espeak-ng has no rules for: it returns no phonemes at all
+            raise TextError(f"nothing to say in {raw!r}: the {self.kind} tokenizer finds no symbols in it")
         unknown = sorted({s for s in symbols if s not in self._ids or s in (PAD, EOS)})
         if unknown:
             message = f"unknown {self.kind} symbol(s) {unknown!r} in {raw!r}"
