@@ -88,15 +88,15 @@ def evaluate(args: argparse.Namespace) -> int:
     from prosody_vae.evaluation import evaluate_pairs, model_diagnostics, write_json, write_report
 
     set_threads(args)
+    if args.bound and args.checkpoint is None:
+        raise ValueError("--bound needs --checkpoint")
+    if args.plots < 0 or args.num_workers < 0:
+        raise ValueError(f"--plots and --num-workers must be >= 0, got {args.plots} and {args.num_workers}")
     pairing = _pairing(args)
     if pairing is None and args.checkpoint is None:
         raise ValueError(
             "nothing to evaluate: give pairs (--ref-dir/--out-dir, --ref-scp/--out-scp, --manifest) or --checkpoint"
         )
-    if args.bound and args.checkpoint is None:
-        raise ValueError("--bound needs --checkpoint")
-    if args.plots < 0 or args.num_workers < 0:
-        raise ValueError(f"--plots and --num-workers must be >= 0, got {args.plots} and {args.num_workers}")
     skipped = 0
     if pairing is not None:
         result = evaluate_pairs(
