@@ -215,29 +215,11 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         speaker_dim=speaker_dim,
         prior=prior,
     )
-    if bc.kind == "torchaudio_tacotron2":
-        from prosody_vae.adapters.torchaudio_tacotron2 import TorchaudioTacotron2Backbone
-
-        backbone: nn.Module = TorchaudioTacotron2Backbone(
-            n_symbols=n_symbols,
-            n_mels=config.audio.n_mels,
-            conditioning_dim=pc.latent_dim + speaker_dim,
-            embedding_dim=bc.embedding_dim,
-            encoder_dim=bc.encoder_dim,
-            attention_dim=bc.attention_dim,
-            attention_rnn_dim=bc.attention_rnn_dim,
-            decoder_dim=bc.decoder_dim,
-            prenet_dim=bc.prenet_dim,
-            postnet_dim=bc.postnet_dim,
-            postnet_n_convs=bc.postnet_n_convs,
-        )
-        return ProsodyTTS(backbone=backbone, prosody=prosody, n_speakers=n_speakers, speaker_dim=speaker_dim)
-    backbone = Tacotron2(
+    # the sizes both backbones share; r and the attention kind are ours only (torchaudio: r = 1, location)
+    sizes = dict(
         n_symbols=n_symbols,
         n_mels=config.audio.n_mels,
-        r=bc.r,
         conditioning_dim=pc.latent_dim + speaker_dim,
-        attention=bc.attention,
         embedding_dim=bc.embedding_dim,
         encoder_dim=bc.encoder_dim,
         attention_dim=bc.attention_dim,
@@ -247,4 +229,10 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         postnet_dim=bc.postnet_dim,
         postnet_n_convs=bc.postnet_n_convs,
     )
+    if bc.kind == "torchaudio_tacotron2":
+        from prosody_vae.adapters.torchaudio_tacotron2 import TorchaudioTacotron2Backbone
+
+        backbone: nn.Module = TorchaudioTacotron2Backbone(**sizes)
+    else:
+        backbone = Tacotron2(**sizes, r=bc.r, attention=bc.attention)
     return ProsodyTTS(backbone=backbone, prosody=prosody, n_speakers=n_speakers, speaker_dim=speaker_dim)

@@ -67,3 +67,27 @@ def tiny_config_file(tiny_prepared: Path, tmp_path: Path):
         return path
 
     return write
+
+
+def train_tiny(root: Path, data_root: Path, *, steps: int = 2, **sections) -> Path:
+    """Train ``TINY_MODEL`` (sections updated by ``sections``) on ``data_root`` for ``steps`` steps
+    through the command line, into ``root/exp``; returns the last checkpoint."""
+    from prosody_vae.cli import main
+
+    raw = {key: dict(value) for key, value in TINY_MODEL.items()}
+    raw["data"] = {"root": str(data_root), "batch_size": 4}
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    config = root / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    argv = ["train", "--config", str(config), "--out", str(root / "exp"), "--max-steps", str(steps)]
+    assert main([*argv, "--threads", "1"]) == 0
+    checkpoint = root / "exp" / "checkpoints" / f"step_{steps}.pt"
+    assert checkpoint.is_file()
+    return checkpoint
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_prepared: Path, tmp_path_factory) -> Path:
+    """A tiny model trained for 2 steps on ``tiny_prepared`` (shared: treat it as read-only)."""
+    return train_tiny(tmp_path_factory.mktemp("tiny_model"), tiny_prepared)

@@ -12,35 +12,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_prepared, tmp_path_factory):
-    import yaml
-    from conftest import TINY_MODEL
-
+def trained(tiny_prepared, tiny_checkpoint, tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    raw = {key: dict(value) for key, value in TINY_MODEL.items()}
-    raw["data"] = {"root": str(tiny_prepared), "batch_size": 4}
-    config = root / "config.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                str(config),
-                "--out",
-                str(root / "exp"),
-                "--max-steps",
-                "2",
-                "--threads",
-                "1",
-            ]
-        )
-        == 0
-    )
-    checkpoint = root / "exp" / "checkpoints" / "step_2.pt"
-    assert checkpoint.is_file()
     reference = read_manifest(tiny_prepared / "splits" / "train.jsonl")[0]
-    return root, checkpoint, reference
+    return root, tiny_checkpoint, reference
 
 
 def test_transfer_writes_audio_and_figures(trained):

@@ -194,17 +194,8 @@ def test_cli_zero_usable_pairs_exit_2(tmp_path, capsys) -> None:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_prepared, tmp_path_factory) -> Path:
-    import yaml
-    from conftest import TINY_MODEL
-
-    root = tmp_path_factory.mktemp("evaluate")
-    raw = {key: dict(value) for key, value in TINY_MODEL.items()}
-    raw["data"] = {"root": str(tiny_prepared), "batch_size": 4}
-    (root / "config.yaml").write_text(yaml.safe_dump(raw))
-    argv = ["train", "--config", str(root / "config.yaml"), "--out", str(root / "exp"), "--max-steps", "2"]
-    assert main([*argv, "--threads", "1"]) == 0
-    return root / "exp" / "checkpoints" / "step_2.pt"
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 @pytest.mark.slow

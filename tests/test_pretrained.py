@@ -11,19 +11,8 @@ from prosody_vae.synthesis import Synthesizer
 
 
 @pytest.fixture(scope="module")
-def trained_checkpoint(tiny_prepared, tmp_path_factory):
-    import yaml
-    from conftest import TINY_MODEL
-
-    from prosody_vae.cli import main
-
-    root = tmp_path_factory.mktemp("pack")
-    raw = {key: dict(value) for key, value in TINY_MODEL.items()}
-    raw["data"] = {"root": str(tiny_prepared), "batch_size": 4}
-    (root / "config.yaml").write_text(yaml.safe_dump(raw))
-    argv = ["train", "--config", str(root / "config.yaml"), "--out", str(root / "exp"), "--max-steps", "2"]
-    assert main(argv) == 0
-    return root / "exp" / "checkpoints" / "step_2.pt"
+def trained_checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def test_pack_keeps_what_synthesis_needs(trained_checkpoint, tmp_path, tiny_prepared):

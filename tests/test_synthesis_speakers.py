@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import soundfile as sf
-import yaml
 
 from prosody_vae.cli import main
 from prosody_vae.data.manifest import read_manifest
@@ -14,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def multi_speaker(tmp_path_factory):
-    from conftest import TINY_MODEL
+    from conftest import TINY_MODEL, train_tiny
 
     from prosody_vae.audio import AudioConfig
     from prosody_vae.corpus.espeak import build_corpus
@@ -34,27 +33,11 @@ def multi_speaker(tmp_path_factory):
         valid_fraction=0.15,
         test_fraction=0.0,
     )
-    raw = {key: dict(value) for key, value in TINY_MODEL.items()}
-    raw["prosody"]["speaker_dim"] = 4
-    raw["data"] = {"root": str(prepared), "batch_size": 4}
-    config = root / "config.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    argv = [
-        "train",
-        "--config",
-        str(config),
-        "--out",
-        str(root / "exp"),
-        "--max-steps",
-        "2",
-        "--threads",
-        "1",
-    ]
-    assert main(argv) == 0
+    checkpoint = train_tiny(root, prepared, prosody={**TINY_MODEL["prosody"], "speaker_dim": 4})
     train = read_manifest(prepared / "splits" / "train.jsonl")
     speakers = sorted({u.speaker for u in train})
     assert len(speakers) >= 2, speakers  # the seed gives a multi-speaker training split
-    return root / "exp" / "checkpoints" / "step_2.pt", train, speakers
+    return checkpoint, train, speakers
 
 
 def _transfer(checkpoint, reference, out, *speaker: str) -> int:
