@@ -100,3 +100,17 @@ def test_nonfinite_updates_are_skipped_then_training_stops_with_a_checkpoint(
     state = load_checkpoint(tmp_path / "exp" / "checkpoints" / "step_0.pt")
     assert state["step"] == 0  # no update was applied, and the model weights stayed finite
     assert all(torch.isfinite(v).all() for v in state["training_module"].values() if v.is_floating_point())
+
+
+def test_validation_logs_active_units_and_kl_per_dimension(tiny_config_file, tmp_path):
+    config = load_config(tiny_config_file(train={"steps": 2, "valid_every": 2}))
+    train(config, tmp_path / "exp", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "exp" / "log.jsonl").read_text().splitlines()]
+    valid = [r for r in records if "valid/active_units" in r]
+    assert valid and valid[-1]["step"] == 2
+    latent_dim = config.prosody.latent_dim
+    assert 0 <= valid[-1]["valid/active_units"] <= latent_dim
+    per_dim = [r for r in records if any(k.startswith("valid_kl_per_dim/") for k in r)][-1]
+    kl = [per_dim[f"valid_kl_per_dim/z{i:02d}"] for i in range(latent_dim)]
+    # the per-dimension KL adds up to the validation KL (both averaged over the same utterances)
+    assert sum(kl) == pytest.approx(valid[-1]["valid/kl"], rel=1e-4)

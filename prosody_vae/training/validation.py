@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from prosody_vae.alignment import diagonality
+from prosody_vae.bounds import active_units
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.plots import plot_alignment, plot_mels
 from prosody_vae.training.distributed import DistributedContext, all_reduce_mean
@@ -39,6 +40,7 @@ def validate(
     totals: dict[str, float] = {}
     seen = 0
     first = None
+    means, kl_per_dim = [], []  # posterior means (n, D) and per-dimension KL (n, D): active units
     for batch in loader:
         batch = batch.to(context.device)
         parts, output = module(batch, use_guided_attention=True)
@@ -56,6 +58,8 @@ def validate(
         for key, value in values.items():
             totals[key] = totals.get(key, 0.0) + float(value) * n
         seen += n
+        means.append(output.prosody.mean.float().cpu())
+        kl_per_dim.append(output.prosody.kl_per_dim.float().cpu())
         if first is None:
             first = (batch, output)
     scalars = {}
@@ -63,6 +67,14 @@ def validate(
         local = torch.tensor(total / max(seen, 1), device=context.device)
         scalars[f"valid/{key}"] = float(all_reduce_mean(local, context))
     scalars["valid/beta"] = float(module.objective.beta)
+    if len(means) and sum(m.shape[0] for m in means) >= 2:
+        # on this rank's share of the split (all of it in one process): the units the posterior
+        # mean moves over the data (variance > 0.01), and where the KL goes, dimension by dimension
+        scalars["valid/active_units"] = float(active_units(torch.cat(means)).count)
+        monitor.log_scalars(
+            step,
+            {f"valid_kl_per_dim/z{i:02d}": float(v) for i, v in enumerate(torch.cat(kl_per_dim).mean(0))},
+        )
     monitor.log_valid(step, scalars)
     if context.is_main and first is not None:
         _log_example(module, first, config, monitor, step)
