@@ -10,8 +10,8 @@
 #   C2, C10, C50   capacity C = 2, 10, 50 nats, standard N(0, I) prior
 #   C10_acn        C = 10 with the associative (ACN) prior
 # Stages:
-#   1  train (resumable: an interrupted run continues from its last checkpoint; a finished run
-#      leaves $exp/<run>/.done and is skipped)
+#   1  train (resumable: an interrupted run continues from its last checkpoint; a run that has
+#      $exp/<run>/checkpoints/step_$steps.pt is skipped, so a larger --steps continues every run)
 #   2  evaluate: same-text transfer, inter-text transfer and prior samples on held-out references,
 #      model diagnostics and the IWAE bound -> $exp/report/ (sweep.md, sweep.json, figures)
 set -euo pipefail
@@ -19,7 +19,7 @@ set -euo pipefail
 stage=1
 stop_stage=2
 exp=exp/sweep
-steps=1000
+steps=2000
 runs="C2 C10 C50 C10_acn"
 n_refs=30                          # held-out references per condition
 threads=2
@@ -62,8 +62,8 @@ overrides() {
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   for run in $runs; do
     out="$exp/$run"
-    if [[ -f "$out/.done" ]]; then
-      log "stage 1: $run already trained ($out/.done); skipping"
+    if [[ -f "$out/checkpoints/step_$steps.pt" ]]; then
+      log "stage 1: $run already trained to step $steps; skipping"
       continue
     fi
     sets=(--set "train.steps=$steps")
@@ -73,7 +73,6 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
     log "stage 1: training $run (${sets[*]}) ${resume[*]}"
     "$python" -m prosody_vae.cli train --config egs/espeak_prosody/conf/train_cpu.yaml --out "$out" \
       --threads "$threads" "${sets[@]}" "${resume[@]}"
-    [[ -f "$out/checkpoints/step_$steps.pt" ]] && touch "$out/.done"
   done
 fi
 
