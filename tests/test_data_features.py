@@ -105,7 +105,7 @@ def test_bad_utterances_are_skipped_and_reported(tmp_path: Path, num_workers: in
     reasons = dict(report.failed)
     assert list(reasons) == ["silent", "corrupt", "gone"]
     assert "silent" in reasons["silent"] and str(silent) in reasons["silent"]
-    assert "cannot read" in reasons["corrupt"] and "cannot read" in reasons["gone"]
+    assert "cannot read" in reasons["corrupt"] and "file not found" in reasons["gone"]
     assert not feature_path(tmp_path / "cache", "silent").exists()
     assert "failed 3" in report.summary()
 
