@@ -235,6 +235,35 @@ def _figure(records: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _training_curves(models: dict[str, Path], path: Path) -> None:
+    """KL against C and beta over training for every run whose log.jsonl sits beside its checkpoints."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_kl, ax_beta) = plt.subplots(1, 2, figsize=(12, 3.6))
+    for index, (name, checkpoint) in enumerate(models.items()):
+        log = checkpoint.parent.parent / "log.jsonl"
+        if not log.is_file():
+            continue
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        records = [r for r in records if "kl" in r and "beta" in r and "capacity" in r]
+        if not records:
+            continue
+        steps = [r["step"] for r in records]
+        color = f"C{index}"
+        ax_kl.plot(steps, [r["kl"] for r in records], color=color, label=name, linewidth=1)
+        ax_kl.axhline(records[-1]["capacity"], color=color, linestyle="--", linewidth=0.8)
+        ax_beta.plot(steps, [r["beta"] for r in records], color=color, label=name, linewidth=1)
+    ax_kl.set(xlabel="step", ylabel="KL, nats per utterance (dashed: C)", yscale="log", title="KL vs C")
+    ax_beta.set(xlabel="step", ylabel="beta", yscale="log", title="Lagrange multiplier")
+    ax_kl.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", metavar="NAME=CHECKPOINT")
@@ -277,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "sweep.json").write_text(json.dumps({**saved, **records}, indent=2))
     (args.out / "sweep.md").write_text(_table(records) + "\n")
     _figure(records, args.out / "sweep.png")
+    _training_curves(models, args.out / "sweep_training.png")
     print(_table(records))
     return 0
 
