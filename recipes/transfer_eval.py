@@ -25,7 +25,11 @@ from prosody_vae.synthesis import Synthesizer
 from prosody_vae.vocoder import GriffinLimVocoder
 
 # (reference label, output measurement): the prosody factor each pair checks
-_QUANTITIES = (("f0_mean_hz", "F0 level"), ("f0_range_st", "F0 spread (semitones)"), ("phones_per_s", "speaking rate"))
+_QUANTITIES = (
+    ("f0_mean_hz", "F0 level"),
+    ("f0_range_st", "F0 spread (semitones)"),
+    ("phones_per_s", "speaking rate"),
+)
 
 
 def _measure(synth: Synthesizer, vocoder, result, text: str) -> dict[str, float] | None:
@@ -42,7 +46,9 @@ def _measure(synth: Synthesizer, vocoder, result, text: str) -> dict[str, float]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--split", type=Path, default=None, help="held-out manifest (default: the model's test split)")
+    parser.add_argument(
+        "--split", type=Path, default=None, help="held-out manifest (default: the model's test split)"
+    )
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", type=Path, default=None)
@@ -55,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     split = args.split or Path(synth.config.data.root) / "splits" / "test.jsonl"
     held_out = [u for u in read_manifest(split) if "phones_per_s" in u.labels]
     rng = np.random.default_rng(args.seed)
-    references = [held_out[i] for i in rng.choice(len(held_out), size=min(args.n, len(held_out)), replace=False)]
+    references = [
+        held_out[i] for i in rng.choice(len(held_out), size=min(args.n, len(held_out)), replace=False)
+    ]
     texts = [u.text for u in held_out]
     rows = []
     for ref in references:
