@@ -16,9 +16,9 @@ import warnings
 
 import torch
 
-from prosody_vae.backbones import Tacotron2
-from prosody_vae.backbones.losses import guided_attention_loss, stop_loss
-from prosody_vae.masking import lengths_to_mask
+from prosody_vae.prosody.masking import lengths_to_mask
+from prosody_vae.tts.backbones import Tacotron2
+from prosody_vae.tts.backbones.auxiliary_losses import guided_attention_loss, stop_loss
 
 MEL_LENGTHS = [400, 386, 371, 357, 343, 329, 314, 300]
 TEXT_LENGTHS = [80, 77, 74, 71, 69, 66, 63, 60]

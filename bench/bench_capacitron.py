@@ -40,8 +40,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # our package, also from another venv
-from prosody_vae.capacitron import CapacitronVAE
-from prosody_vae.capacity import CapacityObjective
+from prosody_vae.prosody.capacity import CapacityObjective
+from prosody_vae.prosody.vae import CapacitronVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = {

@@ -3,7 +3,7 @@
 Builds Coqui's ``Tacotron2`` with Capacitron as its LJSpeech Tacotron2-Capacitron recipe configures it
 (r = 2, dynamic convolution attention, C = 50, latent 128, text summary 128, RAdam lr 1e-3 + SGD for
 beta at lr 1e-5 with momentum 0.9, capacitron_grad_clip 5, characters instead of phonemes), twice
-from the same seed: once as it is, once with ``prosody_vae.adapters.coqui.use_prosody_vae`` in place of
+from the same seed: once as it is, once with ``prosody_vae.integrations.coqui.use_prosody_vae`` in place of
 its Capacitron layer. Everything else (model weights, loss, both optimisers, LR schedule, clipping,
 the batch) is identical. Each model then trains for ``--steps`` steps on the same synthetic batch
 with the same RNG seed, exactly as ``trainer.Trainer.optimize`` steps this model in fp32, and the
@@ -68,7 +68,7 @@ def build(seed: int, ours: bool):
     torch.manual_seed(seed)
     model = Tacotron2(config)
     if ours:
-        from prosody_vae.adapters.coqui import use_prosody_vae
+        from prosody_vae.integrations.coqui import use_prosody_vae
 
         torch.manual_seed(seed + 1)
         use_prosody_vae(model)

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from prosody_vae.associative_prior import AssociativePrior
+from prosody_vae.prosody.priors import AssociativePrior
 
 
 def _median_ms(function, repeats: int, warmup: int) -> float:

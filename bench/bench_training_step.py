@@ -80,9 +80,9 @@ def _batch():
 
 
 def _build(config):
-    from prosody_vae.capacity import CapacityObjective
-    from prosody_vae.model import build_model
-    from prosody_vae.training.losses import TrainingModule
+    from prosody_vae.prosody.capacity import CapacityObjective
+    from prosody_vae.training.objective import TrainingModule
+    from prosody_vae.tts.model import build_model
 
     model = build_model(config, n_symbols=N_SYMBOLS)
     tc = config.train

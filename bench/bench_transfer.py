@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prosody_vae.audio.vocoders import GriffinLimVocoder
 from prosody_vae.config import load_config
 from prosody_vae.data.manifest import read_manifest
-from prosody_vae.model import build_model
-from prosody_vae.synthesis import Synthesizer
+from prosody_vae.inference.synthesizer import Synthesizer
 from prosody_vae.text import build_tokenizer
-from prosody_vae.vocoder import GriffinLimVocoder
+from prosody_vae.tts.model import build_model
 
 CHECKPOINT = Path("exp/espeak_cpu/checkpoints/step_2461.pt")
 CONFIG = Path("egs/espeak_prosody/conf/train_cpu.yaml")

@@ -1,7 +1,7 @@
 """Experiment configuration: YAML mapped onto small validated dataclasses.
 
 Sections mirror the pieces of the system (audio, text, backbone, prosody, capacity, optim, data,
-train). Only :func:`prosody_vae.model.build_model` and the training loop read these objects; the
+train). Only :func:`prosody_vae.tts.model.build_model` and the training loop read these objects; the
 modules themselves take plain typed keyword arguments.
 """
 
@@ -14,9 +14,8 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from prosody_vae.audio import AudioConfig
-
 __all__ = [
+    "AudioConfig",
     "BackboneConfig",
     "CapacityConfig",
     "DataConfig",
@@ -35,6 +34,73 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+@dataclass(frozen=True)
+class AudioConfig:
+    """Analysis parameters shared by every module that touches audio.
+
+    Attributes:
+        sample_rate: target sample rate in Hz; audio is resampled to it on load.
+        n_fft: FFT size (and the frame length of the energy analysis).
+        hop_length: frame shift in samples.
+        win_length: Hann window length in samples, ``<= n_fft``.
+        n_mels: number of mel bands.
+        f_min: lowest mel filter edge in Hz.
+        f_max: highest mel filter edge in Hz, ``<= sample_rate / 2``.
+        log_floor: floor applied to the magnitude mel before the natural log.
+        trim_top_db: leading/trailing silence below ``peak - trim_top_db`` dB is cut; None disables.
+        peak_normalize: rescale so that ``max |x|`` equals this; None disables.
+        f0_min: lowest F0 searched by Harvest, Hz.
+        f0_max: highest F0 searched by Harvest, Hz.
+    """
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: int = 1024
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    log_floor: float = 1e-5
+    trim_top_db: float | None = 40.0
+    peak_normalize: float | None = 0.95
+    f0_min: float = 50.0
+    f0_max: float = 600.0
+
+    def __post_init__(self) -> None:
+        for name in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"AudioConfig.{name} must be a positive int, got {value!r}")
+        if self.win_length > self.n_fft:
+            raise ValueError(
+                f"AudioConfig.win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})"
+            )
+        nyquist = self.sample_rate / 2
+        if not 0.0 <= self.f_min < self.f_max <= nyquist:
+            raise ValueError(
+                f"AudioConfig needs 0 <= f_min < f_max <= sample_rate/2 ({nyquist}), "
+                f"got f_min={self.f_min}, f_max={self.f_max}"
+            )
+        if not self.log_floor > 0:
+            raise ValueError(f"AudioConfig.log_floor must be > 0, got {self.log_floor!r}")
+        if self.trim_top_db is not None and not self.trim_top_db > 0:
+            raise ValueError(f"AudioConfig.trim_top_db must be > 0 or None, got {self.trim_top_db!r}")
+        if self.peak_normalize is not None and not 0 < self.peak_normalize <= 1:
+            raise ValueError(
+                f"AudioConfig.peak_normalize must be in (0, 1] or None, got {self.peak_normalize!r}"
+            )
+        if not 0 < self.f0_min < self.f0_max <= nyquist:
+            raise ValueError(
+                f"AudioConfig needs 0 < f0_min < f0_max <= sample_rate/2 ({nyquist}), "
+                f"got f0_min={self.f0_min}, f0_max={self.f0_max}"
+            )
+
+    @property
+    def frame_period_ms(self) -> float:
+        """Frame shift in milliseconds (the WORLD ``frame_period``)."""
+        return 1000.0 * self.hop_length / self.sample_rate
+
+
 @dataclass
 class TextConfig:
     tokenizer: str = "phonemes"  # "phonemes" (espeak-ng IPA) or "characters"
@@ -47,8 +113,8 @@ class TextConfig:
 
 @dataclass
 class BackboneConfig:
-    # "tacotron2" (prosody_vae.backbones) or "torchaudio_tacotron2" (torchaudio.models.Tacotron2 through
-    # prosody_vae.adapters; needs r: 1, attention: location and embedding_dim == encoder_dim)
+    # "tacotron2" (prosody_vae.tts.backbones) or "torchaudio_tacotron2" (torchaudio.models.Tacotron2 through
+    # prosody_vae.integrations; needs r: 1, attention: location and embedding_dim == encoder_dim)
     kind: str = "tacotron2"
     r: int = 2
     attention: str = "dca"
@@ -108,7 +174,9 @@ class CapacityConfig:
     capacity: float = 50.0  # C, nats per utterance
     beta_init: float = 1.0
     beta_optimizer: str = "adam"  # "adam" (holds KL near C) or "sgd" (the paper's setting)
-    beta_lr: float = 5e-2  # prosody_vae.optim.RECOMMENDED_BETA_LR; use 1e-5 with "sgd" for the paper
+    beta_lr: float = (
+        5e-2  # prosody_vae.prosody.dual_optimizer.RECOMMENDED_BETA_LR; use 1e-5 with "sgd" for the paper
+    )
     beta_momentum: float = 0.9
 
     def __post_init__(self) -> None:
@@ -123,6 +191,8 @@ class CapacityConfig:
 @dataclass
 class OptimConfig:
     lr: float = 1e-3
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-6
     weight_decay: float = 1e-6
     warmup_steps: int = 500
     decay_start: int = 10000  # exponential decay to lr_min from here on

@@ -31,11 +31,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from prosody_vae.corpus import phonemes
+from prosody_vae.audio.vocoders import GriffinLimVocoder
+from prosody_vae.data.espeak import phonemes
 from prosody_vae.data.manifest import read_manifest
 from prosody_vae.evaluation import evaluate_pairs, model_diagnostics
-from prosody_vae.synthesis import Synthesizer
-from prosody_vae.vocoder import GriffinLimVocoder
+from prosody_vae.inference.synthesizer import Synthesizer
 
 CONDITIONS = ("same_text", "inter_text", "prior")
 SIMILARITY = ("ffe", "gpe", "vde", "mcd13", "log_f0_rmse_cents")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Synthesise the built-in espeak-ng corpus with known prosody labels.
 
-Thin wrapper over :func:`prosody_vae.corpus.build_corpus`. Settings come from ``--config`` (a YAML
+Thin wrapper over :func:`prosody_vae.data.espeak.build_corpus`. Settings come from ``--config`` (a YAML
 file such as ``egs/espeak_prosody/conf/corpus.yaml``) and/or the flags; a flag given on the command
 line wins over the file.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from prosody_vae.corpus import EspeakError, build_corpus
+from prosody_vae.data.espeak import EspeakError, build_corpus
 
 # YAML key -> build_corpus keyword; the same names as the flags (with '_' for '-').
 _KEYS = ("n_utterances", "seed", "multi_speaker", "num_workers", "held_out_fraction")

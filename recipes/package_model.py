@@ -16,7 +16,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from prosody_vae.pretrained import pack_model
+from prosody_vae.inference.packed import pack_model
 
 
 def _training_seconds(log: Path, up_to_step: int) -> float | None:

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prosody_vae.alignment import diagonality
 from prosody_vae.checkpoint import CheckpointManager
 from prosody_vae.data.manifest import read_manifest
+from prosody_vae.inference.synthesizer import Synthesizer
 from prosody_vae.plots import plot_alignment, plot_mels, plot_training_curves
-from prosody_vae.synthesis import Synthesizer
+from prosody_vae.tts.attention_metrics import diagonality
 
 
 def _records(log: Path) -> tuple[list[dict], list[dict]]:

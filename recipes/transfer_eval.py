@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prosody_vae.corpus import measure_prosody, phonemes
+from prosody_vae.audio.vocoders import GriffinLimVocoder
+from prosody_vae.data.espeak import measure_prosody, phonemes
 from prosody_vae.data.manifest import read_manifest
-from prosody_vae.synthesis import Synthesizer
-from prosody_vae.vocoder import GriffinLimVocoder
+from prosody_vae.inference.synthesizer import Synthesizer
 
 # (reference label, output measurement): the prosody factor each pair checks
 _QUANTITIES = (

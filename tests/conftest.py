@@ -35,8 +35,8 @@ TINY_MODEL = {
 def tiny_prepared(tmp_path_factory) -> Path:
     """A 16-utterance built-in corpus, with features and splits (the prepare stage's layout)."""
     from prosody_vae.audio import AudioConfig
-    from prosody_vae.corpus.espeak import build_corpus
     from prosody_vae.data import prepare_corpus
+    from prosody_vae.data.espeak.synthesis import build_corpus
 
     root = tmp_path_factory.mktemp("tiny_corpus")
     manifest = build_corpus(root / "corpus", n_utterances=16, seed=3, num_workers=2, progress=False)

@@ -12,7 +12,7 @@ import torch
 pytestmark = pytest.mark.coqui
 pytest.importorskip("TTS", reason="coqui-tts is not installed (pip install prosody_vae[coqui])")
 
-from prosody_vae.adapters.coqui import CoquiCapacitronLayer, use_prosody_vae  # noqa: E402
+from prosody_vae.integrations.coqui import CoquiCapacitronLayer, use_prosody_vae  # noqa: E402
 
 
 def _coqui_model(seed: int = 0):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prosody_vae.adapters.torchaudio_tacotron2 import TorchaudioTacotron2Backbone
 from prosody_vae.config import BackboneConfig, ExperimentConfig
-from prosody_vae.model import build_model
+from prosody_vae.tts.backbones.torchaudio_tacotron2 import TorchaudioTacotron2Backbone
+from prosody_vae.tts.model import build_model
 
 TINY = dict(
     embedding_dim=16,
@@ -78,7 +78,7 @@ def test_config_switch_is_validated():
 @pytest.mark.slow
 def test_trains_with_our_loop_and_z_changes_synthesis(tiny_config_file, tmp_path):
     from prosody_vae.config import load_config
-    from prosody_vae.synthesis import Synthesizer
+    from prosody_vae.inference.synthesizer import Synthesizer
     from prosody_vae.training.loop import train
 
     path = tiny_config_file(

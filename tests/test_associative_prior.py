@@ -10,8 +10,8 @@ import torch
 import torch.distributed as dist
 from torch.distributions import Normal, kl_divergence
 
-from prosody_vae.associative_prior import AssociativePrior, gather_codes
-from prosody_vae.bounds import iwae_bound
+from prosody_vae.prosody.bounds import iwae_bound
+from prosody_vae.prosody.priors import AssociativePrior, gather_codes
 
 D = 4
 

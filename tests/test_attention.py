@@ -7,14 +7,19 @@ import math
 import pytest
 import torch
 
-from prosody_vae.alignment import align_error, alignment_stats, attention_monotonic_score, diagonality
-from prosody_vae.backbones.attention import (
+from prosody_vae.prosody.masking import lengths_to_mask
+from prosody_vae.tts.attention_metrics import (
+    align_error,
+    alignment_stats,
+    attention_monotonic_score,
+    diagonality,
+)
+from prosody_vae.tts.backbones.attention import (
     DynamicConvolutionAttention,
     LocationSensitiveAttention,
     beta_binomial_prior,
 )
-from prosody_vae.backbones.losses import guided_attention_loss
-from prosody_vae.masking import lengths_to_mask
+from prosody_vae.tts.backbones.auxiliary_losses import guided_attention_loss
 
 QUERY, MEMORY, ATTN = 12, 10, 16
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch.distributions import MultivariateNormal, Normal
 
-from prosody_vae.bounds import (
+from prosody_vae.prosody.bounds import (
     active_units,
     dimensions_by_activity,
     iwae_bound,

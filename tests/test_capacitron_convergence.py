@@ -19,10 +19,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from prosody_vae.capacitron import CapacitronVAE
-from prosody_vae.capacity import CapacityObjective
-from prosody_vae.losses import masked_l1
-from prosody_vae.optim import RECOMMENDED_BETA_LR, DualOptimizer, main_parameters
+from prosody_vae.prosody.capacity import CapacityObjective
+from prosody_vae.prosody.dual_optimizer import RECOMMENDED_BETA_LR, DualOptimizer, main_parameters
+from prosody_vae.prosody.likelihood import masked_l1
+from prosody_vae.prosody.vae import CapacitronVAE
 
 T, N_MELS, LATENT, BATCH, STEPS, LAST = 32, 16, 8, 32, 600, 100
 

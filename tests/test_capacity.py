@@ -9,8 +9,8 @@ import torch
 from torch.distributions import Laplace
 from torch.nn import functional as F
 
-from prosody_vae.capacity import CapacityObjective
-from prosody_vae.losses import laplace_nll, masked_l1
+from prosody_vae.prosody.capacity import CapacityObjective
+from prosody_vae.prosody.likelihood import laplace_nll, masked_l1
 
 
 @pytest.mark.parametrize("beta_init", [1e-3, 1.0, 50.0])

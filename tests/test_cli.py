@@ -159,9 +159,9 @@ def test_interpolate_writes_steps_manifest_and_summary(trained, tiny_prepared, t
 def test_traverse_ranks_dimensions_by_kl_on_the_validation_split(trained, tiny_prepared, tmp_path, capsys):
     import json
 
-    from prosody_vae.bounds import dimensions_by_activity
-    from prosody_vae.data.features import load_features
-    from prosody_vae.synthesis import Synthesizer
+    from prosody_vae.data.feature_cache import load_features
+    from prosody_vae.inference.synthesizer import Synthesizer
+    from prosody_vae.prosody.bounds import dimensions_by_activity
 
     _, checkpoint, _ = trained
     code = _run(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from prosody_vae.audio import AudioConfig
-from prosody_vae.corpus import (
+from prosody_vae.data.espeak import (
     FACTOR_BOUNDS,
     HELD_OUT_PROSODY,
     EspeakError,
@@ -22,8 +22,8 @@ from prosody_vae.corpus import (
     phonemes,
     synthesize,
 )
-from prosody_vae.corpus.grammar import NUM_HELD_OUT, word_count
-from prosody_vae.corpus.plan import plan_corpus
+from prosody_vae.data.espeak.grammar import NUM_HELD_OUT, word_count
+from prosody_vae.data.espeak.plan import plan_corpus
 from prosody_vae.data.manifest import read_manifest, write_manifest
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

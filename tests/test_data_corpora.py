@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from prosody_vae.data.corpora import read_blizzard2013, read_filelist, read_kaldi, read_ljspeech, read_vctk
+from prosody_vae.data.readers import read_blizzard2013, read_filelist, read_kaldi, read_ljspeech, read_vctk
 
 SR = 16000
 

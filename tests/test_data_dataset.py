@@ -9,7 +9,7 @@ import torch
 
 from prosody_vae.audio import AudioConfig
 from prosody_vae.data.dataset import Batch, ProsodyDataset, collate
-from prosody_vae.data.features import feature_path
+from prosody_vae.data.feature_cache import feature_path
 from prosody_vae.data.manifest import Utterance
 
 N_MELS = 6

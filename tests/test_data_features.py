@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 
 from prosody_vae.audio import AudioConfig, f0_energy, load_audio, log_mel, num_frames
-from prosody_vae.data.features import extract_features, feature_path, load_features
+from prosody_vae.data.feature_cache import extract_features, feature_path, load_features
 from prosody_vae.data.manifest import Utterance
 
 SR = 16000

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from prosody_vae.audio import AudioConfig
-from prosody_vae.data.features import feature_path
+from prosody_vae.data.feature_cache import feature_path
 from prosody_vae.data.manifest import read_manifest
 from prosody_vae.data.prepare import prepare_corpus, read_audio_config
 

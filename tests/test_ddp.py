@@ -56,7 +56,7 @@ def _patch_child() -> None:
     import torch.nn.functional as F
 
     import prosody_vae.training.loop as loop
-    from prosody_vae.capacitron import CapacitronVAE
+    from prosody_vae.prosody.vae import CapacitronVAE
 
     torch.set_num_threads(1)
     dropout, encode = F.dropout, CapacitronVAE.encode

@@ -201,8 +201,8 @@ def checkpoint(tiny_checkpoint) -> Path:
 @pytest.mark.slow
 def test_diagnostics_kl_sums_and_iwae_1_is_the_elbo(checkpoint, tiny_prepared) -> None:
     from prosody_vae.data.dataset import ProsodyDataset, collate
-    from prosody_vae.losses import laplace_nll
-    from prosody_vae.synthesis import Synthesizer
+    from prosody_vae.inference.synthesizer import Synthesizer
+    from prosody_vae.prosody.likelihood import laplace_nll
 
     seed, n = 7, 6
     diag = model_diagnostics(checkpoint, split="train", max_items=n, batch_size=n, bound_ks=(1, 4), seed=seed)

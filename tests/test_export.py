@@ -9,13 +9,13 @@ import torch
 from torch import nn
 
 from prosody_vae.audio import AudioConfig
-from prosody_vae.capacitron import CapacitronVAE
 from prosody_vae.checkpoint import save_checkpoint
 from prosody_vae.cli import main
 from prosody_vae.config import ExperimentConfig
-from prosody_vae.export import export_prosody_encoder, read_export_metadata
-from prosody_vae.model import build_model
+from prosody_vae.inference.export import export_prosody_encoder, read_export_metadata
+from prosody_vae.prosody.vae import CapacitronVAE
 from prosody_vae.text import build_tokenizer
+from prosody_vae.tts.model import build_model
 
 N_MELS = 20
 

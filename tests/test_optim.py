@@ -7,10 +7,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from prosody_vae.capacitron import CapacitronVAE
-from prosody_vae.capacity import CapacityLoss, CapacityObjective
-from prosody_vae.losses import masked_l1
-from prosody_vae.optim import RECOMMENDED_BETA_LR, DualOptimizer, main_parameters
+from prosody_vae.prosody.capacity import CapacityLoss, CapacityObjective
+from prosody_vae.prosody.dual_optimizer import RECOMMENDED_BETA_LR, DualOptimizer, main_parameters
+from prosody_vae.prosody.likelihood import masked_l1
+from prosody_vae.prosody.vae import CapacitronVAE
 
 N_MELS = 8
 

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from prosody_vae.capacitron import CapacitronVAE, ProsodyOutput
-from prosody_vae.posterior import GaussianPosterior, TextSummary
-from prosody_vae.priors import StandardNormalPrior
+from prosody_vae.prosody.posterior import GaussianPosterior, TextSummary
+from prosody_vae.prosody.priors.standard import StandardNormalPrior
+from prosody_vae.prosody.vae import CapacitronVAE, ProsodyOutput
 
 N_MELS, D, E, P = 16, 6, 10, 3
 
@@ -247,7 +247,7 @@ def test_text_given_without_a_text_summary_raises():
 
 
 class _ShiftedPrior(nn.Module):
-    """A prior with the interface of prosody_vae.priors: N(context, I)."""
+    """A prior with the interface of prosody_vae.prosody.priors.standard: N(context, I)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from prosody_vae.checkpoint import CheckpointError, load_checkpoint
-from prosody_vae.pretrained import builtin_model_path, pack_model
-from prosody_vae.synthesis import Synthesizer
+from prosody_vae.inference.packed import builtin_model_path, pack_model
+from prosody_vae.inference.synthesizer import Synthesizer
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prosody_vae.reference_encoder import ReferenceEncoder, _MaskedBatchNorm2d
+from prosody_vae.prosody.reference_encoder import ReferenceEncoder, _MaskedBatchNorm2d
 
 N_MELS = 20
 SMALL = dict(n_mels=N_MELS, channels=(4, 8, 8), rnn_size=12)

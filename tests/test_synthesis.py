@@ -16,11 +16,11 @@ import torch
 from prosody_vae.audio import AudioError
 from prosody_vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from prosody_vae.config import ExperimentConfig
-from prosody_vae.data.features import load_features
+from prosody_vae.data.feature_cache import load_features
 from prosody_vae.data.manifest import read_manifest
-from prosody_vae.model import build_model
-from prosody_vae.synthesis import ReferenceNotice, Synthesizer, interpolation_path
+from prosody_vae.inference.synthesizer import ReferenceNotice, Synthesizer, interpolation_path
 from prosody_vae.text import build_tokenizer
+from prosody_vae.tts.model import build_model
 
 
 def _config(tiny_prepared, **prosody) -> ExperimentConfig:

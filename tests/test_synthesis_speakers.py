@@ -16,8 +16,8 @@ def multi_speaker(tmp_path_factory):
     from conftest import TINY_MODEL, train_tiny
 
     from prosody_vae.audio import AudioConfig
-    from prosody_vae.corpus.espeak import build_corpus
     from prosody_vae.data import prepare_corpus
+    from prosody_vae.data.espeak.synthesis import build_corpus
 
     root = tmp_path_factory.mktemp("speakers")
     manifest = build_corpus(
@@ -66,7 +66,7 @@ def _transfer(checkpoint, reference, out, *speaker: str) -> int:
 
 
 def test_transfer_with_each_speaker(multi_speaker, tmp_path):
-    from prosody_vae.synthesis import Synthesizer
+    from prosody_vae.inference.synthesizer import Synthesizer
 
     checkpoint, train, speakers = multi_speaker
     synth = Synthesizer.from_checkpoint(checkpoint)

@@ -7,11 +7,11 @@ import warnings
 import pytest
 import torch
 
-from prosody_vae.alignment import diagonality
-from prosody_vae.backbones import Tacotron2
-from prosody_vae.backbones.losses import guided_attention_loss, stop_loss, stop_targets
-from prosody_vae.backbones.tacotron2 import stop_lengths
-from prosody_vae.masking import lengths_to_mask
+from prosody_vae.prosody.masking import lengths_to_mask
+from prosody_vae.tts.attention_metrics import diagonality
+from prosody_vae.tts.backbones import Tacotron2
+from prosody_vae.tts.backbones.auxiliary_losses import guided_attention_loss, stop_loss, stop_targets
+from prosody_vae.tts.backbones.tacotron2 import stop_lengths
 
 N_SYMBOLS, N_MELS = 12, 8
 

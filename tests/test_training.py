@@ -89,7 +89,7 @@ def test_sigterm_writes_a_checkpoint_and_stops(tiny_config_file, tmp_path, monke
 def test_nonfinite_updates_are_skipped_then_training_stops_with_a_checkpoint(
     tiny_config_file, tmp_path, monkeypatch
 ):
-    import prosody_vae.training.losses as losses_module
+    import prosody_vae.training.objective as losses_module
     from prosody_vae.training.loop import TrainingError
 
     config = load_config(tiny_config_file(train={"steps": 50, "max_nonfinite": 3}))

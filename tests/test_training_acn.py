@@ -16,9 +16,9 @@ import torch
 import yaml
 from conftest import TINY_MODEL
 
-from prosody_vae.associative_prior import CodeBank
 from prosody_vae.checkpoint import load_checkpoint, save_checkpoint
 from prosody_vae.config import ExperimentConfig
+from prosody_vae.prosody.priors import CodeBank
 from prosody_vae.training.loop import train
 
 pytestmark = pytest.mark.slow
@@ -126,7 +126,7 @@ def _reference(tiny_prepared: Path):
 
 
 def test_sample_near_and_walk_from_a_trained_model(acn_run, tiny_prepared):
-    from prosody_vae.synthesis import Synthesizer
+    from prosody_vae.inference.synthesizer import Synthesizer
 
     _, result = acn_run
     synth = Synthesizer.from_checkpoint(result.checkpoint)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from prosody_vae.audio import AudioConfig, log_mel
-from prosody_vae.vocoder import GriffinLimVocoder, TorchScriptVocoder, VocoderError, load_vocoder
+from prosody_vae.audio.vocoders import GriffinLimVocoder, TorchScriptVocoder, VocoderError, load_vocoder
 
 # torch.jit.script is what a user runs to build a vocoder file; recent torch warns it is deprecated
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

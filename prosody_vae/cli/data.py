@@ -24,7 +24,7 @@ def _make_corpus_arguments(p: argparse.ArgumentParser) -> None:
     arguments=_make_corpus_arguments,
 )
 def make_corpus(args: argparse.Namespace) -> int:
-    from prosody_vae.corpus.espeak import build_corpus
+    from prosody_vae.data.espeak.synthesis import build_corpus
 
     manifest = build_corpus(
         args.out,
@@ -73,7 +73,7 @@ def _check_corpus_arguments(p: argparse.ArgumentParser) -> None:
     arguments=_check_corpus_arguments,
 )
 def check_corpus(args: argparse.Namespace) -> int:
-    from prosody_vae.corpus.check import check_corpus as run_check
+    from prosody_vae.data.espeak.check import check_corpus as run_check
 
     run_check(args.out, n_utterances=args.n, seed=args.seed, num_workers=args.num_workers)
     return 0

@@ -1,4 +1,4 @@
-"""``prosody-vae export``: the prosody encoder as a deployable module (see prosody_vae.export)."""
+"""``prosody-vae export``: the prosody encoder as a deployable module (see prosody_vae.inference.export)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     arguments=_export_arguments,
 )
 def export(args: argparse.Namespace) -> int:
-    from prosody_vae.export import export_checkpoint, read_export_metadata
+    from prosody_vae.inference.export import export_checkpoint, read_export_metadata
 
     set_threads(args)
     path = export_checkpoint(args.checkpoint, args.out, format=args.format)

@@ -2,7 +2,7 @@
 
 Every synthesis command writes wavs (Griffin-Lim, or ``--vocoder model.ts``), with ``--plot`` the
 figures beside them, and, when it writes a folder, a ``manifest.jsonl`` in the synthesis manifest
-format (:mod:`prosody_vae.synthesis_io`). A reference that had to be resampled or mixed to mono is
+format (:mod:`prosody_vae.inference.references`, :mod:`prosody_vae.inference.writer`). A reference that had to be resampled or mixed to mono is
 used with a ``notice:`` line on stderr.
 """
 
@@ -134,7 +134,7 @@ def _with_notices(run: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 
     @functools.wraps(run)
     def wrapped(args: argparse.Namespace) -> int:
-        from prosody_vae.synthesis import ReferenceNotice
+        from prosody_vae.inference.synthesizer import ReferenceNotice
 
         with warnings.catch_warnings():
             warnings.simplefilter("always", ReferenceNotice)
@@ -159,7 +159,7 @@ def _load(args: argparse.Namespace, *, text: str | None = None):
     """The synthesizer (speaker and text checked up front, before any reference is read)."""
     import torch
 
-    from prosody_vae.synthesis import Synthesizer
+    from prosody_vae.inference.synthesizer import Synthesizer
 
     set_threads(args)
     if text is not None and not text.strip():
@@ -174,8 +174,8 @@ def _load(args: argparse.Namespace, *, text: str | None = None):
 
 
 def _writer(args: argparse.Namespace, synth):
-    from prosody_vae.synthesis_io import SynthesisWriter
-    from prosody_vae.vocoder import load_vocoder
+    from prosody_vae.audio.vocoders import load_vocoder
+    from prosody_vae.inference.writer import SynthesisWriter
 
     vocoder = load_vocoder(args.vocoder, synth.audio, n_iter=args.gl_iters).to(synth.device)
     return SynthesisWriter(synth, vocoder, plot=args.plot)
@@ -223,7 +223,7 @@ def transfer(args: argparse.Namespace) -> int:
 
 def _transfer_batch(args: argparse.Namespace) -> int:
     """One output per batch line; a bad line or file is reported and skipped, then a summary."""
-    from prosody_vae.synthesis_io import read_batch_file
+    from prosody_vae.inference.references import read_batch_file
 
     lines, problems = read_batch_file(args.batch)
     synth = _load(args)
@@ -344,9 +344,9 @@ def _traverse_values(args: argparse.Namespace) -> list[float]:
 
 def _activity_references(args: argparse.Namespace, synth):
     """(mels, texts, speakers, source) of the references that rank the latent dimensions."""
-    from prosody_vae.data.features import load_features
+    from prosody_vae.data.feature_cache import load_features
     from prosody_vae.data.manifest import read_manifest
-    from prosody_vae.synthesis_io import collect_references
+    from prosody_vae.inference.references import collect_references
 
     def speaker_of(name: str | None) -> str | None:
         return name if name in synth.speakers else args.speaker
@@ -399,7 +399,7 @@ def _activity_references(args: argparse.Namespace, synth):
 )
 @_with_notices
 def traverse(args: argparse.Namespace) -> int:
-    from prosody_vae.bounds import dimensions_by_activity
+    from prosody_vae.prosody.bounds import dimensions_by_activity
 
     values = _traverse_values(args)
     synth = _load(args, text=args.text)
@@ -461,7 +461,7 @@ def embed(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from prosody_vae.synthesis_io import collect_references
+    from prosody_vae.inference.references import collect_references
 
     references = collect_references(args.references)
     if args.reference_text is not None and len(references) != 1:

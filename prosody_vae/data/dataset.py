@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from prosody_vae.audio import AudioConfig, num_frames
-from prosody_vae.data.features import load_features
+from prosody_vae.data.feature_cache import load_features
 from prosody_vae.data.manifest import Utterance
 
 __all__ = ["Batch", "ProsodyDataset", "collate"]

@@ -27,9 +27,9 @@ from typing import Literal
 import yaml
 
 from prosody_vae.audio import AudioConfig
-from prosody_vae.data.corpora import CORPUS_READERS
-from prosody_vae.data.features import ExtractionReport, extract_features, feature_path
+from prosody_vae.data.feature_cache import ExtractionReport, extract_features, feature_path
 from prosody_vae.data.manifest import Utterance, read_manifest, write_manifest
+from prosody_vae.data.readers import CORPUS_READERS
 from prosody_vae.data.splits import SPLITS, split_utterances
 from prosody_vae.data.validate import ValidationReport, validate_utterances
 

@@ -18,11 +18,11 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from prosody_vae.corpus import held_out_sentences, measure_prosody, phonemes, synthesize
-from prosody_vae.corpus.labels import f0_contour
-from prosody_vae.pretrained import builtin_model_path
-from prosody_vae.synthesis import Synthesis, Synthesizer, slerp
-from prosody_vae.vocoder import GriffinLimVocoder
+from prosody_vae.audio.vocoders import GriffinLimVocoder
+from prosody_vae.data.espeak import held_out_sentences, measure_prosody, phonemes, synthesize
+from prosody_vae.data.espeak.labels import f0_contour
+from prosody_vae.inference.packed import builtin_model_path
+from prosody_vae.inference.synthesizer import Synthesis, Synthesizer, slerp
 
 __all__ = ["STYLES", "DemoResult", "ReferenceStyle", "run_demo"]
 

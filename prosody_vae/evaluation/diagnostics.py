@@ -8,12 +8,12 @@ What is measured, per utterance of the split (the first ``max_items`` in manifes
   ``kl_per_dim`` and its sum ``kl_total``, the number the capacity C constrains during training;
 * active units (Burda et al. 2016): dimensions whose posterior mean varies over the split with
   variance above ``au_threshold``;
-* optionally the IWAE-k bound (:func:`prosody_vae.bounds.iwae_bound`) for each requested k, with
+* optionally the IWAE-k bound (:func:`prosody_vae.prosody.bounds.iwae_bound`) for each requested k, with
   k teacher-forced decoder passes batched together. ``k = 1`` is the (single-sample) ELBO.
 
 The likelihood in the bound. ``log p(x|z)`` is the Laplace log-density, unit scale, of the target
 log-mel around the model's final (post-net) output, with its normalising constant
-(:func:`prosody_vae.losses.laplace_nll`), so values are true nats per utterance and comparable across
+(:func:`prosody_vae.prosody.likelihood.laplace_nll`), so values are true nats per utterance and comparable across
 models on the same data. Training's reconstruction term sums the L1 of the pre- and post-net outputs;
 that sum is not the log-density of one distribution, so the bound uses the output the model speaks
 with. Tacotron 2 keeps prenet dropout on at inference, so a teacher-forced pass is random even for a
@@ -40,13 +40,18 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from prosody_vae.bounds import active_units, dimensions_by_activity, iwae_bound, kl_per_dimension_summary
 from prosody_vae.checkpoint import load_checkpoint
 from prosody_vae.data.dataset import Batch, ProsodyDataset, collate
 from prosody_vae.data.manifest import read_manifest
-from prosody_vae.losses import laplace_nll
-from prosody_vae.model import ProsodyTTS
-from prosody_vae.synthesis import Synthesizer
+from prosody_vae.inference.synthesizer import Synthesizer
+from prosody_vae.prosody.bounds import (
+    active_units,
+    dimensions_by_activity,
+    iwae_bound,
+    kl_per_dimension_summary,
+)
+from prosody_vae.prosody.likelihood import laplace_nll
+from prosody_vae.tts.model import ProsodyTTS
 
 from .result import json_safe
 from .statistics import MetricSummary, summarise

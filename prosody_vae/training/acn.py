@@ -29,10 +29,10 @@ import time
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from prosody_vae.associative_prior import AssociativePrior, gather_codes
-from prosody_vae.model import ProsodyTTS
+from prosody_vae.prosody.priors import AssociativePrior, gather_codes
 from prosody_vae.training.data import TrainingData
 from prosody_vae.training.distributed import DistributedContext
+from prosody_vae.tts.model import ProsodyTTS
 
 __all__ = ["RefreshSchedule", "prior_context", "refresh_code_bank", "write_codes"]
 

@@ -30,11 +30,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from prosody_vae.capacity import CapacityObjective
 from prosody_vae.checkpoint import CheckpointManager, load_checkpoint
 from prosody_vae.config import ExperimentConfig, save_config
-from prosody_vae.model import build_model
-from prosody_vae.optim import DualOptimizer, main_parameters
+from prosody_vae.prosody.capacity import CapacityObjective
+from prosody_vae.prosody.dual_optimizer import DualOptimizer, main_parameters
 from prosody_vae.training.acn import RefreshSchedule, prior_context, refresh_code_bank, write_codes
 from prosody_vae.training.data import build_training_data
 from prosody_vae.training.distributed import (
@@ -43,9 +42,10 @@ from prosody_vae.training.distributed import (
     pad_to_global_length,
     setup_distributed,
 )
-from prosody_vae.training.losses import LossParts, TrainingModule
 from prosody_vae.training.monitor import TrainingMonitor
+from prosody_vae.training.objective import LossParts, TrainingModule
 from prosody_vae.training.validation import validate
+from prosody_vae.tts.model import build_model
 
 __all__ = ["TrainingError", "TrainResult", "train"]
 
@@ -90,7 +90,7 @@ def _build_optimizer(module: TrainingModule, config: ExperimentConfig, scaler) -
         main_parameters=main,
         lagrange_parameters=lagrange,
         main_optimizer_factory=lambda params: torch.optim.Adam(
-            params, lr=oc.lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=oc.weight_decay
+            params, lr=oc.lr, betas=tuple(oc.adam_betas), eps=oc.adam_eps, weight_decay=oc.weight_decay
         ),
         beta_optimizer_factory=beta_factory,
         max_grad_norm=oc.max_grad_norm,

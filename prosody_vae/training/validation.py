@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from prosody_vae.alignment import diagonality
-from prosody_vae.bounds import active_units
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.plots import plot_alignment, plot_mels
+from prosody_vae.prosody.bounds import active_units
 from prosody_vae.training.distributed import DistributedContext, all_reduce_mean
-from prosody_vae.training.losses import TrainingModule
 from prosody_vae.training.monitor import TrainingMonitor
+from prosody_vae.training.objective import TrainingModule
+from prosody_vae.tts.attention_metrics import diagonality
 
 __all__ = ["validate"]
 
@@ -119,7 +119,7 @@ def _log_example(
         step,
     )
     if config.train.valid_audio and free.shape[0] > 0:
-        from prosody_vae.vocoder import GriffinLimVocoder
+        from prosody_vae.audio.vocoders import GriffinLimVocoder
 
         vocoder = GriffinLimVocoder(config.audio, n_iter=16).to(free.device)
         monitor.log_audio("valid/free_running", vocoder(free).float().cpu(), step, config.audio.sample_rate)

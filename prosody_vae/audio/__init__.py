@@ -1,0 +1,22 @@
+"""Audio: reading files, the log-mel and F0 analysis, and vocoders.
+
+``AudioConfig`` (in :mod:`prosody_vae.config`) describes the analysis used everywhere, so that a mel
+computed in data preparation and one computed at synthesis time agree.
+"""
+
+from prosody_vae.audio.features import MelSpectrogram, f0_energy, log_mel, num_frames
+from prosody_vae.audio.io import MAX_CHANNELS, SILENCE_PEAK, AudioError, load_audio, process_audio
+from prosody_vae.config import AudioConfig
+
+__all__ = [
+    "MAX_CHANNELS",
+    "SILENCE_PEAK",
+    "AudioConfig",
+    "AudioError",
+    "MelSpectrogram",
+    "f0_energy",
+    "load_audio",
+    "log_mel",
+    "num_frames",
+    "process_audio",
+]

@@ -1,0 +1,1 @@
+"""Using a trained model: the synthesizer, reading references, writing outputs, export, packed models."""

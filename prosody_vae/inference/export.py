@@ -1,0 +1,357 @@
+"""Export the prosody encoder (reference encoder + posterior) for production embedding extraction.
+
+``export_prosody_encoder(model, path, audio=...)`` writes a self-contained file that maps reference
+log-mels to the posterior ``(mean, std)``; at inference ``z = mean`` (what ``CapacitronVAE.encode``
+returns in eval mode). Two formats:
+
+* **TorchScript** (default): load with ``torch.jit.load(path)`` and call
+  ``module(mel (B, T, n_mels), lengths (B,))``; models whose posterior reads the reference transcript
+  also take ``tokens=(B, L) long`` and ``token_lengths=(B,)``, multi-speaker models ``speakers=(B,)``
+  ids (the token-embedding table and the speaker table are inside the file). The module checks its
+  inputs and carries the audio parameters as attributes (``module.sample_rate``, ``module.n_mels``,
+  ...) and as ``prosody_vae.json`` inside the archive (:func:`read_export_metadata`), so a user can
+  check that their mels are computed the way the model's were.
+* **ONNX** (needs the optional ``[onnx]`` extra: ``onnx``, and ``onnxruntime`` to run it): the same
+  graph through torch's TorchScript-based ONNX exporter (opset 17, dynamic batch, frames and tokens;
+  the newer ``torch.export``-based exporter unrolls RNNs over time, so it cannot); inputs ``mel``,
+  ``lengths`` (``tokens``, ``token_lengths``, ``speakers`` where the model needs them), outputs
+  ``mean``, ``std``; the metadata is stored in the model's ``metadata_props``.
+
+How the exported graph differs from the eager module, and why. The eager reference encoder and text
+summary feed a packed sequence to their RNN and validate lengths on the host; both are
+data-dependent, which tracing bakes in and ``torch.export`` rejects. The exported graph instead runs
+the RNN over the whole padded sequence and gathers each item's output at its last valid step. For a
+unidirectional RNN that output *is* the final state of the packed run (trailing padding only comes
+after it), so the result is the same up to float rounding; ``tests/test_export.py`` checks it against
+the eager module on a padded batch. The convolution stack and its masking are the eager code's.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from prosody_vae.audio import AudioConfig
+from prosody_vae.prosody.masking import lengths_to_mask
+from prosody_vae.prosody.posterior import TextSummary
+from prosody_vae.prosody.reference_encoder import ReferenceEncoder
+from prosody_vae.prosody.vae import CapacitronVAE
+
+__all__ = [
+    "FORMATS",
+    "ExportedEncoderError",
+    "export_checkpoint",
+    "export_prosody_encoder",
+    "read_export_metadata",
+]
+
+FORMATS = ("torchscript", "onnx")
+METADATA_NAME = "prosody_vae.json"
+
+
+class ExportedEncoderError(ValueError):
+    """An export cannot be written (unsupported model, missing optional dependency) or read."""
+
+
+def _last_valid(outputs: Tensor, lengths: Tensor) -> Tensor:
+    """outputs (B, T, H) of a unidirectional RNN, lengths (B,) -> (B, H) output at step lengths - 1."""
+    index = (lengths - 1).clamp_min(0).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])  # (B, 1, H)
+    return outputs.gather(1, index).squeeze(1)
+
+
+def _reference_embedding(encoder: ReferenceEncoder, mel: Tensor, lengths: Tensor) -> Tensor:
+    """The eager ``ReferenceEncoder.forward`` (eval mode) without packing or host checks: (B, H)."""
+    valid = lengths_to_mask(lengths, mel.shape[1])  # (B, T)
+    x = torch.where(valid.unsqueeze(-1), mel, mel.new_zeros(())).unsqueeze(1)  # (B, 1, T, n_mels)
+    out_lengths = lengths
+    for conv, norm in zip(encoder.convs, encoder.norms, strict=True):
+        x = conv(x)  # (B, C, T', F')
+        out_lengths = encoder._conv_out(out_lengths)
+        mask = lengths_to_mask(out_lengths, x.shape[2]).to(x.dtype)[:, None, :, None]  # (B, 1, T', 1)
+        x = F.relu(norm(x, mask)) * mask
+    batch, chans, frames, freq = x.shape
+    x = x.permute(0, 2, 1, 3).reshape(batch, frames, chans * freq)  # (B, T', C * F')
+    outputs, _ = encoder.rnn(x)  # (B, T', H); GRU and LSTM outputs are the hidden states
+    return _last_valid(outputs, out_lengths)
+
+
+def _text_summary(summary: TextSummary, embeddings: Tensor, lengths: Tensor) -> Tensor:
+    """The eager ``TextSummary.forward`` without packing: (B, L, E), (B,) -> (B, S)."""
+    outputs, _ = summary.rnn(embeddings)  # (B, L, S)
+    return _last_valid(outputs, lengths)
+
+
+class _EncoderGraph(nn.Module):
+    """The traceable core: mel (+ tokens, speakers) -> (mean, std), eval mode, no host syncs."""
+
+    def __init__(
+        self, prosody: CapacitronVAE, token_embedding: nn.Module | None, speaker_embedding: nn.Module | None
+    ):
+        super().__init__()
+        self.prosody = prosody
+        self.token_embedding = token_embedding
+        self.speaker_embedding = speaker_embedding
+
+    def forward(
+        self,
+        mel: Tensor,
+        lengths: Tensor,
+        tokens: Tensor | None = None,
+        token_lengths: Tensor | None = None,
+        speakers: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """mel (B, T, n_mels), lengths (B,) [, tokens (B, L), token_lengths (B,)] [, speakers (B,)] -> (B, D) x 2."""
+        ref = _reference_embedding(self.prosody.reference_encoder, mel, lengths)  # (B, H)
+        text = None
+        if self.prosody.text_summary is not None:
+            assert self.token_embedding is not None and tokens is not None and token_lengths is not None
+            text = _text_summary(self.prosody.text_summary, self.token_embedding(tokens), token_lengths)
+        speaker = None
+        if self.speaker_embedding is not None:
+            assert speakers is not None
+            speaker = self.speaker_embedding(speakers)  # (B, P)
+        return self.prosody.posterior(ref, text=text, speaker=speaker)
+
+
+class _CheckedEncoder(nn.Module):
+    """TorchScript front: validates inputs, calls the traced graph, carries the audio parameters."""
+
+    def __init__(
+        self,
+        graph: torch.jit.ScriptModule,
+        audio: AudioConfig,
+        *,
+        latent_dim: int,
+        uses_text: bool,
+        n_speakers: int,
+    ):
+        super().__init__()
+        self.graph = graph
+        self.sample_rate = audio.sample_rate
+        self.n_fft = audio.n_fft
+        self.hop_length = audio.hop_length
+        self.win_length = audio.win_length
+        self.n_mels = audio.n_mels
+        self.f_min = float(audio.f_min)
+        self.f_max = float(audio.f_max)
+        self.log_floor = float(audio.log_floor)
+        self.latent_dim = latent_dim
+        self.uses_text = uses_text
+        self.uses_speakers = n_speakers > 1
+        self.n_speakers = n_speakers
+
+    def _check_lengths(self, name: str, lengths: Tensor, batch: int, limit: int) -> None:
+        if lengths.dim() != 1 or lengths.size(0) != batch:
+            raise ValueError(f"{name} must have shape ({batch},), got {lengths.shape}")
+        if lengths.is_floating_point():
+            raise ValueError(f"{name} must be an integer tensor")
+        if batch > 0 and (int(lengths.min()) < 1 or int(lengths.max()) > limit):
+            raise ValueError(f"{name} must lie in [1, {limit}]")
+
+    def forward(
+        self,
+        mel: Tensor,
+        lengths: Tensor,
+        tokens: Tensor | None = None,
+        token_lengths: Tensor | None = None,
+        speakers: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Posterior (mean, std), each (B, D), of reference log-mels (B, T, n_mels) with lengths (B,)."""
+        if mel.dim() != 3 or mel.size(2) != self.n_mels:
+            raise ValueError(f"mel must have shape (B, T, {self.n_mels}), got {mel.shape}")
+        batch = mel.size(0)
+        self._check_lengths("lengths", lengths, batch, mel.size(1))
+        lengths = lengths.to(device=mel.device, dtype=torch.long)
+        # Unused inputs of the traced graph get placeholders of the right rank.
+        dummy = lengths
+        if self.uses_text:
+            if tokens is None or token_lengths is None:
+                raise ValueError("this encoder reads the reference transcript: pass tokens and token_lengths")
+            if tokens.dim() != 2 or tokens.size(0) != batch:
+                raise ValueError(f"tokens must have shape ({batch}, L), got {tokens.shape}")
+            self._check_lengths("token_lengths", token_lengths, batch, tokens.size(1))
+            text, text_lengths = tokens.to(mel.device), token_lengths.to(device=mel.device, dtype=torch.long)
+        else:
+            if tokens is not None or token_lengths is not None:
+                raise ValueError("this encoder does not read text: pass mel and lengths only")
+            text, text_lengths = dummy.unsqueeze(1), dummy
+        if self.uses_speakers:
+            if speakers is None or speakers.dim() != 1 or speakers.size(0) != batch:
+                raise ValueError(f"this encoder is multi-speaker: pass speakers, ids of shape ({batch},)")
+            if batch > 0 and (int(speakers.min()) < 0 or int(speakers.max()) >= self.n_speakers):
+                raise ValueError(f"speaker ids must lie in [0, {self.n_speakers - 1}]")
+            speaker_ids = speakers.to(device=mel.device, dtype=torch.long)
+        else:
+            if speakers is not None:
+                raise ValueError("this encoder is single-speaker: do not pass speakers")
+            speaker_ids = dummy
+        return self.graph(mel, lengths, text, text_lengths, speaker_ids)
+
+
+def _metadata(audio: AudioConfig, prosody: CapacitronVAE, *, n_speakers: int, fmt: str) -> dict[str, Any]:
+    inputs = ["mel (B, T, n_mels) float log-mel", "lengths (B,) long"]
+    if prosody.uses_text:
+        inputs += ["tokens (B, L) long", "token_lengths (B,) long"]
+    if n_speakers > 1:
+        inputs.append("speakers (B,) long")
+    return {
+        "format": fmt,
+        "outputs": ["mean (B, D)", "std (B, D)"],
+        "inputs": inputs,
+        "latent_dim": prosody.latent_dim,
+        "uses_text": prosody.uses_text,
+        "n_speakers": n_speakers,
+        "audio": asdict(audio),
+    }
+
+
+def export_prosody_encoder(
+    prosody: CapacitronVAE,
+    path: str | Path,
+    *,
+    audio: AudioConfig,
+    token_embedding: nn.Module | None = None,
+    speaker_embedding: nn.Embedding | None = None,
+    format: str = "torchscript",
+) -> Path:
+    """Write the posterior encoder of ``prosody`` to ``path``.
+
+    Args:
+        prosody: a trained :class:`CapacitronVAE` (copied; the original is left as it was).
+        path: output file.
+        audio: the audio parameters the model's mels were computed with (stored in the file).
+        token_embedding: maps tokens (B, L) to (B, L, E); required iff ``prosody.uses_text``.
+        speaker_embedding: speaker table; required iff ``prosody.speaker_dim > 0``.
+        format: ``"torchscript"`` or ``"onnx"``.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; choose one of {FORMATS}")
+    if audio.n_mels != prosody.n_mels:
+        raise ValueError(
+            f"audio.n_mels={audio.n_mels} but the prosody module reads {prosody.n_mels} mel bins"
+        )
+    if prosody.uses_text and token_embedding is None:
+        raise ValueError("this prosody module has a text summary: pass the token_embedding it reads")
+    if prosody.speaker_dim > 0 and speaker_embedding is None:
+        raise ValueError("this prosody module reads a speaker embedding: pass speaker_embedding")
+    n_speakers = speaker_embedding.num_embeddings if prosody.speaker_dim > 0 else 1
+    import copy
+
+    graph = _EncoderGraph(
+        copy.deepcopy(prosody),
+        copy.deepcopy(token_embedding) if prosody.uses_text else None,
+        copy.deepcopy(speaker_embedding) if prosody.speaker_dim > 0 else None,
+    )
+    graph = graph.to("cpu").float().eval().requires_grad_(False)
+    # Example inputs: two items of different lengths, so nothing batch- or length-specific is baked in.
+    example: dict[str, Tensor] = {
+        "mel": torch.zeros(2, 64, prosody.n_mels),
+        "lengths": torch.tensor([64, 40]),
+        "tokens": torch.ones(2, 6, dtype=torch.long),
+        "token_lengths": torch.tensor([6, 4]),
+        "speakers": torch.zeros(2, dtype=torch.long),
+    }
+    metadata = _metadata(audio, prosody, n_speakers=n_speakers, fmt=format)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if format == "onnx":
+        _export_onnx(graph, example, path, metadata)
+        return path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace is deprecated in favour of torch.export (2.11)
+        traced = torch.jit.trace(graph, tuple(example.values()), check_trace=False)
+        front = torch.jit.script(
+            _CheckedEncoder(
+                traced,
+                audio,
+                latent_dim=prosody.latent_dim,
+                uses_text=prosody.uses_text,
+                n_speakers=n_speakers,
+            )
+        )
+    torch.jit.save(front, str(path), _extra_files={METADATA_NAME: json.dumps(metadata)})
+    return path
+
+
+def _export_onnx(
+    graph: _EncoderGraph, example: dict[str, Tensor], path: Path, metadata: dict[str, Any]
+) -> None:
+    try:
+        import onnx
+    except ImportError:
+        raise ExportedEncoderError(
+            "ONNX export needs the optional dependency onnx: pip install 'prosody_vae[onnx]'"
+        ) from None
+    names = ["mel", "lengths"]
+    if graph.token_embedding is not None:
+        names += ["tokens", "token_lengths"]
+    if graph.speaker_embedding is not None:
+        names.append("speakers")
+    axes = {"mel": {0: "batch", 1: "frames"}, "tokens": {0: "batch", 1: "tokens"}, "mean": {0: "batch"}}
+    axes.update({name: {0: "batch"} for name in ("lengths", "token_lengths", "speakers", "std")})
+    # The TorchScript-based exporter (dynamo=False): torch 2.11's torch.export-based one unrolls the
+    # RNNs over time and so cannot keep the number of frames dynamic.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            tuple(example[name] for name in names),
+            str(path),
+            input_names=names,
+            output_names=["mean", "std"],
+            dynamic_axes={name: axes[name] for name in [*names, "mean", "std"]},
+            opset_version=17,
+            dynamo=False,
+        )
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_NAME, json.dumps(metadata)
+    onnx.save(model, str(path))
+
+
+def read_export_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata stored in an exported file (audio parameters, inputs, latent size)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportedEncoderError(f"{path}: file not found")
+    if path.suffix == ".onnx":
+        try:
+            import onnx
+        except ImportError:
+            raise ExportedEncoderError(f"{path}: reading ONNX files needs the onnx package") from None
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        raw = props.get(METADATA_NAME, "")
+    else:
+        extra = {METADATA_NAME: ""}
+        try:
+            torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        except Exception as error:
+            raise ExportedEncoderError(f"{path}: not a TorchScript file ({type(error).__name__})") from None
+        raw = extra[METADATA_NAME]
+    if not raw:
+        raise ExportedEncoderError(f"{path}: no {METADATA_NAME} metadata (not written by prosody-vae export)")
+    return json.loads(raw)
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, *, format: str = "torchscript") -> Path:
+    """Export the prosody encoder of a training checkpoint (what ``prosody-vae export`` runs)."""
+    from prosody_vae.inference.synthesizer import Synthesizer
+
+    synth = Synthesizer.from_checkpoint(checkpoint, device="cpu")
+    model = synth.model
+    return export_prosody_encoder(
+        model.prosody,
+        out,
+        audio=synth.audio,
+        # Both backbones keep their token table as ``backbone.embedding`` (what ``embed_tokens`` applies).
+        token_embedding=model.backbone.embedding if model.uses_text_summary else None,
+        speaker_embedding=model.speaker_embedding,
+        format=format,
+    )

@@ -1,0 +1,95 @@
+"""Inference-only model files: a training checkpoint packed for shipping, and the built-in model.
+
+A training checkpoint carries the optimiser state, the scheduler, RNG states and fp32 weights
+(23 MB for the CPU recipe). A packed model keeps only what synthesis needs: the model weights (floating
+tensors stored in fp16 by default, halving the file; integer buffers such as BatchNorm's counters stay
+as they are), the resolved config, the tokenizer, the speaker list, the trained multiplier beta, and a
+``provenance`` record of how it was made (step, training time, commands, corpus seed). It is a plain
+dict, loaded with ``weights_only=True`` like any checkpoint, and :meth:`Synthesizer.from_checkpoint`
+reads both kinds (weights are cast back to fp32 on load: the loss of precision is below the
+mel's quantisation by Griffin-Lim, see ``tests/test_pretrained.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prosody_vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+__all__ = ["BUILTIN_MODEL", "builtin_model_path", "pack_model"]
+
+# The model trained by egs/espeak_prosody on the built-in corpus, shipped inside the package.
+BUILTIN_MODEL = "espeak_prosody.pt"
+
+
+def builtin_model_path() -> Path:
+    """Path of the shipped built-in-corpus model (raises naming the path when it is missing)."""
+    path = Path(__file__).resolve().parents[1] / "assets" / BUILTIN_MODEL
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: the built-in model is missing from this installation; train one with "
+            "egs/espeak_prosody/run.sh and pass it with --model"
+        )
+    return path
+
+
+def _model_weights(state: dict[str, Any], source: Path) -> dict[str, torch.Tensor]:
+    if "model" in state:
+        return dict(state["model"])
+    try:
+        module = state["training_module"]
+    except KeyError:
+        raise CheckpointError(f"{source}: neither 'model' nor 'training_module' weights found") from None
+    return {key.removeprefix("model."): value for key, value in module.items() if key.startswith("model.")}
+
+
+def _beta(state: dict[str, Any]) -> float | None:
+    raw = state.get("training_module", {}).get("objective.beta_raw")
+    if raw is None:
+        return state.get("beta")
+    return float(torch.nn.functional.softplus(raw.float()).reshape(-1)[0])
+
+
+def pack_model(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    dtype: torch.dtype = torch.float16,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Write an inference-only copy of a training ``checkpoint`` to ``out`` (atomically).
+
+    Args:
+        checkpoint: a training checkpoint (``step_N.pt``) or an already packed model.
+        out: the file to write.
+        dtype: storage type of the floating-point weights (fp16 by default; fp32 keeps them exact).
+        provenance: free-form facts recorded with the model (commands, training time, ...); the
+            checkpoint's step is added.
+
+    Returns:
+        ``Path(out)``.
+    """
+    checkpoint = Path(checkpoint)
+    state = load_checkpoint(checkpoint)
+    for key in ("config", "tokenizer", "speakers"):
+        if key not in state:
+            raise CheckpointError(f"{checkpoint}: checkpoint lacks {key!r}")
+    weights = {
+        key: value.to(dtype) if value.is_floating_point() else value
+        for key, value in _model_weights(state, checkpoint).items()
+    }
+    record = dict(state.get("provenance", {}))
+    record.update(provenance or {})
+    record.setdefault("step", state.get("step"))
+    packed = {
+        "model": weights,
+        "config": state["config"],
+        "tokenizer": state["tokenizer"],
+        "speakers": list(state["speakers"]),
+        "beta": _beta(state),
+        "provenance": record,
+    }
+    return save_checkpoint(out, packed)

@@ -1,0 +1,439 @@
+"""Synthesizer: a trained checkpoint turned into prosody transfer, prior sampling, interpolation and
+traversal of the latent space.
+
+Transfer is deterministic by default: the reference is encoded to its posterior mean (the reference
+implementation samples in eval mode, so the same reference gave different prosody on every call).
+Pass ``sample=True`` for a draw from q(z | reference) instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
+
+from prosody_vae.audio import AudioConfig, AudioError, MelSpectrogram, load_audio
+from prosody_vae.checkpoint import CheckpointError, load_checkpoint
+from prosody_vae.config import ExperimentConfig
+from prosody_vae.prosody.bounds import kl_per_dimension_summary
+from prosody_vae.prosody.vae import ProsodyOutput
+from prosody_vae.text import Tokenizer, build_tokenizer
+from prosody_vae.tts.model import ProsodyTTS, build_model
+
+__all__ = [
+    "MIN_REFERENCE_SECONDS",
+    "ReferenceNotice",
+    "Synthesis",
+    "Synthesizer",
+    "interpolation_path",
+    "slerp",
+]
+
+# A reference shorter than this (after silence trimming) holds about one stressed syllable: too
+# little for an F0 level, a range or a rate, so the embedding would be mostly the encoder's bias.
+MIN_REFERENCE_SECONDS = 0.25
+
+Reference = str | Path | np.ndarray | Tensor
+
+
+class ReferenceNotice(UserWarning):
+    """A reference was converted on load (resampled to the model's rate, or mixed to mono)."""
+
+
+@dataclass
+class Synthesis:
+    """One synthesised utterance: log-mel (T, n_mels), attention (T/r, L), the z used (D,)."""
+
+    mel: Tensor
+    alignment: Tensor
+    z: Tensor
+    stopped: bool
+
+
+def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
+    """Spherical interpolation between latents (D,); falls back to linear for near-parallel vectors."""
+    a_n, b_n = a / a.norm().clamp_min(1e-8), b / b.norm().clamp_min(1e-8)
+    omega = torch.arccos((a_n * b_n).sum().clamp(-1.0, 1.0))
+    if float(omega) < 1e-4:
+        return (1 - t) * a + t * b
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def interpolation_path(
+    a: Tensor, b: Tensor, steps: int, method: Literal["linear", "slerp"] = "linear"
+) -> Tensor:
+    """``steps`` latents (steps, D) from ``a`` (D,) to ``b`` (D,), both ends included.
+
+    ``slerp`` keeps the norm of the path near the norms of its ends; under an N(0, I) prior in many
+    dimensions a linear midpoint has a smaller norm than typical samples (White 2016, "Sampling
+    generative networks"). With a 16-dimensional z the difference is small; both are offered.
+    """
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2 (both ends are included), got {steps}")
+    if method not in ("linear", "slerp"):
+        raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
+    ts = torch.linspace(0.0, 1.0, steps).tolist()
+    if method == "linear":
+        return torch.stack([(1 - t) * a + t * b for t in ts])
+    return torch.stack([slerp(a, b, t) for t in ts])
+
+
+class Synthesizer:
+    """Text + prosody -> mel, from a training checkpoint."""
+
+    def __init__(
+        self,
+        *,
+        model: ProsodyTTS,
+        tokenizer: Tokenizer,
+        config: ExperimentConfig,
+        speakers: list[str],
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.audio: AudioConfig = config.audio
+        self.speakers = speakers
+        self.device = torch.device(device)
+        self._mel = MelSpectrogram(self.audio).to(self.device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Synthesizer:
+        """Load a training checkpoint; :class:`CheckpointError` (naming ``path``) when it is unusable."""
+        state = load_checkpoint(path, map_location="cpu")
+        try:
+            config = ExperimentConfig.from_dict(state["config"], source=f"{path} (config)")
+            tokenizer = build_tokenizer(**state["tokenizer"])
+            weights = state.get("model") or {
+                key.removeprefix("model."): value
+                for key, value in state["training_module"].items()
+                if key.startswith("model.")
+            }
+            speakers = list(state["speakers"])
+        except KeyError as missing:
+            raise CheckpointError(f"{path}: checkpoint lacks {missing}") from None
+        model = build_model(config, n_symbols=tokenizer.vocab_size, n_speakers=len(speakers))
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as error:
+            # torch's message spans many lines (one per tensor); keep the first for a one-line error
+            first = str(error).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[:3])
+            raise CheckpointError(
+                f"{path}: weights do not fit the model its config describes ({detail})"
+            ) from None
+        return cls(model=model, tokenizer=tokenizer, config=config, speakers=speakers, device=device)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.model.prosody.latent_dim
+
+    # ------------------------------------------------------------------ inputs
+    def tokens(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """Token ids (B, L) and lengths (B,) for a list of texts."""
+        ids = [self.tokenizer.encode(t) for t in texts]
+        lengths = torch.tensor([len(i) for i in ids], device=self.device)
+        padded = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long, device=self.device)
+        for row, seq in enumerate(ids):
+            padded[row, : len(seq)] = torch.tensor(seq, device=self.device)
+        return padded, lengths
+
+    def load_reference(self, path: str | Path) -> np.ndarray:
+        """Read a reference recording: (N,) float32 at the model's rate, silence trimmed.
+
+        A file at another sample rate is resampled and a multi-channel file mixed to mono, each with
+        a :class:`ReferenceNotice` warning. Raises :class:`AudioError` naming the file when it is
+        missing, unreadable, silent or shorter than :data:`MIN_REFERENCE_SECONDS`.
+        """
+        if not Path(path).is_file():
+            raise AudioError(path, "reference file not found")
+        wav = load_audio(path, self.audio)  # corrupt / silent / shorter than n_fft
+        info = sf.info(str(path))
+        notes = []
+        if info.channels > 1:
+            notes.append(f"mixed {info.channels} channels to mono")
+        if info.samplerate != self.audio.sample_rate:
+            notes.append(f"resampled from {info.samplerate} Hz to {self.audio.sample_rate} Hz")
+        if notes:
+            warnings.warn(f"{path}: {', '.join(notes)}", ReferenceNotice, stacklevel=2)
+        seconds = len(wav) / self.audio.sample_rate
+        if seconds < MIN_REFERENCE_SECONDS:
+            raise AudioError(
+                path,
+                f"reference is {seconds:.2f} s after trimming silence, too short to carry prosody "
+                f"(at least {MIN_REFERENCE_SECONDS} s)",
+            )
+        return wav
+
+    def reference_mel(self, reference: Reference) -> Tensor:
+        """Log-mel (T, n_mels) of a reference: an audio file, a waveform at the model's rate, or a mel."""
+        if isinstance(reference, Tensor) and reference.dim() == 2:
+            return reference.to(self.device)
+        if isinstance(reference, str | Path):
+            wav = self.load_reference(reference)
+        else:
+            wav = np.asarray(reference, dtype=np.float32)
+        return self._mel(torch.from_numpy(np.ascontiguousarray(wav)).to(self.device))
+
+    def speaker_ids(self, speaker: str | None, n: int) -> Tensor | None:
+        """Speaker ids (n,) for multi-speaker models, None for single-speaker ones."""
+        if speaker is not None and speaker not in self.speakers:
+            raise ValueError(f"unknown speaker {speaker!r}; this model knows {self.speakers}")
+        if self.model.speaker_embedding is None:
+            return None
+        if speaker is None:
+            raise ValueError(f"this model is multi-speaker: pass a speaker, one of {self.speakers}")
+        return torch.full((n,), self.speakers.index(speaker), dtype=torch.long, device=self.device)
+
+    # ------------------------------------------------------------------ prosody
+    @torch.no_grad()
+    def embed(
+        self,
+        reference: Reference,
+        *,
+        reference_text: str | None = None,
+        speaker: str | None = None,
+        sample: bool = False,
+    ) -> ProsodyOutput:
+        """Posterior over z for one reference: a ProsodyOutput with batch size 1."""
+        return self.embed_batch(
+            [self.reference_mel(reference)],
+            texts=[reference_text],
+            speakers=[speaker],
+            sample=sample,
+        )
+
+    @torch.no_grad()
+    def embed_batch(
+        self,
+        mels: Sequence[Tensor],
+        *,
+        texts: Sequence[str | None] | None = None,
+        speakers: Sequence[str | None] | None = None,
+        sample: bool = False,
+    ) -> ProsodyOutput:
+        """Posterior over z for several reference mels, each (T_i, n_mels): outputs with B = len(mels).
+
+        The mels are zero-padded to one batch; the reference encoder reads only each item's valid
+        frames, so the result does not depend on what else is in the batch.
+        """
+        if not mels:
+            raise ValueError("no reference to embed")
+        lengths = torch.tensor([m.shape[0] for m in mels], device=self.device)
+        batch = pad_sequence([m.to(self.device) for m in mels], batch_first=True)  # (B, T, n_mels)
+        tokens = token_lengths = None
+        if self.model.uses_text_summary:
+            if texts is None or any(not t for t in texts):
+                raise ValueError(
+                    "this model's prosody posterior reads the reference transcript: pass reference_text"
+                )
+            tokens, token_lengths = self.tokens(list(texts))
+        speaker_ids = None
+        if self.model.speaker_embedding is not None:
+            names = list(speakers) if speakers is not None else [None] * len(mels)
+            speaker_ids = torch.cat([self.speaker_ids(name, 1) for name in names])
+        return self.model.encode_prosody(
+            batch,
+            lengths,
+            tokens=tokens,
+            token_lengths=token_lengths,
+            speakers=speaker_ids,
+            sample=sample,
+        )
+
+    @torch.no_grad()
+    def latent_activity(
+        self,
+        mels: Sequence[Tensor],
+        *,
+        texts: Sequence[str | None] | None = None,
+        speakers: Sequence[str | None] | None = None,
+        batch_size: int = 16,
+    ) -> Tensor:
+        """Mean KL(q || p) per latent dimension over a set of references: (D,) nats.
+
+        A dimension the posterior never moves away from the prior costs no KL and carries no
+        prosody; the sum is the average KL per utterance that training holds at C.
+        """
+        kl = []
+        for start in range(0, len(mels), batch_size):
+            end = start + batch_size
+            out = self.embed_batch(
+                mels[start:end],
+                texts=None if texts is None else texts[start:end],
+                speakers=None if speakers is None else speakers[start:end],
+            )
+            kl.append(out.kl_per_dim)
+        if not kl:
+            raise ValueError("latent activity needs at least one reference")
+        return kl_per_dimension_summary(torch.cat(kl))
+
+    # ------------------------------------------------------------------ synthesis
+    @torch.no_grad()
+    def synthesize(
+        self, texts: list[str], z: Tensor, *, speaker: str | None = None, max_steps: int | None = None
+    ) -> list[Synthesis]:
+        """Mels for texts (B) with latents z (B, D); returns a list of :class:`Synthesis`."""
+        tokens, lengths = self.tokens(texts)
+        if max_steps is None:
+            # generous: about 12 frames per token at r = 1, well past any real utterance of the corpus
+            max_steps = int(lengths.max()) * 12 // self.model.backbone.r + 20
+        out = self.model.infer(
+            tokens,
+            lengths,
+            z.to(self.device),
+            speakers=self.speaker_ids(speaker, len(texts)),
+            max_steps=max_steps,
+        )
+        steps = self.model.backbone.decoder_lengths(out.mel_lengths)
+        return [
+            Synthesis(
+                mel=out.mel_post[i, : int(out.mel_lengths[i])],
+                alignment=out.alignments[i, : int(steps[i]), : int(lengths[i])],
+                z=z[i],
+                stopped=int(out.mel_lengths[i]) < max_steps * self.model.backbone.r,
+            )
+            for i in range(len(texts))
+        ]
+
+    def transfer(
+        self,
+        text: str,
+        reference: Reference,
+        *,
+        reference_text: str | None = None,
+        speaker: str | None = None,
+        sample: bool = False,
+    ) -> Synthesis:
+        """Speak ``text`` with the prosody of ``reference`` (posterior mean unless ``sample``)."""
+        posterior = self.embed(reference, reference_text=reference_text, speaker=speaker, sample=sample)
+        return self.synthesize([text], posterior.z, speaker=speaker)[0]
+
+    def sample(
+        self, text: str, n: int, *, temperature: float = 1.0, speaker: str | None = None
+    ) -> list[Synthesis]:
+        """``n`` renditions of ``text`` with prosody drawn from the prior (scaled by ``temperature``)."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        z = self.model.prosody.sample_prior(n, temperature=temperature)
+        return self.synthesize([text] * n, z, speaker=speaker)
+
+    def interpolate(
+        self,
+        text: str,
+        start: Reference,
+        end: Reference,
+        *,
+        steps: int = 5,
+        method: Literal["linear", "slerp"] = "linear",
+        start_text: str | None = None,
+        end_text: str | None = None,
+        speaker: str | None = None,
+    ) -> list[Synthesis]:
+        """``text`` spoken ``steps`` times, prosody moving from ``start``'s posterior mean to ``end``'s.
+
+        Both ends are included, so the first and last outputs are the two transfers.
+        """
+        a = self.embed(start, reference_text=start_text, speaker=speaker).mean[0]  # (D,)
+        b = self.embed(end, reference_text=end_text, speaker=speaker).mean[0]
+        z = interpolation_path(a, b, steps, method)  # (steps, D)
+        return self.synthesize([text] * steps, z, speaker=speaker)
+
+    def traverse(
+        self,
+        text: str,
+        dimension: int,
+        values: Sequence[float],
+        *,
+        reference: Reference | None = None,
+        reference_text: str | None = None,
+        speaker: str | None = None,
+    ) -> list[Synthesis]:
+        """``text`` spoken once per value, moving latent ``dimension`` and holding the others.
+
+        The base point is ``reference``'s posterior mean, or the prior mean (zero) without one; each
+        output adds ``value`` to the base's coordinate ``dimension``. Under the N(0, I) prior the
+        values read as prior standard deviations. Pick the dimension by activity with
+        :meth:`latent_activity` and :func:`prosody_vae.prosody.bounds.dimensions_by_activity`.
+        """
+        if not 0 <= dimension < self.latent_dim:
+            raise ValueError(f"dimension must lie in [0, {self.latent_dim}), got {dimension}")
+        if not values:
+            raise ValueError("traverse needs at least one value")
+        if reference is None:
+            base = torch.zeros(self.latent_dim, device=self.device)
+        else:
+            base = self.embed(reference, reference_text=reference_text, speaker=speaker).mean[0]
+        z = base.repeat(len(values), 1)  # (n, D)
+        z[:, dimension] += torch.tensor([float(v) for v in values], device=self.device)
+        return self.synthesize([text] * len(values), z, speaker=speaker)
+
+    # ------------------------------------------------------------------ associative (ACN) prior
+    def _associative_prior(self, what: str):
+        if not self.model.uses_associative_prior:
+            raise ValueError(
+                f"{what} needs a model trained with the associative prior (prosody.prior: associative); "
+                "this model has the standard N(0, I) prior"
+            )
+        return self.model.prosody.prior
+
+    def sample_near(
+        self,
+        text: str,
+        reference: Reference,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        reference_text: str | None = None,
+        speaker: str | None = None,
+    ) -> list[Synthesis]:
+        """``n`` variations around a reference: z ~ p(z | c) with c the reference's posterior mean.
+
+        ACN models only. ``temperature`` scales the prior's spread (0 gives p(z | c)'s mean, n times).
+        """
+        prior = self._associative_prior("sample_near")
+        code = self.embed(reference, reference_text=reference_text, speaker=speaker).mean[0]  # (D,)
+        z = prior.sample_near(code, n, temperature)  # (n, D)
+        return self.synthesize([text] * n, z, speaker=speaker)
+
+    def walk(
+        self,
+        text: str,
+        steps: int,
+        *,
+        reference: Reference | None = None,
+        start: Tensor | None = None,
+        temperature: float = 1.0,
+        reference_text: str | None = None,
+        speaker: str | None = None,
+    ) -> list[Synthesis]:
+        """ACN's ancestral walk: ``text`` spoken ``steps`` times, z_t ~ p(z | c_t), each next c a
+        random one of z_t's K nearest training codes (:meth:`AssociativePrior.ancestral_walk`).
+
+        Starts from ``reference``'s posterior mean, or the code ``start`` (D,), or, with neither, a
+        training code drawn at random. ACN models only.
+        """
+        prior = self._associative_prior("walk")
+        if reference is not None and start is not None:
+            raise ValueError("walk starts from a reference or from a code, not both")
+        if reference is not None:
+            code = self.embed(reference, reference_text=reference_text, speaker=speaker).mean[0]
+        elif start is not None:
+            if start.shape != (self.latent_dim,):
+                raise ValueError(
+                    f"start must be a code of shape ({self.latent_dim},), got {tuple(start.shape)}"
+                )
+            code = start.to(self.device)
+        else:
+            code = prior.bank.codes[prior.bank.random_rows(1)[0]]
+        z = prior.ancestral_walk(code, steps, temperature)  # (steps, D)
+        return self.synthesize([text] * steps, z, speaker=speaker)

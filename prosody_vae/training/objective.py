@@ -1,0 +1,128 @@
+"""One training forward: the model plus its capacity objective, returning every loss part by name.
+
+Units. The Capacitron Lagrangian is computed in nats per utterance: the L1 terms are summed over
+frames and mel bins (unit-scale Laplace negative log-likelihoods, see :mod:`prosody_vae.prosody.likelihood`) and
+the KL is summed over latent dimensions, both averaged over the batch. Every logged number is in
+those units, so the realised KL can be read against C directly.
+
+What the optimiser sees. The theta loss handed to the optimiser is that Lagrangian divided by the
+number of mel elements per utterance in the batch (``n_mels * mean(T)``), plus the mean-reduced
+auxiliaries (stop-token BCE, guided attention). This is the reference implementation's
+normalisation: dividing the Lagrangian by a positive number does not move its constrained optimum,
+it only rescales the step, and without it the auxiliary terms would be drowned by a loss in the
+thousands of nats. The multiplier's own loss ``-beta * (KL - C)`` stays in nats, so the beta learning
+rate has one meaning whatever the utterance length.
+
+The wrapper is an ``nn.Module`` that owns both the model and the objective, so that
+DistributedDataParallel averages the gradient of ``beta_raw`` across ranks along with theta's:
+every rank then applies the same multiplier update and beta stays identical everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from torch import Tensor, nn
+
+from prosody_vae.data.dataset import Batch
+from prosody_vae.prosody.capacity import CapacityObjective
+from prosody_vae.prosody.likelihood import masked_l1
+from prosody_vae.tts.backbones.auxiliary_losses import guided_attention_loss, stop_loss
+from prosody_vae.tts.model import ProsodyTTS, ProsodyTTSOutput
+
+__all__ = ["LossParts", "TrainingModule"]
+
+
+class LossParts(NamedTuple):
+    loss: Tensor  # what the main optimiser minimises (normalised, beta detached)
+    beta_loss: Tensor  # what the multiplier's optimiser minimises (KL detached), nats
+    lagrangian: Tensor  # reconstruction + beta * (KL - C), nats per utterance
+    decoder_l1: Tensor  # nats per utterance
+    postnet_l1: Tensor  # nats per utterance
+    kl: Tensor  # nats per utterance
+    beta: Tensor
+    stop: Tensor
+    guided_attention: Tensor
+    normalizer: Tensor  # n_mels * mean frames
+
+
+class TrainingModule(nn.Module):
+    """Model + capacity objective + auxiliary loss weights: ``forward(batch) -> LossParts``."""
+
+    def __init__(
+        self,
+        *,
+        model: ProsodyTTS,
+        objective: CapacityObjective,
+        stop_weight: float = 1.0,
+        stop_pos_weight: float = 5.0,
+        guided_attention_weight: float = 1.0,
+        guided_attention_sigma: float = 0.2,
+    ):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.stop_weight = stop_weight
+        self.stop_pos_weight = stop_pos_weight
+        self.guided_attention_weight = guided_attention_weight
+        self.guided_attention_sigma = guided_attention_sigma
+
+    def forward(
+        self,
+        batch: Batch,
+        *,
+        use_guided_attention: bool = True,
+        normalizer: Tensor | None = None,
+        mean_decoder_steps: Tensor | None = None,
+        prior_context: Tensor | None = None,
+    ) -> tuple[LossParts, ProsodyTTSOutput]:
+        """Teacher-forced pass over a batch.
+
+        Args:
+            normalizer: overrides ``n_mels * mean(T)``; DDP passes the global one.
+            mean_decoder_steps: the global mean of decoder steps per item, under DDP. The guided
+                attention loss is a mean over the batch's decoder steps; rescaled to the global count,
+                the ranks' average is the single-process loss (per-rank means would weight a rank
+                with short items more).
+            prior_context: (B, D) the associative prior's context (a neighbour's code), else None.
+        """
+        output = self.model(
+            batch.tokens,
+            batch.token_lengths,
+            batch.mels,
+            batch.mel_lengths,
+            speakers=batch.speakers if self.model.speaker_embedding is not None else None,
+            prior_context=prior_context,
+        )
+        taco = output.tacotron
+        decoder_l1 = masked_l1(taco.mel, batch.mels, batch.mel_lengths).mean()
+        postnet_l1 = masked_l1(taco.mel_post, batch.mels, batch.mel_lengths).mean()
+        # Both outputs are Laplace decoders of the same target; the objective sees their sum, as in
+        # Tacotron 2 training. The constraint on the KL does not depend on this choice: beta absorbs it.
+        capacity = self.objective(decoder_l1 + postnet_l1, output.prosody.kl.mean())
+        stop = stop_loss(taco.stop_logits, batch.mel_lengths, pos_weight=self.stop_pos_weight)
+        if use_guided_attention and self.guided_attention_weight > 0:
+            decoder_lengths = self.model.backbone.decoder_lengths(batch.mel_lengths)
+            guided = guided_attention_loss(
+                taco.alignments, batch.token_lengths, decoder_lengths, sigma=self.guided_attention_sigma
+            )
+            if mean_decoder_steps is not None:
+                guided = guided * decoder_lengths.float().mean() / mean_decoder_steps
+        else:
+            guided = taco.mel.new_zeros(())
+        if normalizer is None:
+            normalizer = batch.mel_lengths.float().mean() * batch.mels.shape[-1]
+        loss = capacity.loss / normalizer + self.stop_weight * stop + self.guided_attention_weight * guided
+        parts = LossParts(
+            loss=loss,
+            beta_loss=capacity.beta_loss,
+            lagrangian=capacity.loss.detach(),
+            decoder_l1=decoder_l1.detach(),
+            postnet_l1=postnet_l1.detach(),
+            kl=capacity.kl.detach(),
+            beta=capacity.beta.detach(),
+            stop=stop.detach(),
+            guided_attention=guided.detach(),
+            normalizer=normalizer.detach(),
+        )
+        return parts, output

@@ -1,0 +1,415 @@
+"""Tacotron 2-style text-to-mel backbone with a conditioning input (Shen et al. 2018).
+
+Differences from the paper, and why:
+
+* Sized for a 2-core CPU by default (embedding 256, encoder 256, attention RNN 256, decoder RNN 512,
+  prenet 128, postnet 256; about 6 M parameters instead of 28 M); every size is a keyword argument,
+  so ``embedding_dim=512, encoder_dim=512, attention_rnn_dim=1024, decoder_dim=1024, prenet_dim=256,
+  postnet_dim=512, r=1, attention="location"`` is the paper's model.
+* Reduction factor r (Tacotron 1; Battenberg et al. 2019 use r = 2): each decoder step emits r frames,
+  so the decoder loop is r times shorter. The prenet reads the last frame of the previous group.
+* Dynamic convolution attention by default (see :mod:`prosody_vae.tts.backbones.attention`): plain
+  content-based attention is the usual reason a small Tacotron never aligns.
+* One stop logit per frame (r per step), not per step, so the predicted length is frame-exact.
+* A (B, C) conditioning vector (the prosody embedding z, optionally with a speaker embedding) is
+  concatenated to every encoder output, as Capacitron does for its embedding.
+* Padding is exact in eval mode: an item's outputs do not depend on how much the batch is padded.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from prosody_vae.prosody.masking import lengths_to_mask
+from prosody_vae.tts.backbones.attention import DynamicConvolutionAttention, LocationSensitiveAttention
+from prosody_vae.tts.backbones.layers import Postnet, Prenet, TextEncoder
+
+__all__ = ["DecoderState", "Tacotron2", "TacotronInference", "TacotronOutput"]
+
+# The free-running loop asks "has every item stopped?" only every few steps: the answer needs a
+# host-device synchronisation, and running a few extra steps past the last stop costs less than a
+# sync per step on an accelerator. Output lengths do not depend on it.
+_STOP_CHECK_EVERY = 8
+
+
+class TacotronOutput(NamedTuple):
+    """Teacher-forced outputs; frames past each item's length are zero in ``mel`` and ``mel_post``."""
+
+    mel: Tensor  # (B, T, n_mels) decoder output
+    mel_post: Tensor  # (B, T, n_mels) after the postnet residual
+    stop_logits: Tensor  # (B, T) one logit per frame
+    alignments: Tensor  # (B, ceil(T / r), L)
+
+
+class TacotronInference(NamedTuple):
+    """Free-running outputs; frames past each item's length are zero."""
+
+    mel_post: Tensor  # (B, T, n_mels)
+    mel_lengths: Tensor  # (B,) frames
+    alignments: Tensor  # (B, ceil(T / r), L)
+    stop_probs: Tensor  # (B, T)
+
+
+class DecoderState(NamedTuple):
+    """Everything the decoder carries from one step to the next; threaded explicitly."""
+
+    attention_hidden: Tensor  # (B, attention_rnn_dim)
+    attention_cell: Tensor  # (B, attention_rnn_dim)
+    decoder_hidden: Tensor  # (B, decoder_dim)
+    decoder_cell: Tensor  # (B, decoder_dim)
+    context: Tensor  # (B, M) attention context, M = encoder_dim + conditioning_dim
+    weights: Tensor  # (B, L) last attention weights
+    cumulative: Tensor  # (B, L) sum of all attention weights so far
+
+
+class Tacotron2(nn.Module):
+    """Text (+ conditioning vector) to mel spectrogram.
+
+    Args:
+        n_symbols: vocabulary size (``tokenizer.vocab_size``); id 0 is padding.
+        n_mels: mel bins.
+        r: reduction factor, frames per decoder step (1-5).
+        conditioning_dim: size C of the conditioning vector; 0 for an unconditioned model.
+        attention: ``"dca"`` (dynamic convolution) or ``"location"`` (location-sensitive).
+        embedding_dim: token embedding size E.
+        encoder_dim: text encoder output size (conv channels and both LSTM directions together).
+        encoder_n_convs, encoder_kernel_size: encoder convolution stack.
+        attention_dim: size of the attention energy MLP.
+        attention_rnn_dim: size of the attention LSTM.
+        decoder_dim: size of the decoder LSTM.
+        prenet_dim: prenet layer size.
+        prenet_dropout: prenet dropout, on in eval mode too (Tacotron 2); 0 disables it.
+        postnet_dim, postnet_n_convs, postnet_kernel_size: postnet stack.
+        dropout: dropout of the encoder and postnet convolutions.
+        rnn_dropout: dropout on the two decoder LSTM outputs (Tacotron 2 uses zoneout 0.1; NVIDIA's
+            implementation, like ours, uses dropout 0.1).
+        dca_filters, dca_filter_size, dca_prior_size, dca_prior_alpha, dca_prior_beta: DCA settings.
+        location_filters, location_kernel_size: location-sensitive attention settings.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_symbols: int,
+        n_mels: int = 80,
+        r: int = 2,
+        conditioning_dim: int = 0,
+        attention: str = "dca",
+        embedding_dim: int = 256,
+        encoder_dim: int = 256,
+        encoder_n_convs: int = 3,
+        encoder_kernel_size: int = 5,
+        attention_dim: int = 128,
+        attention_rnn_dim: int = 256,
+        decoder_dim: int = 512,
+        prenet_dim: int = 128,
+        prenet_dropout: float = 0.5,
+        postnet_dim: int = 256,
+        postnet_n_convs: int = 5,
+        postnet_kernel_size: int = 5,
+        dropout: float = 0.5,
+        rnn_dropout: float = 0.1,
+        dca_filters: int = 8,
+        dca_filter_size: int = 21,
+        dca_prior_size: int = 11,
+        dca_prior_alpha: float = 0.1,
+        dca_prior_beta: float = 0.9,
+        location_filters: int = 32,
+        location_kernel_size: int = 31,
+    ) -> None:
+        super().__init__()
+        if n_symbols < 2:
+            raise ValueError(f"n_symbols must be >= 2 (padding plus one symbol), got {n_symbols}")
+        if not 1 <= r <= 8:
+            raise ValueError(f"reduction factor r must be in 1..8, got {r}")
+        if conditioning_dim < 0:
+            raise ValueError(f"conditioning_dim must be >= 0, got {conditioning_dim}")
+        if attention not in ("dca", "location"):
+            raise ValueError(f"attention must be 'dca' or 'location', got {attention!r}")
+        self.n_mels, self.r, self.conditioning_dim = n_mels, r, conditioning_dim
+        self.rnn_dropout = rnn_dropout
+        memory_dim = encoder_dim + conditioning_dim
+
+        self.embedding = nn.Embedding(n_symbols, embedding_dim, padding_idx=0)
+        self.encoder = TextEncoder(
+            embedding_dim=embedding_dim,
+            encoder_dim=encoder_dim,
+            n_convs=encoder_n_convs,
+            kernel_size=encoder_kernel_size,
+            dropout=dropout,
+        )
+        self.prenet = Prenet(in_dim=n_mels, dim=prenet_dim, dropout=prenet_dropout)
+        self.attention_rnn = nn.LSTMCell(prenet_dim + memory_dim, attention_rnn_dim)
+        self.attention: DynamicConvolutionAttention | LocationSensitiveAttention
+        if attention == "dca":
+            self.attention = DynamicConvolutionAttention(
+                query_dim=attention_rnn_dim,
+                attention_dim=attention_dim,
+                n_filters=dca_filters,
+                filter_size=dca_filter_size,
+                prior_size=dca_prior_size,
+                prior_alpha=dca_prior_alpha,
+                prior_beta=dca_prior_beta,
+            )
+        else:
+            self.attention = LocationSensitiveAttention(
+                query_dim=attention_rnn_dim,
+                memory_dim=memory_dim,
+                attention_dim=attention_dim,
+                n_filters=location_filters,
+                kernel_size=location_kernel_size,
+            )
+        self.decoder_rnn = nn.LSTMCell(attention_rnn_dim + memory_dim, decoder_dim)
+        self.mel_projection = nn.Linear(decoder_dim + memory_dim, n_mels * r)
+        self.stop_projection = nn.Linear(decoder_dim + memory_dim, r)
+        self.postnet = Postnet(
+            n_mels=n_mels, dim=postnet_dim, n_convs=postnet_n_convs, kernel_size=postnet_kernel_size
+        )
+
+    # ----------------------------------------------------------------------------------------------
+    def embed_tokens(self, tokens: Tensor) -> Tensor:
+        """Token embeddings. (B, L) long -> (B, L, E)."""
+        return self.embedding(tokens)
+
+    def decoder_lengths(self, mel_lengths: Tensor) -> Tensor:
+        """Decoder steps per item, ``ceil(mel_lengths / r)``. (B,) -> (B,)."""
+        return torch.div(mel_lengths + self.r - 1, self.r, rounding_mode="floor")
+
+    def _memory(
+        self, tokens: Tensor, token_lengths: Tensor, conditioning: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Validate the text inputs and encode them. Returns memory (B, L, M) and mask (B, L)."""
+        if tokens.dim() != 2 or tokens.dtype != torch.long:
+            raise TypeError(f"tokens must be a (B, L) long tensor, got {tuple(tokens.shape)} {tokens.dtype}")
+        batch, length = tokens.shape
+        _check_lengths("token_lengths", token_lengths, batch, length)
+        if self.conditioning_dim == 0:
+            if conditioning is not None:
+                raise ValueError("conditioning given, but this Tacotron2 was built with conditioning_dim=0")
+        elif conditioning is None:
+            raise ValueError(f"conditioning (B, {self.conditioning_dim}) is required: conditioning_dim > 0")
+        elif conditioning.shape != (batch, self.conditioning_dim):
+            raise ValueError(
+                f"conditioning must have shape ({batch}, {self.conditioning_dim}), got {tuple(conditioning.shape)}"
+            )
+        mask = lengths_to_mask(token_lengths, length)
+        memory = self.encoder(self.embed_tokens(tokens), mask, token_lengths)  # (B, L, encoder_dim)
+        if conditioning is not None:
+            memory = torch.cat(
+                [memory, conditioning.unsqueeze(1).expand(-1, length, -1)], dim=-1
+            )  # (B, L, M)
+        return memory, mask
+
+    def _initial_state(self, memory: Tensor, mask: Tensor) -> DecoderState:
+        batch = memory.shape[0]
+        zeros = memory.new_zeros
+        weights = self.attention.initial_weights(mask, memory.dtype)
+        return DecoderState(
+            attention_hidden=zeros(batch, self.attention_rnn.hidden_size),
+            attention_cell=zeros(batch, self.attention_rnn.hidden_size),
+            decoder_hidden=zeros(batch, self.decoder_rnn.hidden_size),
+            decoder_cell=zeros(batch, self.decoder_rnn.hidden_size),
+            context=zeros(batch, memory.shape[-1]),
+            weights=weights,
+            cumulative=weights,
+        )
+
+    def _step(
+        self, prenet_out: Tensor, state: DecoderState, memory: Tensor, processed: Tensor, mask: Tensor
+    ) -> tuple[Tensor, DecoderState]:
+        """One decoder step. prenet_out (B, prenet_dim) -> projection input (B, decoder_dim + M), new state."""
+        attention_hidden, attention_cell = self.attention_rnn(
+            torch.cat([prenet_out, state.context], dim=-1), (state.attention_hidden, state.attention_cell)
+        )
+        attention_hidden = F.dropout(attention_hidden, self.rnn_dropout, self.training)
+        context, weights = self.attention(
+            attention_hidden, memory, processed, mask, state.weights, state.cumulative
+        )
+        decoder_hidden, decoder_cell = self.decoder_rnn(
+            torch.cat([attention_hidden, context], dim=-1), (state.decoder_hidden, state.decoder_cell)
+        )
+        decoder_hidden = F.dropout(decoder_hidden, self.rnn_dropout, self.training)
+        new_state = DecoderState(
+            attention_hidden,
+            attention_cell,
+            decoder_hidden,
+            decoder_cell,
+            context,
+            weights,
+            state.cumulative + weights,
+        )
+        return torch.cat([decoder_hidden, context], dim=-1), new_state
+
+    def _postnet(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Zero frames past each length, add the postnet residual. (B, T, n_mels) -> mel, mel_post."""
+        mask = lengths_to_mask(mel_lengths, mel.shape[1])
+        mel = mel * mask.unsqueeze(-1).to(mel.dtype)
+        return mel, mel + self.postnet(mel, mask)
+
+    # ----------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        tokens: Tensor,
+        token_lengths: Tensor,
+        mels: Tensor,
+        mel_lengths: Tensor,
+        conditioning: Tensor | None = None,
+    ) -> TacotronOutput:
+        """Teacher-forced pass.
+
+        Args:
+            tokens: (B, L) long, padded with 0.
+            token_lengths: (B,) valid tokens per item.
+            mels: (B, T, n_mels) targets; any T (padded internally to a multiple of r).
+            mel_lengths: (B,) valid frames per item.
+            conditioning: (B, C) or None when ``conditioning_dim == 0``.
+
+        Returns:
+            :class:`TacotronOutput` with mel and mel_post (B, T, n_mels), stop_logits (B, T) and
+            alignments (B, ceil(T / r), L).
+        """
+        if mels.dim() != 3 or mels.shape[-1] != self.n_mels:
+            raise ValueError(f"mels must be (B, T, {self.n_mels}), got {tuple(mels.shape)}")
+        batch, frames, _ = mels.shape
+        if tokens.shape[0] != batch:
+            raise ValueError(f"tokens has batch {tokens.shape[0]} but mels has batch {batch}")
+        _check_lengths("mel_lengths", mel_lengths, batch, frames)
+        memory, mask = self._memory(tokens, token_lengths, conditioning)
+        processed = self.attention.process_memory(memory)
+
+        steps = -(-frames // self.r)
+        padded = F.pad(mels, (0, 0, 0, steps * self.r - frames))  # (B, steps * r, n_mels)
+        # Step t reads the last frame of group t - 1; step 0 reads an all-zero "go" frame.
+        previous = padded[:, self.r - 1 :: self.r][:, :-1]  # (B, steps - 1, n_mels)
+        inputs = torch.cat([mels.new_zeros(batch, 1, self.n_mels), previous], dim=1)  # (B, steps, n_mels)
+        prenet_out = self.prenet(inputs)  # the prenet has no recurrence: all steps at once
+
+        state = self._initial_state(memory, mask)
+        outputs, weights = [], []
+        for t in range(steps):
+            out, state = self._step(prenet_out[:, t], state, memory, processed, mask)
+            outputs.append(out)
+            weights.append(state.weights)
+        hidden = torch.stack(outputs, dim=1)  # (B, steps, decoder_dim + M)
+        # Projections have no recurrence either: one matmul over all steps instead of one per step.
+        mel = self.mel_projection(hidden).reshape(batch, steps * self.r, self.n_mels)[:, :frames]
+        stop_logits = self.stop_projection(hidden).reshape(batch, steps * self.r)[:, :frames]
+        mel, mel_post = self._postnet(mel, mel_lengths)
+        return TacotronOutput(mel, mel_post, stop_logits, torch.stack(weights, dim=1))
+
+    @torch.no_grad()
+    def infer(
+        self,
+        tokens: Tensor,
+        token_lengths: Tensor,
+        conditioning: Tensor | None = None,
+        *,
+        max_steps: int = 1000,
+        stop_threshold: float = 0.5,
+        min_steps_per_token: float = 0.5,
+    ) -> TacotronInference:
+        """Free-running synthesis with per-item stopping.
+
+        Item b stops at the first frame whose stop probability exceeds ``stop_threshold`` on a decoder
+        step ``>= ceil(min_steps_per_token * token_lengths[b])``; that frame is its last. The minimum
+        depends on each item's own text length (the reference implementation compares the step with
+        the batch size). Items that never stop get ``max_steps * r`` frames and a warning.
+
+        Args:
+            tokens: (B, L) long.
+            token_lengths: (B,).
+            conditioning: (B, C) or None when ``conditioning_dim == 0``.
+            max_steps: decoder steps before giving up.
+            stop_threshold: stop probability threshold.
+            min_steps_per_token: minimum decoder steps per input token before a stop counts.
+
+        Returns:
+            :class:`TacotronInference`: mel_post (B, T, n_mels), mel_lengths (B,), alignments
+            (B, ceil(T / r), L), stop_probs (B, T), zero past each item's length.
+        """
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        if not 0.0 < stop_threshold < 1.0:
+            raise ValueError(f"stop_threshold must be in (0, 1), got {stop_threshold}")
+        if min_steps_per_token < 0:
+            raise ValueError(f"min_steps_per_token must be >= 0, got {min_steps_per_token}")
+        memory, mask = self._memory(tokens, token_lengths, conditioning)
+        processed = self.attention.process_memory(memory)
+        batch = memory.shape[0]
+        min_steps = torch.ceil(token_lengths.to(memory.dtype) * min_steps_per_token).long()  # (B,)
+
+        state = self._initial_state(memory, mask)
+        frame = memory.new_zeros(batch, self.n_mels)
+        done = torch.zeros(batch, dtype=torch.bool, device=memory.device)
+        mels, stops, weights = [], [], []
+        for t in range(max_steps):
+            out, state = self._step(self.prenet(frame), state, memory, processed, mask)
+            step_mel = self.mel_projection(out).view(batch, self.r, self.n_mels)
+            step_stop = torch.sigmoid(self.stop_projection(out))  # (B, r)
+            mels.append(step_mel)
+            stops.append(step_stop)
+            weights.append(state.weights)
+            frame = step_mel[:, -1]
+            done |= ((step_stop > stop_threshold).any(dim=-1)) & (min_steps <= t)
+            if (t + 1) % _STOP_CHECK_EVERY == 0 and bool(done.all()):
+                break
+
+        steps = len(mels)
+        mel = torch.cat(mels, dim=1)  # (B, steps * r, n_mels)
+        stop_probs = torch.stack(stops, dim=1).reshape(batch, steps * self.r)
+        mel_lengths, stopped = stop_lengths(stop_probs, min_steps * self.r, stop_threshold)
+        if not bool(stopped.all()):
+            missing = (~stopped).nonzero().flatten().tolist()
+            warnings.warn(
+                f"Tacotron2.infer: items {missing} did not stop within max_steps={max_steps}; "
+                f"their output is cut at {steps * self.r} frames",
+                stacklevel=2,
+            )
+        # Steps run after the last item stopped (see _STOP_CHECK_EVERY) are cut off.
+        frames = int(mel_lengths.max())
+        decoder_lengths = self.decoder_lengths(mel_lengths)
+        mel, stop_probs = mel[:, :frames], stop_probs[:, :frames]
+        alignments = torch.stack(weights, dim=1)[:, : -(-frames // self.r)]  # (B, ceil(T / r), L)
+        _, mel_post = self._postnet(mel, mel_lengths)
+        frame_mask = lengths_to_mask(mel_lengths, frames).to(stop_probs.dtype)
+        step_mask = lengths_to_mask(decoder_lengths, alignments.shape[1]).to(alignments.dtype)
+        return TacotronInference(
+            mel_post, mel_lengths, alignments * step_mask.unsqueeze(-1), stop_probs * frame_mask
+        )
+
+
+def stop_lengths(stop_probs: Tensor, min_frames: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
+    """Per-item length from per-frame stop probabilities.
+
+    Args:
+        stop_probs: (B, T) stop probabilities.
+        min_frames: (B,) first frame index at which a stop counts.
+        threshold: probability a stop frame must exceed.
+
+    Returns:
+        lengths (B,): index of the first qualifying frame + 1, or T when there is none; and
+        stopped (B,) bool, whether a qualifying frame exists.
+    """
+    positions = torch.arange(stop_probs.shape[1], device=stop_probs.device)
+    fires = (stop_probs > threshold) & (positions.unsqueeze(0) >= min_frames.unsqueeze(1))  # (B, T)
+    stopped = fires.any(dim=1)
+    first = fires.to(torch.uint8).argmax(dim=1)  # argmax returns the first maximum
+    return torch.where(stopped, first + 1, torch.full_like(first, stop_probs.shape[1])), stopped
+
+
+def _check_lengths(name: str, lengths: Tensor, batch: int, max_length: int) -> None:
+    if (
+        lengths.shape != (batch,)
+        or lengths.dtype.is_floating_point
+        or lengths.dtype in (torch.bool, torch.uint8)
+    ):
+        raise TypeError(
+            f"{name} must be a ({batch},) integer tensor, got {tuple(lengths.shape)} {lengths.dtype}"
+        )
+    if batch and not bool(((lengths >= 1) & (lengths <= max_length)).all()):
+        raise ValueError(f"{name} must lie in 1..{max_length}, got {lengths.tolist()}")

@@ -1,0 +1,238 @@
+"""ProsodyTTS: a Tacotron-style backbone conditioned on a Capacitron prosody embedding.
+
+The composer owns no learning logic of its own: the backbone turns text + a conditioning vector into
+mels, the :class:`~prosody_vae.prosody.vae.CapacitronVAE` turns a reference mel into z, and an optional
+speaker table adds a speaker vector. The conditioning vector is always ``[z, speaker]`` in that order,
+in training and at inference alike (the reference implementation orders them differently in the two).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from prosody_vae.config import ExperimentConfig
+from prosody_vae.prosody.vae import CapacitronVAE, ProsodyOutput
+from prosody_vae.tts.backbones import Tacotron2, TacotronInference, TacotronOutput
+
+__all__ = ["ProsodyTTS", "ProsodyTTSOutput", "build_model"]
+
+
+class ProsodyTTSOutput(NamedTuple):
+    tacotron: TacotronOutput
+    prosody: ProsodyOutput
+
+
+class ProsodyTTS(nn.Module):
+    """Backbone + prosody module (+ speaker table).
+
+    Args:
+        backbone: a :class:`Tacotron2` (or a module with its interface, such as
+            :class:`~prosody_vae.tts.backbones.torchaudio_tacotron2.TorchaudioTacotron2Backbone`) whose
+            ``conditioning_dim`` equals ``prosody.latent_dim`` plus ``speaker_dim``.
+        prosody: the prosody VAE. If it has a text summary, it reads the backbone's token embeddings.
+        n_speakers: size of the speaker table; 1 disables speaker conditioning.
+        speaker_dim: speaker embedding size (0 when ``n_speakers == 1``).
+    """
+
+    def __init__(
+        self, *, backbone: nn.Module, prosody: CapacitronVAE, n_speakers: int = 1, speaker_dim: int = 0
+    ):
+        super().__init__()
+        if n_speakers < 1:
+            raise ValueError(f"n_speakers must be >= 1, got {n_speakers}")
+        self.backbone = backbone
+        self.prosody = prosody
+        self.speaker_embedding = nn.Embedding(n_speakers, speaker_dim) if speaker_dim > 0 else None
+        self.uses_text_summary = prosody.uses_text
+
+    def _speaker_vector(self, speakers: Tensor | None, batch: int) -> Tensor | None:
+        if self.speaker_embedding is None:
+            return None
+        if speakers is None:
+            raise ValueError("this model is multi-speaker: pass speaker ids")
+        if speakers.shape != (batch,):
+            raise ValueError(f"speakers must have shape ({batch},), got {tuple(speakers.shape)}")
+        return self.speaker_embedding(speakers)
+
+    @property
+    def uses_associative_prior(self) -> bool:
+        """Whether the prior is the associative (ACN) p(z | c), which needs a code bank and a context."""
+        from prosody_vae.prosody.priors import AssociativePrior
+
+        return isinstance(self.prosody.prior, AssociativePrior)
+
+    @torch.no_grad()
+    def posterior_means(
+        self,
+        mels: Tensor,
+        mel_lengths: Tensor,
+        *,
+        tokens: Tensor | None = None,
+        token_lengths: Tensor | None = None,
+        speakers: Tensor | None = None,
+    ) -> Tensor:
+        """Posterior means (B, D) of reference mels (B, T, n_mels), e.g. the codes of the ACN bank.
+
+        Works with any prior and needs no code bank (the KL that ``encode`` computes on the way is
+        taken against a placeholder context and discarded). Call in eval mode for the codes of the
+        trained model: in training mode batch normalisation uses (and updates) batch statistics.
+        """
+        placeholder = mels.new_zeros(mels.shape[0], self.prosody.latent_dim)
+        return self.encode_prosody(
+            mels,
+            mel_lengths,
+            tokens=tokens,
+            token_lengths=token_lengths,
+            speakers=speakers,
+            sample=False,
+            prior_context=placeholder,
+        ).mean
+
+    def _conditioning(self, z: Tensor, speaker: Tensor | None) -> Tensor:
+        return z if speaker is None else torch.cat([z, speaker], dim=-1)
+
+    def encode_prosody(
+        self,
+        mels: Tensor,
+        mel_lengths: Tensor,
+        *,
+        tokens: Tensor | None = None,
+        token_lengths: Tensor | None = None,
+        speakers: Tensor | None = None,
+        sample: bool | None = None,
+        prior_context: Tensor | None = None,
+    ) -> ProsodyOutput:
+        """Posterior over z for reference mels (B, T, n_mels); text is needed iff the model has a text summary.
+
+        An associative (ACN) prior needs ``prior_context`` (B, D), a neighbour's code, for its KL.
+        Training passes the code of a random one of each item's K nearest training neighbours (never
+        the item itself), and must pass it. In eval mode it may be left out: the nearest training code
+        to each reference's posterior mean is then used, ACN's prior for data outside the training set
+        (validation, transfer, evaluation); this costs a second pass of the prosody encoder.
+        """
+        speaker = self._speaker_vector(speakers, mels.shape[0])
+        text = None
+        if self.uses_text_summary:
+            if tokens is None or token_lengths is None:
+                raise ValueError(
+                    "this model's prosody posterior reads the reference transcript: pass its tokens"
+                )
+            text = self.backbone.embed_tokens(tokens)
+        if prior_context is None and self.uses_associative_prior:
+            if self.training:
+                raise ValueError(
+                    "training with the associative prior needs prior_context: a neighbour's code (B, D), "
+                    "see AssociativePrior.neighbour_context"
+                )
+            mean = self.prosody.encode(
+                mels,
+                mel_lengths,
+                text=text,
+                text_lengths=token_lengths if text is not None else None,
+                speaker=speaker,
+                sample=False,
+                prior_context=mels.new_zeros(mels.shape[0], self.prosody.latent_dim),  # KL discarded
+            ).mean
+            prior_context = self.prosody.prior.held_out_context(mean)
+        return self.prosody.encode(
+            mels,
+            mel_lengths,
+            text=text,
+            text_lengths=token_lengths if text is not None else None,
+            speaker=speaker,
+            sample=sample,
+            prior_context=prior_context,
+        )
+
+    def forward(
+        self,
+        tokens: Tensor,
+        token_lengths: Tensor,
+        mels: Tensor,
+        mel_lengths: Tensor,
+        speakers: Tensor | None = None,
+        prior_context: Tensor | None = None,
+    ) -> ProsodyTTSOutput:
+        """Teacher-forced pass: z from the target mel itself (B, T, n_mels), then the decoder."""
+        prosody = self.encode_prosody(
+            mels,
+            mel_lengths,
+            tokens=tokens,
+            token_lengths=token_lengths,
+            speakers=speakers,
+            prior_context=prior_context,
+        )
+        speaker = self._speaker_vector(speakers, tokens.shape[0])
+        conditioning = self._conditioning(prosody.z, speaker)
+        tacotron = self.backbone(tokens, token_lengths, mels, mel_lengths, conditioning=conditioning)
+        return ProsodyTTSOutput(tacotron=tacotron, prosody=prosody)
+
+    @torch.no_grad()
+    def infer(
+        self,
+        tokens: Tensor,
+        token_lengths: Tensor,
+        z: Tensor,
+        *,
+        speakers: Tensor | None = None,
+        max_steps: int = 1000,
+    ) -> TacotronInference:
+        """Free-running synthesis of tokens (B, L) with given prosody latents z (B, D)."""
+        if z.dim() != 2 or z.shape[0] != tokens.shape[0]:
+            raise ValueError(f"z must have shape ({tokens.shape[0]}, D), got {tuple(z.shape)}")
+        speaker = self._speaker_vector(speakers, tokens.shape[0])
+        conditioning = self._conditioning(z, speaker)
+        return self.backbone.infer(tokens, token_lengths, conditioning=conditioning, max_steps=max_steps)
+
+
+def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1) -> ProsodyTTS:
+    """The one factory that turns an :class:`ExperimentConfig` into modules."""
+    from prosody_vae.prosody.priors.standard import StandardNormalPrior
+    from prosody_vae.prosody.reference_encoder import ReferenceEncoder
+
+    pc, bc = config.prosody, config.backbone
+    speaker_dim = pc.speaker_dim if n_speakers > 1 else 0
+    if pc.prior == "associative":
+        from prosody_vae.prosody.priors import AssociativePrior
+
+        prior: nn.Module = AssociativePrior(
+            latent_dim=pc.latent_dim, k_neighbours=pc.acn_neighbours, refresh_every=pc.acn_refresh_every
+        )
+    else:
+        prior = StandardNormalPrior(pc.latent_dim)
+    reference_encoder = ReferenceEncoder(
+        n_mels=config.audio.n_mels, channels=tuple(pc.ref_channels), rnn_size=pc.ref_rnn_size
+    )
+    prosody = CapacitronVAE(
+        n_mels=config.audio.n_mels,
+        latent_dim=pc.latent_dim,
+        reference_encoder=reference_encoder,
+        text_embedding_dim=bc.embedding_dim if pc.text_summary else 0,
+        text_summary_dim=pc.text_summary_dim,
+        speaker_dim=speaker_dim,
+        prior=prior,
+    )
+    # the sizes both backbones share; r and the attention kind are ours only (torchaudio: r = 1, location)
+    sizes = dict(
+        n_symbols=n_symbols,
+        n_mels=config.audio.n_mels,
+        conditioning_dim=pc.latent_dim + speaker_dim,
+        embedding_dim=bc.embedding_dim,
+        encoder_dim=bc.encoder_dim,
+        attention_dim=bc.attention_dim,
+        attention_rnn_dim=bc.attention_rnn_dim,
+        decoder_dim=bc.decoder_dim,
+        prenet_dim=bc.prenet_dim,
+        postnet_dim=bc.postnet_dim,
+        postnet_n_convs=bc.postnet_n_convs,
+    )
+    if bc.kind == "torchaudio_tacotron2":
+        from prosody_vae.tts.backbones.torchaudio_tacotron2 import TorchaudioTacotron2Backbone
+
+        backbone: nn.Module = TorchaudioTacotron2Backbone(**sizes)
+    else:
+        backbone = Tacotron2(**sizes, r=bc.r, attention=bc.attention)
+    return ProsodyTTS(backbone=backbone, prosody=prosody, n_speakers=n_speakers, speaker_dim=speaker_dim)
