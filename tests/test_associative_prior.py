@@ -252,3 +252,32 @@ def test_held_out_context_is_the_nearest_stored_code_and_reserve_keeps_rows() ->
     assert torch.equal(prior.bank.codes[:12], before)
     prior.bank.reserve(5)  # never shrinks
     assert prior.bank.codes.shape[0] == 20
+
+
+def test_training_context_queries_the_stored_code_and_never_returns_the_item() -> None:
+    prior = _prior(12)
+    ids = torch.tensor([0, 5, 11])
+    for seed in range(20):
+        context = prior.training_context(ids, generator=torch.Generator().manual_seed(seed))
+        expected = prior.neighbour_context(
+            prior.bank.codes[ids], ids, generator=torch.Generator().manual_seed(seed)
+        )
+        assert torch.equal(context, expected)
+        nearest = prior.bank.nearest(prior.bank.codes[ids], ids, 3).indices  # (3, K)
+        for b, item in enumerate(ids.tolist()):
+            (row,) = torch.nonzero((prior.bank.codes == context[b]).all(-1)).flatten().tolist()
+            assert row != item and row in nearest[b].tolist()
+    with pytest.raises(ValueError, match=r"\(B,\)"):
+        prior.training_context(ids.view(3, 1))
+
+
+def test_random_code_is_a_stored_code_of_a_filled_row() -> None:
+    prior = AssociativePrior(D, k_neighbours=1, bank_size=10)
+    prior.update_bank(torch.randn(3, D), torch.tensor([2, 5, 8]))  # rows 0, 1, 3, ... stay empty
+    seen = set()
+    for seed in range(30):
+        code = prior.random_code(generator=torch.Generator().manual_seed(seed))
+        assert code.shape == (D,)
+        (row,) = torch.nonzero((prior.bank.codes == code).all(-1)).flatten().tolist()
+        seen.add(row)
+    assert seen == {2, 5, 8}

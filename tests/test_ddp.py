@@ -59,9 +59,10 @@ def _patch_child() -> None:
     from prosody_vae.prosody.vae import CapacitronVAE
 
     torch.set_num_threads(1)
-    dropout, encode = F.dropout, CapacitronVAE.encode
+    dropout, latent = F.dropout, CapacitronVAE.latent
     F.dropout = lambda x, p=0.5, training=True, inplace=False: dropout(x, 0.0, training, inplace)
-    CapacitronVAE.encode = lambda self, *a, sample=None, **k: encode(self, *a, sample=False, **k)
+    # Every z, from encode and from the model's own steps alike, is chosen by latent().
+    CapacitronVAE.latent = lambda self, posterior, *, sample=None: latent(self, posterior, sample=False)
     loop.validate = lambda *args, **kwargs: {}
 
 

@@ -10,8 +10,8 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from prosody_vae.prosody.posterior import GaussianPosterior, TextSummary
-from prosody_vae.prosody.priors.standard import StandardNormalPrior
-from prosody_vae.prosody.vae import CapacitronVAE, ProsodyOutput
+from prosody_vae.prosody.priors import AssociativePrior, Prior, StandardNormalPrior
+from prosody_vae.prosody.vae import CapacitronVAE, Posterior, ProsodyOutput
 
 N_MELS, D, E, P = 16, 6, 10, 3
 
@@ -247,12 +247,17 @@ def test_text_given_without_a_text_summary_raises():
 
 
 class _ShiftedPrior(nn.Module):
-    """A prior with the interface of prosody_vae.prosody.priors.standard: N(context, I)."""
+    """A prior of our own making that follows the Prior protocol: N(context, I), N(0, I) without one."""
+
+    needs_context = True
 
     def __init__(self) -> None:
         super().__init__()
         self.latent_dim = D
         self.register_buffer("anchor", torch.zeros(D), persistent=False)
+
+    def held_out_context(self, mean):
+        return self.anchor.expand_as(mean)
 
     def kl(self, mean, std, context=None):
         loc = self.anchor if context is None else context
@@ -274,6 +279,49 @@ def test_any_prior_with_the_interface_is_used_with_its_context():
     # KL to N(mean, I) only has the std part left, so it is smaller than KL to N(0, I).
     assert (at_mean.kl < out.kl).all()
     assert vae.sample_prior(4, temperature=0.0).shape == (4, D)
+
+
+def test_the_separate_steps_compose_to_encode():
+    """posterior_of + kl + latent give what encode reports, with one encoder pass each."""
+    vae = _vae().eval()
+    mel, lengths, text, text_lengths, speaker = _inputs()
+    kwargs = dict(text=text, text_lengths=text_lengths, speaker=speaker)
+    out = vae.encode(mel, lengths, **kwargs)
+    calls = []
+    vae.reference_encoder.register_forward_hook(lambda *_: calls.append(1))
+    posterior = vae.posterior_of(mel, lengths, **kwargs)
+    assert isinstance(posterior, Posterior) and len(calls) == 1
+    divergence = vae.kl(posterior)
+    assert len(calls) == 1  # the KL never runs the encoder
+    torch.testing.assert_close(posterior.mean, out.mean)
+    torch.testing.assert_close(posterior.std, out.std)
+    torch.testing.assert_close(divergence.kl, out.kl)
+    torch.testing.assert_close(divergence.kl_per_dim, out.kl_per_dim)
+    assert (divergence.kl > 0).all()  # not the trivial posterior == prior
+    assert torch.equal(vae.latent(posterior), posterior.mean)  # eval: the mean
+    vae.train()
+    assert not torch.allclose(vae.latent(posterior), posterior.mean)  # training: a sample
+    assert torch.equal(vae.latent(posterior, sample=False), posterior.mean)
+
+
+def test_kl_of_a_posterior_takes_the_context_of_a_conditional_prior():
+    prior = AssociativePrior(D, k_neighbours=2, hidden_dim=8)
+    prior.refresh(torch.randn(6, D), torch.arange(6))
+    vae = _vae(text_embedding_dim=0, speaker_dim=0, prior=prior).eval()
+    mel, lengths, *_ = _inputs()
+    posterior = vae.posterior_of(mel, lengths)
+    with pytest.raises(ValueError, match="needs context"):
+        vae.kl(posterior)
+    context = prior.held_out_context(posterior.mean)
+    out = vae.encode(mel, lengths, prior_context=context)
+    torch.testing.assert_close(vae.kl(posterior, context).kl_per_dim, out.kl_per_dim)
+    torch.testing.assert_close(out.kl_per_dim, prior.kl(out.mean, out.std, context=context))
+
+
+def test_a_prior_without_the_protocol_is_refused():
+    assert isinstance(_ShiftedPrior(), Prior) and not isinstance(nn.Linear(D, D), Prior)
+    with pytest.raises(TypeError, match="Prior protocol"):
+        _vae(prior=nn.Linear(D, D))
 
 
 def test_sample_prior_shape_temperature_and_dtype():

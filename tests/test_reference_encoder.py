@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -164,3 +166,21 @@ def test_bad_inputs_raise(mel_shape, lengths, error):
 def test_bad_configuration_raises(kwargs):
     with pytest.raises(ValueError):
         ReferenceEncoder(**{**SMALL, **kwargs})
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_traces_as_it_is_and_the_trace_fits_other_batches(rnn_type):
+    """Export wraps this very module: a trace on one batch gives the eager embedding of another
+    (other batch size, other lengths, garbage in the padding)."""
+    encoder = _encoder(rnn_type)
+    _warm_up(encoder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in torch 2.11
+        traced = torch.jit.trace(encoder, (torch.randn(2, 24, N_MELS), torch.tensor([24, 11])))
+    gen = torch.Generator().manual_seed(5)
+    lengths = torch.tensor([9, 33, 20])
+    mel = torch.randn(3, 33, N_MELS, generator=gen)
+    mel[0, 9:] = float("nan")
+    mel[2, 20:] = 1e6
+    with torch.no_grad():
+        torch.testing.assert_close(traced(mel, lengths), encoder(mel, lengths), rtol=1e-5, atol=1e-6)

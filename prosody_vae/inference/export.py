@@ -17,13 +17,13 @@ returns in eval mode). Two formats:
   ``lengths`` (``tokens``, ``token_lengths``, ``speakers`` where the model needs them), outputs
   ``mean``, ``std``; the metadata is stored in the model's ``metadata_props``.
 
-How the exported graph differs from the eager module, and why. The eager reference encoder and text
-summary feed a packed sequence to their RNN and validate lengths on the host; both are
-data-dependent, which tracing bakes in and ``torch.export`` rejects. The exported graph instead runs
-the RNN over the whole padded sequence and gathers each item's output at its last valid step. For a
-unidirectional RNN that output *is* the final state of the packed run (trailing padding only comes
-after it), so the result is the same up to float rounding; ``tests/test_export.py`` checks it against
-the eager module on a padded batch. The convolution stack and its masking are the eager code's.
+The exported graph is a trace of the eager modules themselves (``CapacitronVAE.posterior_of``: the
+reference encoder, the text summary and the posterior head), so there is one code path for both. Those
+modules are written to trace as they are: their RNNs run over the padded batch and are read at each
+item's last valid step (no packing, which is data-dependent), and their host-side length checks are
+skipped while tracing; :class:`_CheckedEncoder`, the scripted front of the TorchScript file, checks the
+inputs instead. ``tests/test_export.py`` checks the exported embedding against the eager module on a
+padded batch.
 """
 
 from __future__ import annotations
@@ -36,12 +36,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from prosody_vae.audio import AudioConfig
-from prosody_vae.prosody.masking import lengths_to_mask
-from prosody_vae.prosody.posterior import TextSummary
-from prosody_vae.prosody.reference_encoder import ReferenceEncoder
 from prosody_vae.prosody.vae import CapacitronVAE
 
 __all__ = [
@@ -58,34 +54,6 @@ METADATA_NAME = "prosody_vae.json"
 
 class ExportedEncoderError(ValueError):
     """An export cannot be written (unsupported model, missing optional dependency) or read."""
-
-
-def _last_valid(outputs: Tensor, lengths: Tensor) -> Tensor:
-    """outputs (B, T, H) of a unidirectional RNN, lengths (B,) -> (B, H) output at step lengths - 1."""
-    index = (lengths - 1).clamp_min(0).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])  # (B, 1, H)
-    return outputs.gather(1, index).squeeze(1)
-
-
-def _reference_embedding(encoder: ReferenceEncoder, mel: Tensor, lengths: Tensor) -> Tensor:
-    """The eager ``ReferenceEncoder.forward`` (eval mode) without packing or host checks: (B, H)."""
-    valid = lengths_to_mask(lengths, mel.shape[1])  # (B, T)
-    x = torch.where(valid.unsqueeze(-1), mel, mel.new_zeros(())).unsqueeze(1)  # (B, 1, T, n_mels)
-    out_lengths = lengths
-    for conv, norm in zip(encoder.convs, encoder.norms, strict=True):
-        x = conv(x)  # (B, C, T', F')
-        out_lengths = encoder._conv_out(out_lengths)
-        mask = lengths_to_mask(out_lengths, x.shape[2]).to(x.dtype)[:, None, :, None]  # (B, 1, T', 1)
-        x = F.relu(norm(x, mask)) * mask
-    batch, chans, frames, freq = x.shape
-    x = x.permute(0, 2, 1, 3).reshape(batch, frames, chans * freq)  # (B, T', C * F')
-    outputs, _ = encoder.rnn(x)  # (B, T', H); GRU and LSTM outputs are the hidden states
-    return _last_valid(outputs, out_lengths)
-
-
-def _text_summary(summary: TextSummary, embeddings: Tensor, lengths: Tensor) -> Tensor:
-    """The eager ``TextSummary.forward`` without packing: (B, L, E), (B,) -> (B, S)."""
-    outputs, _ = summary.rnn(embeddings)  # (B, L, S)
-    return _last_valid(outputs, lengths)
 
 
 class _EncoderGraph(nn.Module):
@@ -108,16 +76,18 @@ class _EncoderGraph(nn.Module):
         speakers: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """mel (B, T, n_mels), lengths (B,) [, tokens (B, L), token_lengths (B,)] [, speakers (B,)] -> (B, D) x 2."""
-        ref = _reference_embedding(self.prosody.reference_encoder, mel, lengths)  # (B, H)
-        text = None
-        if self.prosody.text_summary is not None:
-            assert self.token_embedding is not None and tokens is not None and token_lengths is not None
-            text = _text_summary(self.prosody.text_summary, self.token_embedding(tokens), token_lengths)
+        text, text_lengths = None, None
+        if self.token_embedding is not None:
+            assert tokens is not None and token_lengths is not None
+            text, text_lengths = self.token_embedding(tokens), token_lengths  # (B, L, E), (B,)
         speaker = None
         if self.speaker_embedding is not None:
             assert speakers is not None
             speaker = self.speaker_embedding(speakers)  # (B, P)
-        return self.prosody.posterior(ref, text=text, speaker=speaker)
+        posterior = self.prosody.posterior_of(
+            mel, lengths, text=text, text_lengths=text_lengths, speaker=speaker
+        )
+        return posterior.mean, posterior.std
 
 
 class _CheckedEncoder(nn.Module):

@@ -4,8 +4,10 @@ Everything a TTS toolkit needs to add a Capacitron prosody embedding to its own 
 
 * :mod:`~prosody_vae.prosody.reference_encoder`: mel spectrogram -> fixed-size reference embedding.
 * :mod:`~prosody_vae.prosody.posterior`: q(z | reference, text, speaker), a diagonal Gaussian.
-* :mod:`~prosody_vae.prosody.vae`: :class:`CapacitronVAE`, the composer of the two with a prior.
-* :mod:`~prosody_vae.prosody.priors`: the standard normal and the associative (ACN) prior.
+* :mod:`~prosody_vae.prosody.vae`: :class:`CapacitronVAE`, the composer of the two with a prior; the
+  posterior, its KL and z are separate steps (``posterior_of``, ``kl``, ``latent``; ``encode`` does all three).
+* :mod:`~prosody_vae.prosody.priors`: the :class:`Prior` protocol, the standard normal and the
+  associative (ACN) prior.
 * :mod:`~prosody_vae.prosody.capacity`: the capacity objective with its Lagrange multiplier beta.
 * :mod:`~prosody_vae.prosody.dual_optimizer`: theta and beta stepped by separate optimisers.
 * :mod:`~prosody_vae.prosody.likelihood`: masked L1 / Laplace negative log-likelihood.
@@ -19,9 +21,9 @@ from prosody_vae.prosody.capacity import CapacityLoss, CapacityObjective
 from prosody_vae.prosody.dual_optimizer import RECOMMENDED_BETA_LR, DualOptimizer, StepInfo, main_parameters
 from prosody_vae.prosody.likelihood import laplace_nll, masked_l1
 from prosody_vae.prosody.posterior import GaussianPosterior, TextSummary
-from prosody_vae.prosody.priors import AssociativePrior, StandardNormalPrior
+from prosody_vae.prosody.priors import AssociativePrior, Prior, StandardNormalPrior
 from prosody_vae.prosody.reference_encoder import ReferenceEncoder
-from prosody_vae.prosody.vae import CapacitronVAE, ProsodyOutput
+from prosody_vae.prosody.vae import CapacitronVAE, Divergence, Posterior, ProsodyOutput
 
 __all__ = [
     "RECOMMENDED_BETA_LR",
@@ -29,8 +31,11 @@ __all__ = [
     "CapacitronVAE",
     "CapacityLoss",
     "CapacityObjective",
+    "Divergence",
     "DualOptimizer",
     "GaussianPosterior",
+    "Posterior",
+    "Prior",
     "ProsodyOutput",
     "ReferenceEncoder",
     "StandardNormalPrior",

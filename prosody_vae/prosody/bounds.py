@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from prosody_vae.prosody.priors.base import Prior
 
 __all__ = [
     "ActiveUnits",
@@ -39,12 +41,6 @@ __all__ = [
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-class LatentPrior(Protocol):
-    """What the bound needs from a prior: ``log_prob(z (N, D), context=None) -> (N,)`` in nats."""
-
-    def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor: ...
 
 
 class IWAEResult(NamedTuple):
@@ -59,7 +55,7 @@ def iwae_bound(
     log_likelihood: Callable[[Tensor], Tensor],
     mean: Tensor,
     std: Tensor,
-    prior: LatentPrior,
+    prior: Prior,
     k: int,
     *,
     prior_context: Tensor | None = None,
@@ -75,7 +71,7 @@ def iwae_bound(
             ``chunk_size`` when chunking (read it as ``z.shape[0] // B``).
         mean: (B, D) posterior mean.
         std: (B, D) posterior standard deviation, > 0.
-        prior: anything with ``log_prob(z, context=None)`` summing over D.
+        prior: the :class:`Prior`; only its ``log_prob(z, context)`` (summed over D) is used.
         k: number of importance samples, >= 1.
         prior_context: optional (B, D) prior context (e.g. the ACN neighbour code), repeated per
             sample like z.

@@ -1,11 +1,11 @@
-"""Lengths-to-mask helper: the one place masks are derived from lengths."""
+"""Padding helpers: the one place masks are derived from lengths, and the read-out of a padded RNN."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-__all__ = ["lengths_to_mask"]
+__all__ = ["last_valid", "lengths_to_mask"]
 
 
 def lengths_to_mask(lengths: Tensor, max_length: int | None = None) -> Tensor:
@@ -24,3 +24,14 @@ def lengths_to_mask(lengths: Tensor, max_length: int | None = None) -> Tensor:
         max_length = int(lengths.max().item()) if lengths.numel() else 0
     positions = torch.arange(max_length, device=lengths.device)
     return positions.unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def last_valid(outputs: Tensor, lengths: Tensor) -> Tensor:
+    """Each item's output at its last valid step: outputs (B, T, H), lengths (B,) -> (B, H).
+
+    For a unidirectional RNN run over a padded batch this is the final state of a run over the item's
+    valid steps alone (the padding only comes after it), without ``pack_padded_sequence``, which needs
+    the lengths on the host and is data-dependent (tracing bakes it in). Lengths must be >= 1.
+    """
+    index = (lengths.long() - 1).clamp_min(0).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])  # (B, 1, H)
+    return outputs.gather(1, index).squeeze(1)

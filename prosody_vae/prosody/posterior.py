@@ -14,6 +14,9 @@ Where we deviate from the public reference implementation (Coqui TTS), and why:
 * The conditioning inputs are concatenated in one **fixed, documented order**:
   ``[reference (B, H) | text summary (B, S) | speaker (B, P)]``, identical in training and inference.
 * No host round trips and no full-covariance distributions: mean and std are plain tensors.
+* The text summary runs its LSTM over the padded batch and reads each item's output at its last valid
+  token (as the reference encoder does, and for the same reason: no packing, so the module traces as
+  it is and export wraps it unchanged).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence
+
+from prosody_vae.prosody.masking import last_valid, lengths_to_mask
 
 __all__ = ["GaussianPosterior", "TextSummary"]
 
@@ -67,17 +71,20 @@ class TextSummary(nn.Module):
             )
         if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
             raise TypeError(f"text lengths must be an integer tensor, got {lengths.dtype}")
-        # pack_padded_sequence needs host lengths; copying once also lets us validate them for free.
-        lengths_cpu = lengths.to("cpu")
-        if lengths_cpu.numel() and (
-            int(lengths_cpu.min()) < 1 or int(lengths_cpu.max()) > embeddings.shape[1]
-        ):
-            raise ValueError(
-                f"text lengths must lie in [1, L={embeddings.shape[1]}], got {lengths_cpu.tolist()}"
-            )
-        packed = pack_padded_sequence(embeddings, lengths_cpu, batch_first=True, enforce_sorted=False)
-        _, (hidden, _) = self.rnn(packed)
-        return hidden[-1]  # (B, S), original batch order
+        if not torch.jit.is_tracing():  # a trace would bake the host copy and the check in as constants
+            lengths_cpu = lengths.to("cpu")
+            if lengths_cpu.numel() and (
+                int(lengths_cpu.min()) < 1 or int(lengths_cpu.max()) > embeddings.shape[1]
+            ):
+                raise ValueError(
+                    f"text lengths must lie in [1, L={embeddings.shape[1]}], got {lengths_cpu.tolist()}"
+                )
+            lengths = lengths.to(embeddings.device)
+        # Zero the padding (where, not a multiply: NaN garbage must not leak into the gradient of the
+        # steps after the last valid one, which are run but never read).
+        valid = lengths_to_mask(lengths, embeddings.shape[1]).unsqueeze(-1)  # (B, L, 1)
+        outputs, _ = self.rnn(torch.where(valid, embeddings, embeddings.new_zeros(())))  # (B, L, S)
+        return last_valid(outputs, lengths)  # (B, S): the state after each item's last valid token
 
 
 class GaussianPosterior(nn.Module):

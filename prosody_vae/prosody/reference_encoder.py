@@ -17,8 +17,17 @@ Where we deviate, and why:
   see if the item were alone: in eval mode the embedding is invariant to padding and to batch
   companions (up to float rounding). In training mode batch norm uses statistics of the valid frames
   only, so garbage in the padding cannot change them either.
-* **Packed recurrent input.** The RNN reads a packed sequence of valid frames only and its final
-  state is returned, so trailing padding never enters the recurrence.
+* **RNN read at the last valid frame.** The RNN runs over the padded conv frames (zeros past each
+  item's end) and the embedding is its output at each item's last valid frame. For a unidirectional
+  RNN that is the final state of a run over the valid frames alone: the padding comes after it and
+  never reaches it. We do not pack the sequence, because packing needs the lengths on the host and is
+  data-dependent, which tracing bakes in; with one plain tensor path the module traces as it is, and
+  the exported encoder (:mod:`prosody_vae.inference.export`) wraps this very module. The cost is the
+  RNN steps over padding, few after the conv stack's downsampling in time and with batches of
+  similar lengths.
+* **Input checks and tracing.** ``forward`` checks its lengths on the host (one copy, one sync per
+  call) except while being traced: a trace keeps tensor operations only, so a traced encoder checks
+  its inputs in front of the graph instead.
 """
 
 from __future__ import annotations
@@ -28,9 +37,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence
 
-from prosody_vae.prosody.masking import lengths_to_mask
+from prosody_vae.prosody.masking import last_valid, lengths_to_mask
 
 __all__ = ["ReferenceEncoder"]
 
@@ -158,12 +166,11 @@ class ReferenceEncoder(nn.Module):
             raise ValueError(f"lengths must have shape ({mel.shape[0]},), got {tuple(lengths.shape)}")
         if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
             raise TypeError(f"lengths must be an integer tensor, got {lengths.dtype}")
-        # The one host copy of the module: pack_padded_sequence needs CPU lengths anyway (a single
-        # sync per call on GPU), and having them on the host lets us validate without extra syncs.
-        lengths_cpu = lengths.to("cpu")
-        if lengths_cpu.numel() and (int(lengths_cpu.min()) < 1 or int(lengths_cpu.max()) > mel.shape[1]):
-            raise ValueError(f"lengths must lie in [1, T={mel.shape[1]}], got {lengths_cpu.tolist()}")
-        lengths = lengths.to(mel.device)
+        if not torch.jit.is_tracing():  # a trace would bake the host copy and the check in as constants
+            lengths_cpu = lengths.to("cpu")  # the one host copy of the module
+            if lengths_cpu.numel() and (int(lengths_cpu.min()) < 1 or int(lengths_cpu.max()) > mel.shape[1]):
+                raise ValueError(f"lengths must lie in [1, T={mel.shape[1]}], got {lengths_cpu.tolist()}")
+            lengths = lengths.to(mel.device)
 
         # Zero the padding with where() (not a multiply) so NaN/inf garbage cannot leak through.
         valid = lengths_to_mask(lengths, mel.shape[1])  # (B, T)
@@ -179,9 +186,5 @@ class ReferenceEncoder(nn.Module):
 
         batch, chans, frames, freq = x.shape
         x = x.permute(0, 2, 1, 3).reshape(batch, frames, chans * freq)  # (B, T', C * F')
-        packed = pack_padded_sequence(
-            x, self.output_lengths(lengths_cpu), batch_first=True, enforce_sorted=False
-        )
-        _, state = self.rnn(packed)
-        hidden = state[0] if isinstance(state, tuple) else state  # LSTM returns (h, c)
-        return hidden[-1]  # (B, H), in the original batch order (enforce_sorted=False un-permutes)
+        outputs, _ = self.rnn(x)  # (B, T', H): the hidden state after every frame (GRU and LSTM alike)
+        return last_valid(outputs, out_lengths)  # (B, H), the state after each item's last valid frame

@@ -1,10 +1,16 @@
 """CapacitronVAE: reference encoder + optional text summary + Gaussian posterior + prior.
 
 A thin composer of :class:`~prosody_vae.prosody.reference_encoder.ReferenceEncoder`,
-:class:`~prosody_vae.prosody.posterior.TextSummary`, :class:`~prosody_vae.prosody.posterior.GaussianPosterior` and a
-prior (:class:`~prosody_vae.prosody.priors.standard.StandardNormalPrior` by default, or any module with the prior
-interface described in :mod:`prosody_vae.prosody.priors.standard`). It knows nothing about the decoder: any TTS model
-can condition on ``encode(...).z`` and add ``CapacityObjective`` to its loss.
+:class:`~prosody_vae.prosody.posterior.TextSummary`, :class:`~prosody_vae.prosody.posterior.GaussianPosterior`
+and a :class:`~prosody_vae.prosody.priors.base.Prior` (the standard normal by default). It knows nothing
+about the decoder: any TTS model can condition on ``encode(...).z`` and add ``CapacityObjective`` to its
+loss.
+
+Three steps, each its own method, so a caller asks for what it needs and nothing is computed to be
+thrown away: :meth:`CapacitronVAE.posterior_of` (the encoder pass, q(z | x) as a :class:`Posterior`),
+:meth:`CapacitronVAE.kl` (KL(q || p) of a posterior, given the prior's context if it needs one) and
+:meth:`CapacitronVAE.latent` (z: a reparameterised sample or the mean). :meth:`CapacitronVAE.encode`
+composes the three into a :class:`ProsodyOutput`.
 
 Follows Capacitron (Battenberg et al. 2019, arXiv 1906.03402): z is a reparameterised sample of
 q(z | x, text, speaker) during training, and the KL to the prior is computed in closed form, in nats
@@ -23,10 +29,29 @@ import torch
 from torch import Tensor, nn
 
 from prosody_vae.prosody.posterior import GaussianPosterior, TextSummary
+from prosody_vae.prosody.priors.base import Prior
 from prosody_vae.prosody.priors.standard import StandardNormalPrior
 from prosody_vae.prosody.reference_encoder import ReferenceEncoder
 
-__all__ = ["CapacitronVAE", "ProsodyOutput"]
+__all__ = ["CapacitronVAE", "Divergence", "Posterior", "ProsodyOutput"]
+
+
+class Posterior(NamedTuple):
+    """q(z | x, text, speaker) = N(mean, diag(std^2)), what :meth:`CapacitronVAE.posterior_of` returns."""
+
+    mean: Tensor  # (B, D)
+    std: Tensor  # (B, D) standard deviation (not a variance), >= min_std
+
+    def rsample(self) -> Tensor:
+        """A reparameterised sample ``mean + std * eps``, differentiable in mean and std: (B, D)."""
+        return self.mean + self.std * torch.randn_like(self.std)
+
+
+class Divergence(NamedTuple):
+    """KL(q || p) of a posterior, what :meth:`CapacitronVAE.kl` returns; nats."""
+
+    kl: Tensor  # (B,) per utterance, the sum over dimensions
+    kl_per_dim: Tensor  # (B, D)
 
 
 class ProsodyOutput(NamedTuple):
@@ -53,7 +78,12 @@ class CapacitronVAE(nn.Module):
         speaker_dim: P, size of a speaker embedding given to the posterior; 0 disables it.
         posterior_hidden_dim: width of the posterior MLP.
         min_std: floor on the posterior standard deviation.
-        prior: the prior p(z) (or p(z | context)); None for N(0, I).
+        prior: the prior p(z) or p(z | context), any :class:`Prior`; None for N(0, I).
+
+    Attributes:
+        reference_encoder, text_summary, posterior, prior: the parts. ``posterior`` is the
+            :class:`GaussianPosterior` head alone (its name is in every checkpoint's keys);
+            :meth:`posterior_of` runs the whole encoder.
     """
 
     def __init__(
@@ -67,7 +97,7 @@ class CapacitronVAE(nn.Module):
         speaker_dim: int = 0,
         posterior_hidden_dim: int = 128,
         min_std: float = 1e-4,
-        prior: nn.Module | None = None,
+        prior: Prior | None = None,
     ) -> None:
         super().__init__()
         if reference_encoder is None:
@@ -89,12 +119,13 @@ class CapacitronVAE(nn.Module):
             )
         if prior is None:
             prior = StandardNormalPrior(latent_dim)
-        for method in ("kl", "sample", "log_prob"):
-            if not callable(getattr(prior, method, None)):
-                raise TypeError(f"prior {type(prior).__name__} has no {method}() method")
-        prior_dim = getattr(prior, "latent_dim", latent_dim)
-        if prior_dim != latent_dim:
-            raise ValueError(f"prior is over {prior_dim} dimensions but latent_dim={latent_dim}")
+        if not isinstance(prior, Prior):
+            raise TypeError(
+                f"prior must follow the Prior protocol (latent_dim, needs_context, kl, sample, log_prob, "
+                f"held_out_context), got {type(prior).__name__}"
+            )
+        if prior.latent_dim != latent_dim:
+            raise ValueError(f"prior is over {prior.latent_dim} dimensions but latent_dim={latent_dim}")
 
         self.n_mels = n_mels
         self.latent_dim = latent_dim
@@ -113,14 +144,14 @@ class CapacitronVAE(nn.Module):
             hidden_dim=posterior_hidden_dim,
             min_std=min_std,
         )
-        self.prior = prior
+        self.prior: Prior = prior
 
     @property
     def uses_text(self) -> bool:
         """Whether :meth:`encode` needs the reference transcript's token embeddings."""
         return self.text_summary is not None
 
-    def encode(
+    def posterior_of(
         self,
         mel: Tensor,
         lengths: Tensor,
@@ -128,10 +159,8 @@ class CapacitronVAE(nn.Module):
         text: Tensor | None = None,
         text_lengths: Tensor | None = None,
         speaker: Tensor | None = None,
-        sample: bool | None = None,
-        prior_context: Tensor | None = None,
-    ) -> ProsodyOutput:
-        """Posterior over z for a batch of reference spectrograms.
+    ) -> Posterior:
+        """q(z | x, text, speaker) of a batch of reference spectrograms: one encoder pass, no KL.
 
         Args:
             mel: (B, T, n_mels) reference log-mels; frames past ``lengths`` are ignored.
@@ -140,12 +169,9 @@ class CapacitronVAE(nn.Module):
                 was built with ``text_embedding_dim > 0``.
             text_lengths: (B,) valid tokens per item; required with ``text``.
             speaker: (B, P) speaker embedding; required iff ``speaker_dim > 0``.
-            sample: True for a reparameterised sample, False for the posterior mean, None for
-                "sample in training mode, mean in eval mode".
-            prior_context: passed to ``prior.kl`` (e.g. neighbour codes for the associative prior).
 
         Returns:
-            :class:`ProsodyOutput` with z, mean, std (B, D), kl (B,) and kl_per_dim (B, D).
+            :class:`Posterior` with mean and std, (B, D) each.
         """
         summary = None
         if self.text_summary is not None:
@@ -163,15 +189,61 @@ class CapacitronVAE(nn.Module):
             raise ValueError(
                 "text was given but this CapacitronVAE has no text summary (text_embedding_dim=0)"
             )
-
         ref = self.reference_encoder(mel, lengths)  # (B, H)
         mean, std = self.posterior(ref, text=summary, speaker=speaker)  # (B, D) each
-        kl_per_dim = self.prior.kl(mean, std, context=prior_context)  # (B, D)
+        return Posterior(mean=mean, std=std)
+
+    def kl(self, posterior: Posterior, context: Tensor | None = None) -> Divergence:
+        """KL(q || p) of a posterior in closed form: per utterance (B,) and per dimension (B, D), nats.
+
+        ``context`` (B, D) selects p(z | c) for a prior that needs one (``prior.needs_context``): the
+        associative prior's neighbour code during training, ``prior.held_out_context(posterior.mean)``
+        for a reference outside the training set. The standard normal ignores it.
+        """
+        kl_per_dim = self.prior.kl(posterior.mean, posterior.std, context=context)  # (B, D)
+        return Divergence(kl=kl_per_dim.sum(dim=-1), kl_per_dim=kl_per_dim)
+
+    def latent(self, posterior: Posterior, *, sample: bool | None = None) -> Tensor:
+        """z (B, D) from a posterior: a reparameterised sample if ``sample``, else the mean.
+
+        ``sample=None`` means "sample in training mode, mean in eval mode".
+        """
         if sample is None:
             sample = self.training
-        # Reparameterisation: z = mean + std * eps keeps the sample differentiable in mean and std.
-        z = mean + std * torch.randn_like(std) if sample else mean
-        return ProsodyOutput(z=z, mean=mean, std=std, kl=kl_per_dim.sum(dim=-1), kl_per_dim=kl_per_dim)
+        return posterior.rsample() if sample else posterior.mean
+
+    def encode(
+        self,
+        mel: Tensor,
+        lengths: Tensor,
+        *,
+        text: Tensor | None = None,
+        text_lengths: Tensor | None = None,
+        speaker: Tensor | None = None,
+        sample: bool | None = None,
+        prior_context: Tensor | None = None,
+    ) -> ProsodyOutput:
+        """Posterior, KL and z of a batch of reference spectrograms: the three steps in one call.
+
+        Args:
+            mel, lengths, text, text_lengths, speaker: as for :meth:`posterior_of`.
+            sample: True for a reparameterised sample, False for the posterior mean, None for
+                "sample in training mode, mean in eval mode".
+            prior_context: passed to the prior's KL (see :meth:`kl`); a prior that needs a context
+                (the associative prior) raises ``ValueError`` without one.
+
+        Returns:
+            :class:`ProsodyOutput` with z, mean, std (B, D), kl (B,) and kl_per_dim (B, D).
+        """
+        posterior = self.posterior_of(mel, lengths, text=text, text_lengths=text_lengths, speaker=speaker)
+        divergence = self.kl(posterior, prior_context)
+        return ProsodyOutput(
+            z=self.latent(posterior, sample=sample),
+            mean=posterior.mean,
+            std=posterior.std,
+            kl=divergence.kl,
+            kl_per_dim=divergence.kl_per_dim,
+        )
 
     forward = encode
 

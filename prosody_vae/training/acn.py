@@ -109,8 +109,8 @@ def refresh_code_bank(
 
 def prior_context(prior: AssociativePrior, indices: torch.Tensor) -> torch.Tensor:
     """Prior context (B, D) for training items ``indices`` (B,): a random one of each item's K
-    nearest stored codes, never the item's own row (excluded by id, see :meth:`CodeBank.nearest`)."""
-    return prior.neighbour_context(prior.bank.codes[indices], indices)
+    nearest stored codes, never the item's own row (see :meth:`AssociativePrior.training_context`)."""
+    return prior.training_context(indices)
 
 
 def write_codes(prior: AssociativePrior, means: torch.Tensor, indices: torch.Tensor) -> None:

@@ -14,7 +14,9 @@ import torch
 from torch import Tensor, nn
 
 from prosody_vae.config import ExperimentConfig
-from prosody_vae.prosody.vae import CapacitronVAE, ProsodyOutput
+from prosody_vae.prosody.priors import AssociativePrior, Prior, StandardNormalPrior
+from prosody_vae.prosody.reference_encoder import ReferenceEncoder
+from prosody_vae.prosody.vae import CapacitronVAE, Posterior, ProsodyOutput
 from prosody_vae.tts.backbones import Tacotron2, TacotronInference, TacotronOutput
 
 __all__ = ["ProsodyTTS", "ProsodyTTSOutput", "build_model"]
@@ -59,10 +61,42 @@ class ProsodyTTS(nn.Module):
 
     @property
     def uses_associative_prior(self) -> bool:
-        """Whether the prior is the associative (ACN) p(z | c), which needs a code bank and a context."""
-        from prosody_vae.prosody.priors import AssociativePrior
+        """Whether the prior is conditional, p(z | c) (the associative prior): its KL needs a context,
+        and the training loop keeps its code bank."""
+        return self.prosody.prior.needs_context
 
-        return isinstance(self.prosody.prior, AssociativePrior)
+    def _conditioning(self, z: Tensor, speaker: Tensor | None) -> Tensor:
+        return z if speaker is None else torch.cat([z, speaker], dim=-1)
+
+    def prosody_posterior(
+        self,
+        mels: Tensor,
+        mel_lengths: Tensor,
+        *,
+        tokens: Tensor | None = None,
+        token_lengths: Tensor | None = None,
+        speakers: Tensor | None = None,
+    ) -> Posterior:
+        """q(z | reference) of reference mels (B, T, n_mels): one pass of the prosody encoder, no KL.
+
+        ``tokens`` (B, L) and ``token_lengths`` (B,) are the reference transcript, needed iff the model
+        has a text summary; ``speakers`` (B,) ids, needed iff it is multi-speaker.
+        """
+        speaker = self._speaker_vector(speakers, mels.shape[0])
+        text = None
+        if self.uses_text_summary:
+            if tokens is None or token_lengths is None:
+                raise ValueError(
+                    "this model's prosody posterior reads the reference transcript: pass its tokens"
+                )
+            text = self.backbone.embed_tokens(tokens)
+        return self.prosody.posterior_of(
+            mels,
+            mel_lengths,
+            text=text,
+            text_lengths=token_lengths if text is not None else None,
+            speaker=speaker,
+        )
 
     @torch.no_grad()
     def posterior_means(
@@ -76,23 +110,13 @@ class ProsodyTTS(nn.Module):
     ) -> Tensor:
         """Posterior means (B, D) of reference mels (B, T, n_mels), e.g. the codes of the ACN bank.
 
-        Works with any prior and needs no code bank (the KL that ``encode`` computes on the way is
-        taken against a placeholder context and discarded). Call in eval mode for the codes of the
-        trained model: in training mode batch normalisation uses (and updates) batch statistics.
+        Works with any prior and needs no code bank (no KL is computed). Call in eval mode for the
+        codes of the trained model: in training mode batch normalisation uses (and updates) batch
+        statistics.
         """
-        placeholder = mels.new_zeros(mels.shape[0], self.prosody.latent_dim)
-        return self.encode_prosody(
-            mels,
-            mel_lengths,
-            tokens=tokens,
-            token_lengths=token_lengths,
-            speakers=speakers,
-            sample=False,
-            prior_context=placeholder,
+        return self.prosody_posterior(
+            mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers
         ).mean
-
-    def _conditioning(self, z: Tensor, speaker: Tensor | None) -> Tensor:
-        return z if speaker is None else torch.cat([z, speaker], dim=-1)
 
     def encode_prosody(
         self,
@@ -105,46 +129,33 @@ class ProsodyTTS(nn.Module):
         sample: bool | None = None,
         prior_context: Tensor | None = None,
     ) -> ProsodyOutput:
-        """Posterior over z for reference mels (B, T, n_mels); text is needed iff the model has a text summary.
+        """Posterior, KL and z of reference mels (B, T, n_mels), with one pass of the prosody encoder.
 
-        An associative (ACN) prior needs ``prior_context`` (B, D), a neighbour's code, for its KL.
-        Training passes the code of a random one of each item's K nearest training neighbours (never
-        the item itself), and must pass it. In eval mode it may be left out: the nearest training code
-        to each reference's posterior mean is then used, ACN's prior for data outside the training set
-        (validation, transfer, evaluation); this costs a second pass of the prosody encoder.
+        Inputs as for :meth:`prosody_posterior`. A prior that needs a context (the associative prior)
+        takes ``prior_context`` (B, D) for its KL. Training passes the code of a random one of each
+        item's K nearest training neighbours (never the item itself), and must pass it. In eval mode
+        it may be left out: the prior's :meth:`~prosody_vae.prosody.priors.base.Prior.held_out_context`
+        of each posterior mean is then used (for the associative prior, the nearest training code:
+        ACN's prior for data outside the training set, e.g. validation, transfer and evaluation).
         """
-        speaker = self._speaker_vector(speakers, mels.shape[0])
-        text = None
-        if self.uses_text_summary:
-            if tokens is None or token_lengths is None:
+        posterior = self.prosody_posterior(
+            mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers
+        )
+        prior = self.prosody.prior
+        if prior_context is None:
+            if self.training and prior.needs_context:
                 raise ValueError(
-                    "this model's prosody posterior reads the reference transcript: pass its tokens"
+                    f"training with the {type(prior).__name__} needs prior_context (B, D), "
+                    "a neighbour's code: see AssociativePrior.training_context"
                 )
-            text = self.backbone.embed_tokens(tokens)
-        if prior_context is None and self.uses_associative_prior:
-            if self.training:
-                raise ValueError(
-                    "training with the associative prior needs prior_context: a neighbour's code (B, D), "
-                    "see AssociativePrior.neighbour_context"
-                )
-            mean = self.prosody.encode(
-                mels,
-                mel_lengths,
-                text=text,
-                text_lengths=token_lengths if text is not None else None,
-                speaker=speaker,
-                sample=False,
-                prior_context=mels.new_zeros(mels.shape[0], self.prosody.latent_dim),  # KL discarded
-            ).mean
-            prior_context = self.prosody.prior.held_out_context(mean)
-        return self.prosody.encode(
-            mels,
-            mel_lengths,
-            text=text,
-            text_lengths=token_lengths if text is not None else None,
-            speaker=speaker,
-            sample=sample,
-            prior_context=prior_context,
+            prior_context = prior.held_out_context(posterior.mean)
+        divergence = self.prosody.kl(posterior, prior_context)
+        return ProsodyOutput(
+            z=self.prosody.latent(posterior, sample=sample),
+            mean=posterior.mean,
+            std=posterior.std,
+            kl=divergence.kl,
+            kl_per_dim=divergence.kl_per_dim,
         )
 
     def forward(
@@ -190,15 +201,11 @@ class ProsodyTTS(nn.Module):
 
 def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1) -> ProsodyTTS:
     """The one factory that turns an :class:`ExperimentConfig` into modules."""
-    from prosody_vae.prosody.priors.standard import StandardNormalPrior
-    from prosody_vae.prosody.reference_encoder import ReferenceEncoder
-
     pc, bc = config.prosody, config.backbone
     speaker_dim = pc.speaker_dim if n_speakers > 1 else 0
+    prior: Prior
     if pc.prior == "associative":
-        from prosody_vae.prosody.priors import AssociativePrior
-
-        prior: nn.Module = AssociativePrior(
+        prior = AssociativePrior(
             latent_dim=pc.latent_dim, k_neighbours=pc.acn_neighbours, refresh_every=pc.acn_refresh_every
         )
     else:

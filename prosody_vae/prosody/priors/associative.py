@@ -20,8 +20,11 @@ Training-loop use (DDP: pass the codes through :func:`gather_codes` first)::
 
     if prior.needs_refresh(step):                       # or at each epoch start
         prior.refresh(all_means, all_ids)               # posterior means of the training set, (N, D), (N,)
-    context = prior.neighbour_context(prior.bank.codes[ids], ids)   # known before the encoder runs
+    context = prior.training_context(ids)               # known before the encoder runs
     kl_per_dim = prior.kl(mean, std, context=context)   # (B, D)
+
+Outside the training set (validation, transfer, evaluation) the context is
+:meth:`AssociativePrior.held_out_context` of the posterior mean, the nearest training code.
 """
 
 from __future__ import annotations
@@ -48,8 +51,11 @@ def _positive_int(name: str, value: object) -> int:
 class AssociativePrior(nn.Module):
     """Diagonal Gaussian prior p(z | c) with a K-NN code bank (``self.bank``, a :class:`CodeBank`).
 
-    Same interface as :class:`~prosody_vae.prosody.priors.standard.StandardNormalPrior`, with ``context`` the code c
-    of a neighbour (B, D).
+    Follows the :class:`~prosody_vae.prosody.priors.base.Prior` protocol with ``needs_context = True``:
+    ``context`` is the code c of a neighbour (B, D). The look-ups in the bank that training and
+    inference need are methods here (:meth:`training_context`, :meth:`held_out_context`,
+    :meth:`random_code`, :meth:`sample_near`, :meth:`ancestral_walk`), so no caller indexes ``bank``;
+    the bank itself is left to the training loop's bookkeeping (its size and fill).
 
     Args:
         latent_dim: D.
@@ -61,6 +67,8 @@ class AssociativePrior(nn.Module):
             to the loop's epoch boundaries (the default schedule).
         bank_size: bank rows to allocate up front (optional; the bank grows on demand).
     """
+
+    needs_context = True
 
     def __init__(
         self,
@@ -200,6 +208,24 @@ class AssociativePrior(nn.Module):
         k = self.k_neighbours if k_neighbours is None else _positive_int("k_neighbours", k_neighbours)
         rows = self.bank.random_neighbour(codes, ids, k, generator=generator)
         return self.bank.codes[rows].to(device=codes.device, dtype=codes.dtype)
+
+    def training_context(
+        self, ids: Tensor, k_neighbours: int | None = None, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Context for training items ``ids`` (B,) long: (B, D) stored codes of random neighbours.
+
+        The query is each item's *stored* code (written at its last visit or refresh), so the context
+        is known before the encoder runs; the item's own row is excluded by id (see
+        :meth:`neighbour_context`). The result has the bank's dtype and device.
+        """
+        if ids.dim() != 1:
+            raise ValueError(f"ids must be (B,), got {tuple(ids.shape)}")
+        rows = ids.to(device=self.bank.codes.device, dtype=torch.long)
+        return self.neighbour_context(self.bank.codes[rows], rows, k_neighbours, generator=generator)
+
+    def random_code(self, *, generator: torch.Generator | None = None) -> Tensor:
+        """One stored training code drawn uniformly from the bank: (D,), e.g. a walk's start."""
+        return self.bank.codes[self.bank.random_rows(1, generator=generator)[0]]
 
     def held_out_context(self, mean: Tensor) -> Tensor:
         """Context for items outside the bank: the code of the training item nearest to each mean.

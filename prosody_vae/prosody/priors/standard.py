@@ -1,13 +1,7 @@
-"""Priors over the prosody latent z, and the interface every prior follows.
+"""The standard normal prior p(z) = N(0, I), Capacitron's prior (Battenberg et al. 2019).
 
-A prior is an ``nn.Module`` with three methods (``context`` is ignored by the standard normal; the
-associative prior in :mod:`prosody_vae.prosody.priors` uses it to pick p(z | c)):
-
-* ``kl(mean, std, context=None) -> (B, D)``: per-dimension KL(N(mean, std^2) || p), in nats;
-* ``sample(n, temperature=1.0, context=None) -> (n, D)``;
-* ``log_prob(z, context=None)``: (..., D) -> (...), in nats.
-
-Capacitron (Battenberg et al. 2019) uses the fixed standard normal N(0, I), as here.
+It follows the :class:`~prosody_vae.prosody.priors.base.Prior` protocol; ``context`` is accepted
+everywhere and ignored, and an utterance outside the training set needs no context either.
 """
 
 from __future__ import annotations
@@ -29,6 +23,8 @@ class StandardNormalPrior(nn.Module):
     Args:
         latent_dim: D.
     """
+
+    needs_context = False
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
@@ -83,3 +79,7 @@ class StandardNormalPrior(nn.Module):
         scale = self.scale.to(z.dtype)
         norm = ((z - self.loc.to(z.dtype)) / scale).square()
         return (-0.5 * norm - torch.log(scale) - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+    def held_out_context(self, mean: Tensor) -> None:
+        """No context: the prior is the same for every utterance."""
+        return None
