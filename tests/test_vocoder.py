@@ -1,4 +1,7 @@
-"""Vocoders: Griffin-Lim by default, a TorchScript vocoder checked against the model's audio parameters."""
+"""Vocoders: Griffin-Lim by default, a TorchScript vocoder checked against the model's audio parameters.
+
+HiFi-GAN generator checkpoints: tests/test_vocoder_hifigan.py.
+"""
 
 from __future__ import annotations
 
@@ -94,5 +97,12 @@ def test_missing_or_foreign_file(tmp_path):
         load_vocoder(tmp_path / "nope.ts", AudioConfig())
     junk = tmp_path / "junk.ts"
     junk.write_bytes(b"not a zip archive")
-    with pytest.raises(VocoderError, match="not a TorchScript vocoder"):
+    with pytest.raises(VocoderError, match="not a TorchScript vocoder nor a HiFi-GAN generator checkpoint"):
         load_vocoder(junk, AudioConfig())
+
+
+def test_torchscript_is_recognised_by_content_not_name(tmp_path):
+    """A TorchScript file named like a HiFi-GAN checkpoint, with a config.json beside it, is TorchScript."""
+    path = scripted(tmp_path, HoldVocoder(), name="g_00000001")
+    (tmp_path / "config.json").write_text(json.dumps({"hop_size": 128}))
+    assert isinstance(load_vocoder(path, AudioConfig()), TorchScriptVocoder)

@@ -1,15 +1,19 @@
-"""Vocoders: mel (B, T, n_mels) -> waveform (B, N).
+"""Vocoders: mel (B, T, n_mels) [+ F0 (B, T)] -> waveform (B, N).
 
-Griffin-Lim is the default: no weights, runs on the mel's device. A neural vocoder can be plugged in
+Built in: WORLD (:class:`~prosody_vae.audio.world.WorldVocoder`), which takes the F0 track a pitch
+predicting model outputs and renders exactly that pitch, the default for such models; and Griffin-Lim,
+which needs no F0 and no weights, the default otherwise. A neural vocoder can be plugged in as a
+HiFi-GAN generator checkpoint in the original release's format (:mod:`prosody_vae.audio.hifigan`) or
 as a TorchScript file; its audio parameters must match the acoustic model's, checked on load, since a
 vocoder trained on another mel definition produces noise without any error (see :func:`load_vocoder`
-for how a vocoder declares them).
+for how a vocoder declares them). :func:`vocode` is the one call that feeds any of them.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -18,7 +22,17 @@ from torch import Tensor, nn
 
 from prosody_vae.audio import AudioConfig
 
-__all__ = ["GriffinLimVocoder", "TorchScriptVocoder", "VocoderError", "load_vocoder"]
+__all__ = [
+    "BUILTIN_VOCODERS",
+    "GriffinLimVocoder",
+    "TorchScriptVocoder",
+    "VocoderError",
+    "load_vocoder",
+    "vocode",
+]
+
+# Names ``--vocoder`` accepts besides a file path.
+BUILTIN_VOCODERS = ("world", "griffin-lim")
 
 # Audio fields a vocoder must agree on with the acoustic model.
 _MEL_FIELDS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "f_min", "f_max", "log_floor")
@@ -116,8 +130,21 @@ def _declared_parameters(module: torch.jit.ScriptModule, path: Path) -> dict:
     return declared
 
 
-def load_vocoder(path: str | Path | None, config: AudioConfig, *, n_iter: int = 32) -> nn.Module:
-    """Griffin-Lim when ``path`` is None; otherwise a TorchScript vocoder checked against ``config``.
+def load_vocoder(
+    path: str | Path | None, config: AudioConfig, *, n_iter: int = 32, default: str = "griffin-lim"
+) -> nn.Module:
+    """A built-in vocoder by name (``"world"``, ``"griffin-lim"``; None: ``default``), or a file.
+
+    ``default`` is what None means: callers pass ``"world"`` for a model that predicts pitch.
+
+    A file is recognised by its content, not its name: a TorchScript archive, or a PyTorch file holding
+    a dict with a ``"generator"`` entry, which is read as a HiFi-GAN generator checkpoint in the
+    original release's format (``torch.save({"generator": state_dict}, "g_02500000")``, loaded with
+    ``weights_only=True``) with the release's ``config.json`` beside it, or a ``.json`` of the same
+    stem (``g_02500000.json``) when several generators share a folder. The config's mel fields
+    (``sampling_rate``, ``n_fft``, ``hop_size``, ``win_size``, ``num_mels``, ``fmin``, ``fmax``, and the
+    release's fixed natural log with floor 1e-5) must equal the model's; see
+    :func:`prosody_vae.audio.hifigan.load_hifigan`.
 
     How a TorchScript vocoder declares its audio parameters: as attributes of the scripted module
     (``self.sample_rate = 22050`` etc. in ``__init__``; ``torch.jit.script`` keeps int and float
@@ -128,11 +155,18 @@ def load_vocoder(path: str | Path | None, config: AudioConfig, *, n_iter: int = 
     :class:`VocoderError`: a vocoder trained on another mel definition produces noise, not an error.
     The module is loaded on the CPU; move the returned vocoder with ``.to(device)``.
     """
-    if path is None:
+    name = default if path is None else str(path)
+    if name == "griffin-lim":
         return GriffinLimVocoder(config, n_iter=n_iter)
+    if name == "world":
+        from prosody_vae.audio.world import WorldVocoder
+
+        return WorldVocoder(config)
     path = Path(path)
     if not path.is_file():
         raise VocoderError(f"{path}: vocoder file not found")
+    if not _is_torchscript(path):
+        return _load_checkpoint(path, config)
     try:
         with warnings.catch_warnings():
             # recent torch marks TorchScript deprecated; it is still the one portable vocoder format
@@ -158,8 +192,54 @@ def load_vocoder(path: str | Path | None, config: AudioConfig, *, n_iter: int = 
     return TorchScriptVocoder(module, config)
 
 
+def _is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive: a zip file with a ``constants.pkl`` record."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.rsplit("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
+
+
+def _load_checkpoint(path: Path, config: AudioConfig) -> nn.Module:
+    """A vocoder from a PyTorch (pickle) file; today only HiFi-GAN generator checkpoints qualify."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling raises many types for foreign or unsafe files
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+        raise VocoderError(
+            f"{path}: not a TorchScript vocoder nor a HiFi-GAN generator checkpoint "
+            f"({type(error).__name__}{': ' + reason if reason else ''})"
+        ) from None
+    if not isinstance(checkpoint, dict) or "generator" not in checkpoint:
+        found = (
+            f"keys {', '.join(map(str, list(checkpoint)[:5]))}" if isinstance(checkpoint, dict) else "no dict"
+        )
+        raise VocoderError(
+            f"{path}: not a HiFi-GAN generator checkpoint: expected a dict with a 'generator' entry, found {found}"
+        )
+    from prosody_vae.audio.hifigan import load_hifigan
+
+    return load_hifigan(path, checkpoint, config)
+
+
 def _same(a, b) -> bool:
     try:
         return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
     except (TypeError, ValueError):
         return False
+
+
+def vocode(vocoder: nn.Module, mel: Tensor, f0: Tensor | None = None) -> Tensor:
+    """Waveform of one utterance or a batch: (T, n_mels) -> (N,), (B, T, n_mels) -> (B, N).
+
+    ``f0`` ((T,) or (B, T) Hz, 0 = unvoiced) goes to vocoders that declare ``needs_f0``; for one that
+    does, a missing F0 is a :class:`VocoderError` (the model predicts no pitch).
+    """
+    if getattr(vocoder, "needs_f0", False):
+        if f0 is None:
+            raise VocoderError(
+                f"the {type(vocoder).__name__} needs an F0 track, and this model predicts none "
+                "(backbone.pitch is off): use --vocoder griffin-lim or a neural vocoder"
+            )
+        return vocoder(mel, f0)
+    return vocoder(mel)
