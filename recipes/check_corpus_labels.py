@@ -3,7 +3,10 @@
 
 Reads a manifest written by ``build_corpus``, prints a Markdown table of Pearson and Spearman
 correlations (drawn factor vs measured quantity, plus cross-effects), a duration summary and,
-with ``--harvest N``, how the DIO F0 labels compare with the project's Harvest F0 on N utterances.
+with ``--harvest N``, how the stored F0 labels compare with the library's tracker (Harvest +
+StoneMask, ``prosody_vae.audio.f0_energy``) run again on N utterances: they agree exactly for a corpus
+built with the current labels, and differ for one built before labels used that tracker (its
+``corpus.json`` then names another ``f0_method``).
 Optionally saves a figure with the three main scatter plots.
 
     python recipes/check_corpus_labels.py --manifest data/espeak_prosody/corpus/manifest.jsonl \\
@@ -13,6 +16,7 @@ Optionally saves a figure with the three main scatter plots.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -93,24 +97,39 @@ def summary(utts: list[Utterance]) -> str:
 
 
 def harvest_comparison(utts: list[Utterance], n: int, seed: int) -> str:
-    """Compare the DIO F0 labels with Harvest (``prosody_vae.audio.f0_energy``) on ``n`` utterances."""
+    """Compare the stored ``f0_mean_hz`` labels with F0 tracked again now on ``n`` utterances.
+
+    The labels' tracker is the library's (``prosody_vae.audio.f0_energy``), so a current corpus gives
+    zero difference; a corpus whose labels came from another tracker shows by how much they differ.
+    """
     from prosody_vae.audio import AudioConfig, f0_energy, load_audio
 
     config = AudioConfig()
     chosen = np.random.default_rng(seed).choice(len(utts), size=min(n, len(utts)), replace=False)
-    dio, harvest = [], []
+    stored, tracked = [], []
     for index in chosen:
         f0, _ = f0_energy(load_audio(utts[index].audio, config), config)
         voiced = f0[f0 > 0]
-        dio.append(utts[index].labels["f0_mean_hz"])
-        harvest.append(float(voiced.mean()))
-    dio_arr, harvest_arr = np.array(dio), np.array(harvest)
-    diff = dio_arr - harvest_arr
+        stored.append(utts[index].labels["f0_mean_hz"])
+        tracked.append(float(voiced.mean()))
+    stored_arr, tracked_arr = np.array(stored), np.array(tracked)
+    diff = stored_arr - tracked_arr
     return (
-        f"DIO labels vs Harvest on {len(chosen)} utterances: Pearson r {stats.pearsonr(dio_arr, harvest_arr).statistic:.4f}, "
+        f"stored F0 labels vs Harvest tracked now on {len(chosen)} utterances: "
+        f"Pearson r {stats.pearsonr(stored_arr, tracked_arr).statistic:.4f}, "
         f"mean difference {diff.mean():+.2f} Hz, median |difference| {np.median(np.abs(diff)):.2f} Hz, "
         f"max |difference| {np.abs(diff).max():.2f} Hz"
     )
+
+
+def f0_method(manifest: Path) -> str:
+    """How the corpus's F0 labels were tracked, as its ``corpus.json`` records it."""
+    description = manifest.parent / "corpus.json"
+    try:
+        method = json.loads(description.read_text(encoding="utf-8")).get("f0_method")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        method = None
+    return f"F0 labels tracked with: {method or f'not recorded ({description} has no f0_method)'}"
 
 
 def save_figure(utts: list[Utterance], path: Path) -> None:
@@ -145,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, required=True, help="manifest.jsonl written by build_corpus")
     parser.add_argument("--figure", type=Path, default=None, help="save the three scatter plots here (PNG)")
     parser.add_argument(
-        "--harvest", type=int, default=0, help="compare DIO labels with Harvest on N utterances"
+        "--harvest", type=int, default=0, help="compare the F0 labels with F0 tracked again on N utterances"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the --harvest subset")
     args = parser.parse_args(argv)
@@ -153,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         utts = read_manifest(args.manifest)
         if len(utts) < 3:
             raise ValueError(f"{args.manifest}: need at least 3 utterances, found {len(utts)}")
-        print(summary(utts), end="\n\n")
+        print(summary(utts), end="\n")
+        print(f0_method(args.manifest), end="\n\n")
         print(correlation_table(utts), end="\n\n")
         if len({utt.speaker for utt in utts}) > 1:
             print(per_speaker_table(utts), end="\n\n")

@@ -35,7 +35,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from prosody_vae.audio import AudioConfig
-from prosody_vae.data.espeak.labels import measure_prosody
+from prosody_vae.data.espeak.labels import F0_METHOD, measure_prosody
 from prosody_vae.data.espeak.plan import UtterancePlan, check_settings, corpus_settings, plan_corpus
 from prosody_vae.data.manifest import Utterance, write_manifest
 
@@ -340,7 +340,7 @@ def build_corpus(
         "counts": counts,
         "failed": failed,
         "audio_config": asdict(config),
-        "f0_method": "pyworld dio + stonemask (harvest where dio finds < 25% voiced), trimmed audio, mel grid",
+        "f0_method": F0_METHOD,
     }
     _write_json(description, final)
     return manifest
