@@ -24,6 +24,7 @@ phase, then a summary line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import statistics
@@ -51,8 +52,7 @@ def _config(name: str):
     from prosody_vae.config import ExperimentConfig, load_config
 
     config = ExperimentConfig() if name == "default" else load_config(CPU_RECIPE)
-    config.backbone.r = R
-    return config
+    return dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, r=R))
 
 
 def _peak_rss_mib() -> float:
@@ -98,10 +98,10 @@ def _build(config):
 
 
 def phase_train(config, args) -> dict:
-    from prosody_vae.training.loop import _build_optimizer
+    from prosody_vae.training.optimizer import build_optimizer
 
     model, module = _build(config)
-    optimizer = _build_optimizer(module, config, None)
+    optimizer = build_optimizer(module, config)
     batch = _batch()
     module.train()
     times = []

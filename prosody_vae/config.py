@@ -1,18 +1,30 @@
-"""Experiment configuration: YAML mapped onto small validated dataclasses.
+"""Experiment configuration: YAML mapped onto small frozen, validated dataclasses.
 
 Sections mirror the pieces of the system (audio, text, backbone, prosody, capacity, optim, data,
 train). Only :func:`prosody_vae.tts.model.build_model` and the training loop read these objects; the
 modules themselves take plain typed keyword arguments.
+
+Values are typed at the door: :func:`load_config` and :meth:`ExperimentConfig.from_dict` convert each
+value, from a YAML file, a ``--set`` override or a checkpoint, to its field's annotated type
+(:mod:`prosody_vae._typed`: ``1e-3`` is 0.001 for a float field although YAML 1.1 reads it as a string;
+an int field refuses ``16.5``; lists become tuples) and refuse what does not fit with a one-line
+``ValueError`` naming the key. Unknown keys are errors; missing keys take their defaults, so
+checkpoints written before a field existed still load. Ranges are checked in each section's
+``__post_init__``, so they hold for sections built in Python too. Sections are frozen: derive a changed
+copy with :func:`dataclasses.replace`.
+
+Only PyYAML is imported here: no audio library is loaded to read a config.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal
 
 import yaml
+
+from prosody_vae._typed import build, check, check_choice, check_counts, check_numbers, field_type, plain
 
 __all__ = [
     "AudioConfig",
@@ -27,11 +39,6 @@ __all__ = [
     "load_config",
     "save_config",
 ]
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
 
 
 @dataclass(frozen=True)
@@ -101,23 +108,21 @@ class AudioConfig:
         return 1000.0 * self.hop_length / self.sample_rate
 
 
-@dataclass
+@dataclass(frozen=True)
 class TextConfig:
-    tokenizer: str = "phonemes"  # "phonemes" (espeak-ng IPA) or "characters"
+    tokenizer: Literal["phonemes", "characters"] = "phonemes"  # espeak-ng IPA phonemes, or characters
 
     def __post_init__(self) -> None:
-        _check(
-            self.tokenizer in ("phonemes", "characters"), f"text.tokenizer: unknown kind {self.tokenizer!r}"
-        )
+        check_choice(self, "text", "tokenizer")
 
 
-@dataclass
+@dataclass(frozen=True)
 class BackboneConfig:
     # "tacotron2" (prosody_vae.tts.backbones) or "torchaudio_tacotron2" (torchaudio.models.Tacotron2 through
     # prosody_vae.integrations; needs r: 1, attention: location and embedding_dim == encoder_dim)
-    kind: str = "tacotron2"
-    r: int = 2
-    attention: str = "dca"
+    kind: Literal["tacotron2", "torchaudio_tacotron2"] = "tacotron2"
+    r: int = 2  # frames per decoder step, 1..8
+    attention: Literal["dca", "location"] = "dca"
     embedding_dim: int = 256
     encoder_dim: int = 256
     attention_dim: int = 128
@@ -125,91 +130,106 @@ class BackboneConfig:
     decoder_dim: int = 512
     prenet_dim: int = 128
     postnet_dim: int = 256
-    postnet_n_convs: int = 5
+    postnet_n_convs: int = 5  # >= 2: the last convolution maps back to n_mels
 
     def __post_init__(self) -> None:
-        _check(self.r >= 1, f"backbone.r must be >= 1, got {self.r}")
-        _check(self.attention in ("dca", "location"), f"backbone.attention: unknown {self.attention!r}")
-        _check(
-            self.kind in ("tacotron2", "torchaudio_tacotron2"),
-            f"backbone.kind: unknown {self.kind!r} (tacotron2 or torchaudio_tacotron2)",
-        )
+        check_choice(self, "backbone", "kind")
+        check_choice(self, "backbone", "attention")
+        check_counts(self, "backbone", 1, "r", "embedding_dim", "encoder_dim", "attention_dim")
+        check_counts(self, "backbone", 1, "attention_rnn_dim", "decoder_dim", "prenet_dim", "postnet_dim")
+        check_counts(self, "backbone", 2, "postnet_n_convs")
+        check(self.r <= 8, f"backbone.r must be in 1..8, got {self.r}")
         if self.kind == "torchaudio_tacotron2":
-            _check(
+            check(
                 self.r == 1 and self.attention == "location",
                 "backbone.kind torchaudio_tacotron2 has location-sensitive attention and one frame per "
                 f"step: set backbone.r: 1 and backbone.attention: location (got {self.r}, {self.attention!r})",
             )
-            _check(
+            check(
                 self.embedding_dim == self.encoder_dim,
                 "backbone.kind torchaudio_tacotron2 needs embedding_dim == encoder_dim "
                 f"(got {self.embedding_dim} and {self.encoder_dim})",
             )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProsodyConfig:
     latent_dim: int = 128
-    ref_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64, 128, 128])
+    ref_channels: tuple[int, ...] = (32, 32, 64, 64, 128, 128)  # reference encoder conv2d stack
     ref_rnn_size: int = 128
     text_summary: bool = True
     text_summary_dim: int = 128
     speaker_dim: int = 0  # speaker embedding size; 0 for single-speaker corpora
-    prior: str = "standard"  # "standard" N(0, I) or "associative" (ACN)
+    prior: Literal["standard", "associative"] = "standard"  # N(0, I) or the ACN prior
     acn_neighbours: int = 5  # K: the prior context is a random one of the K nearest training codes
     acn_refresh_every: int = 0  # steps between full code-bank refreshes; 0 = at each epoch start
 
     def __post_init__(self) -> None:
-        _check(self.latent_dim >= 1, f"prosody.latent_dim must be >= 1, got {self.latent_dim}")
-        _check(self.prior in ("standard", "associative"), f"prosody.prior: unknown {self.prior!r}")
-        _check(self.acn_neighbours >= 1, f"prosody.acn_neighbours must be >= 1, got {self.acn_neighbours}")
-        _check(
-            self.acn_refresh_every >= 0,
-            f"prosody.acn_refresh_every must be >= 0, got {self.acn_refresh_every}",
+        check_counts(self, "prosody", 1, "latent_dim", "ref_rnn_size", "text_summary_dim", "acn_neighbours")
+        check_counts(self, "prosody", 0, "speaker_dim", "acn_refresh_every")
+        check_choice(self, "prosody", "prior")
+        channels = self.ref_channels
+        check(
+            isinstance(channels, tuple)
+            and len(channels) > 0
+            and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in channels),
+            f"prosody.ref_channels must be a non-empty tuple of ints >= 1, got {channels!r}",
+        )
+        check(
+            isinstance(self.text_summary, bool),
+            f"prosody.text_summary must be a bool, got {self.text_summary!r}",
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class CapacityConfig:
     capacity: float = 50.0  # C, nats per utterance
     beta_init: float = 1.0
-    beta_optimizer: str = "adam"  # "adam" (holds KL near C) or "sgd" (the paper's setting)
+    beta_optimizer: Literal["adam", "sgd"] = "adam"  # "adam" holds KL near C; "sgd" is the paper's setting
     beta_lr: float = (
         5e-2  # prosody_vae.prosody.dual_optimizer.RECOMMENDED_BETA_LR; use 1e-5 with "sgd" for the paper
     )
-    beta_momentum: float = 0.9
+    beta_momentum: float = 0.9  # SGD only
 
     def __post_init__(self) -> None:
-        _check(self.capacity >= 0, f"capacity.capacity must be >= 0, got {self.capacity}")
-        _check(self.beta_init > 0, f"capacity.beta_init must be > 0, got {self.beta_init}")
-        _check(
-            self.beta_optimizer in ("sgd", "adam"),
-            f"capacity.beta_optimizer: unknown {self.beta_optimizer!r}",
-        )
+        check_numbers(self, "capacity", "capacity", zero_ok=True)
+        check_numbers(self, "capacity", "beta_init", "beta_lr")
+        check_choice(self, "capacity", "beta_optimizer")
+        check_numbers(self, "capacity", "beta_momentum", zero_ok=True)
+        check(self.beta_momentum < 1, f"capacity.beta_momentum must be in [0, 1), got {self.beta_momentum}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimConfig:
     lr: float = 1e-3
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-6
     weight_decay: float = 1e-6
-    warmup_steps: int = 500
+    warmup_steps: int = 500  # linear warm-up; 0 starts at the full rate
     decay_start: int = 10000  # exponential decay to lr_min from here on
-    decay_rate: float = 0.5  # lr multiplier per decay_steps
+    decay_rate: float = 0.5  # lr multiplier per decay_steps, in (0, 1]
     decay_steps: int = 20000
-    lr_min: float = 1e-5
+    lr_min: float = 1e-5  # floor of the schedule, <= lr
     max_grad_norm: float = 1.0
     accumulation_steps: int = 1
-    amp: str = "none"  # "none", "bf16" or "fp16" (CUDA only)
+    amp: Literal["none", "bf16", "fp16"] = "none"  # mixed precision, CUDA only
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
-        _check(self.amp in ("none", "bf16", "fp16"), f"optim.amp: unknown {self.amp!r}")
-        _check(self.accumulation_steps >= 1, "optim.accumulation_steps must be >= 1")
+        check_numbers(self, "optim", "lr", "adam_eps", "max_grad_norm")
+        check_numbers(self, "optim", "weight_decay", "lr_min", zero_ok=True)
+        check(self.lr_min <= self.lr, f"optim.lr_min ({self.lr_min}) must not exceed optim.lr ({self.lr})")
+        check(
+            len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
+            f"optim.adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}",
+        )
+        check_numbers(self, "optim", "decay_rate")
+        check(self.decay_rate <= 1, f"optim.decay_rate must be in (0, 1], got {self.decay_rate}")
+        check_counts(self, "optim", 0, "warmup_steps", "decay_start")
+        check_counts(self, "optim", 1, "decay_steps", "accumulation_steps")
+        check_choice(self, "optim", "amp")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     root: str = "data/espeak_prosody/prepared"  # output folder of the prepare stage
     train_split: str = "train"
@@ -219,31 +239,48 @@ class DataConfig:
     max_frames: int = 0  # drop training utterances longer than this; 0 keeps all
 
     def __post_init__(self) -> None:
-        _check(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")
+        for name in ("root", "train_split", "valid_split"):
+            value = getattr(self, name)
+            check(
+                isinstance(value, str) and value != "",
+                f"data.{name} must be a non-empty string, got {value!r}",
+            )
+        check_counts(self, "data", 1, "batch_size")
+        check_counts(self, "data", 0, "num_workers", "max_frames")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     steps: int = 20000
     seed: int = 0
     log_every: int = 25
-    valid_every: int = 500
+    valid_every: int = 500  # a validation also writes a checkpoint
     checkpoint_every: int = 500
     keep_last: int = 3
     stop_weight: float = 1.0
     stop_pos_weight: float = 5.0
-    guided_attention_weight: float = 1.0
+    guided_attention_weight: float = 1.0  # 0 disables the guided-attention loss
     guided_attention_sigma: float = 0.2
     guided_attention_until: int = 0  # step after which the guided-attention loss is off; 0 = never off
     max_nonfinite: int = 20  # skipped steps with a non-finite loss before training stops
     valid_audio: bool = True  # Griffin-Lim audio of a validation item in TensorBoard
 
     def __post_init__(self) -> None:
-        _check(self.steps >= 1, f"train.steps must be >= 1, got {self.steps}")
+        # the intervals are step counts taken modulo: 0 would divide by zero in the middle of a run
+        check_counts(self, "train", 1, "steps", "log_every", "valid_every", "checkpoint_every")
+        check_counts(self, "train", 1, "keep_last", "max_nonfinite")
+        check_counts(self, "train", 0, "seed", "guided_attention_until")
+        check_numbers(self, "train", "stop_weight", "guided_attention_weight", zero_ok=True)
+        check_numbers(self, "train", "stop_pos_weight", "guided_attention_sigma")
+        check(
+            isinstance(self.valid_audio, bool), f"train.valid_audio must be a bool, got {self.valid_audio!r}"
+        )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExperimentConfig:
+    """The whole experiment: one frozen section per piece of the system (an empty section: defaults)."""
+
     audio: AudioConfig = field(default_factory=AudioConfig)
     text: TextConfig = field(default_factory=TextConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -254,53 +291,59 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """A plain nested dict (tuples as lists): what checkpoints and ``config.yaml`` hold."""
+        return plain(asdict(self))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, source: str = "config") -> ExperimentConfig:
-        return _build(cls, raw, source)
+        """Convert and check a nested mapping (errors are one line: ``<source>: <key>: <problem>``)."""
+        try:
+            return build(cls, raw)
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-    values = {}
-    for name, value in raw.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, value, f"{where}.{name}")
-        elif isinstance(value, list) and hint is tuple:
-            values[name] = tuple(value)
-        else:
-            values[name] = value
+def _override(item: str) -> tuple[str, str, Any]:
+    """``section.key=value`` -> (section, key, value); the value is YAML, except for a string field."""
+    key, sep, text = item.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not section or not name:
+        raise ValueError(f"override {item!r}: expected section.key=value")
     try:
-        return cls(**values)
-    except TypeError as error:
-        raise ValueError(f"{where}: {error}") from None
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ValueError(f"override {item!r}: the value is not valid YAML") from None
+    section_type = field_type(ExperimentConfig, section)
+    if section_type is not None and field_type(section_type, name) is str and not isinstance(value, str):
+        value = text.strip()  # '--set data.root=2024' names a folder, not the int 2024
+    return section, name, value
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML experiment config; ``overrides`` are ``section.key=value`` strings (YAML values)."""
+    """Read a YAML experiment config; ``overrides`` are ``section.key=value`` strings (YAML values).
+
+    Every value, from the file or an override, is converted to its field's type (see the module
+    docstring); any problem is a one-line ``ValueError`` naming the file and the key.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: config file not found")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: invalid YAML ({error})") from None
+        raise ValueError(f"{path}: invalid YAML ({' '.join(str(error).split())})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or "." not in key:
-            raise ValueError(f"override {item!r}: expected section.key=value")
-        section, name = key.split(".", 1)
-        raw.setdefault(section, {})[name] = yaml.safe_load(value)
+        section, name, value = _override(item)
+        if raw.get(section) is None:  # absent, or an empty section in the file
+            raw[section] = {}
+        if not isinstance(raw[section], dict):
+            raise ValueError(f"{path}: {section}: expected a mapping, got {raw[section]!r}")
+        raw[section][name] = value
     return ExperimentConfig.from_dict(raw, source=str(path))
 
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
+    """Write ``config`` as YAML; :func:`load_config` reads it back equal."""
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

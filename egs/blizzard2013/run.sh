@@ -1,56 +1,17 @@
 #!/usr/bin/env bash
-# Blizzard Challenge 2013 (Lessac audiobooks, segmented) recipe; layout in README.md.
-#
-#   stage 0: read prompts.gui + wavn/ folders, validate audio headers, write $dump/manifest.jsonl
-#   stage 1: extract log-mel/F0/energy to $dump/features/ and write $dump/splits/*.jsonl
-#   stage 2: train conf/train_gpu.yaml (resumable)
-#   stage 3: training report (curves, alignment, mels)
-#
-# Usage: ./run.sh [--stage N] [--stop_stage N] [--corpus_dir DIR] [--dump DIR] [--nj N] [--prepare_opts STR]
+# Blizzard Challenge 2013 recipe (Lessac audiobooks, segmented release): the stages of
+# egs/TEMPLATE/tts.sh with this corpus's defaults. `./run.sh --help` lists the stages and options;
+# README.md has the data layout and commands.
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" # paths are relative to this folder
 
-stage=0
-stop_stage=1
-corpus_dir=downloads/BC2013_segmented # folders with prompts.gui and wavn/
-dump=dump                            # everything this recipe writes
-nj=2                                 # feature-extraction processes
-prepare_opts=""                      # extra prepare_corpus.py options, e.g. "--group-by text"
-train_config=conf/train_gpu.yaml
-exp=exp/train_gpu
-python=${PYTHON:-python}
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --*=*) name=${1%%=*}; value=${1#*=}; shift ;;
-    --*) name=$1; value=${2:?"$1 needs a value"}; shift 2 ;;
-    *) echo "$0: unexpected argument $1" >&2; exit 1 ;;
-  esac
-  case "${name#--}" in
-    stage|stop_stage|corpus_dir|dump|nj|prepare_opts|train_config|exp) declare "${name#--}=$value" ;;
-    *) echo "$0: unknown option $name" >&2; exit 1 ;;
-  esac
-done
-
-prepare() { "$python" ../../recipes/prepare_corpus.py --corpus blizzard2013 --root "$corpus_dir" --out "$dump" \
-  --num-workers "$nj" $prepare_opts "$@"; }  # prepare_opts unquoted on purpose: several options
-
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
-  echo "stage 0: manifest"
-  prepare --stages manifest
-fi
-
-if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  echo "stage 1: features and splits"
-  prepare --stages features,splits
-fi
-
-if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  echo "stage 2: training (resumes from the latest checkpoint in $exp)"
-  "$python" -m prosody_vae.cli train --config "$train_config" --out "$exp" --resume --set "data.root=$dump"
-fi
-
-if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  echo "stage 3: training report"
-  "$python" ../../recipes/training_report.py --exp "$exp" --out "$exp/report" --prefix blizzard2013
-fi
+exec bash ../TEMPLATE/tts.sh \
+  --recipe egs/blizzard2013/run.sh \
+  --stop_stage 1 \
+  --corpus blizzard2013 \
+  --corpus_dir downloads/BC2013_segmented \
+  --dump dump \
+  --train_config conf/train_gpu.yaml \
+  --exp exp/train_gpu \
+  --report_prefix blizzard2013 \
+  "$@"

@@ -4,49 +4,38 @@
 #   egs/espeak_prosody/run_sweep.sh                      # train every run, then evaluate them all
 #   egs/espeak_prosody/run_sweep.sh --stage 2            # evaluation only
 #   egs/espeak_prosody/run_sweep.sh --runs "C2 C10 C50"  # a subset
+#   egs/espeak_prosody/run_sweep.sh --help               # every stage and option
 #
 # Needs stages 0-1 of run.sh (the corpus and its features). Each run is the CPU recipe
-# (conf/train_cpu.yaml) with one change, trained for $steps steps:
+# (conf/train_cpu.yaml) with one change, trained for --steps steps:
 #   C2, C10, C50   capacity C = 2, 10, 50 nats, standard N(0, I) prior
 #   C10_acn        C = 10 with the associative (ACN) prior
-# Stages:
-#   1  train (resumable: an interrupted run continues from its last checkpoint; a run that has
-#      $exp/<run>/checkpoints/step_$steps.pt is skipped, so a larger --steps continues every run)
-#   2  evaluate: same-text transfer, inter-text transfer and prior samples on held-out references,
-#      model diagnostics and the IWAE bound -> $exp/report/ (sweep.md, sweep.json, figures)
+# shellcheck disable=SC2154  # the options are assigned by option() in parse_options.sh
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." # paths are relative to the repository root
+# shellcheck source=../TEMPLATE/parse_options.sh
+. egs/TEMPLATE/parse_options.sh
 
-stage=1
-stop_stage=2
-exp=exp/sweep
-steps=2000
-runs="C2 C10 C50 C10_acn"
-n_refs=30                          # held-out references per condition
-threads=2
+recipe=egs/espeak_prosody/run_sweep.sh
+option stage 1 "first stage to run"
+option stop_stage 2 "last stage to run"
+option exp exp/sweep "one folder per run, and report/"
+option steps 2000 "training steps of every run"
+option runs "C2 C10 C50 C10_acn" "the runs, separated by spaces"
+option n_refs 30 "held-out references per condition"
+option threads 2 "torch threads of each process"
 
 usage() {
-  echo "usage: $0 [--stage N] [--stop_stage N] [--exp DIR] [--steps N] [--runs \"C2 C10 ...\"]" >&2
-  echo "          [--n_refs N] [--threads N]" >&2
-  exit 1
-}
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --stage) stage="$2"; shift 2 ;;
-    --stop_stage) stop_stage="$2"; shift 2 ;;
-    --exp) exp="$2"; shift 2 ;;
-    --steps) steps="$2"; shift 2 ;;
-    --runs) runs="$2"; shift 2 ;;
-    --n_refs) n_refs="$2"; shift 2 ;;
-    --threads) threads="$2"; shift 2 ;;
-    -h|--help) usage ;;
-    *) echo "unknown option: $1" >&2; usage ;;
-  esac
-done
+  cat << EOF
+usage: $recipe [--option VALUE ...]
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-python="${PYTHON:-.venv/bin/python}"
-[[ -x "$python" ]] || python=python3
-log() { echo "$(date '+%H:%M:%S') [run_sweep.sh] $*"; }
+stages, from --stage to --stop_stage (here $stage to $stop_stage):
+  1  train     each of --runs, resumable: an interrupted run continues from its last checkpoint; a run
+               that has $exp/<run>/checkpoints/step_$steps.pt is skipped (a larger --steps continues it)
+  2  evaluate  same-text and inter-text transfer, prior samples on held-out references, model
+               diagnostics and the IWAE bound -> $exp/report/ (sweep.md, sweep.json, figures)
+EOF
+}
 
 # The one setting each run changes, as --set overrides of conf/train_cpu.yaml.
 overrides() {
@@ -55,9 +44,19 @@ overrides() {
     C10) echo "capacity.capacity=10" ;;
     C50) echo "capacity.capacity=50" ;;
     C10_acn) echo "capacity.capacity=10 prosody.prior=associative" ;;
-    *) echo "unknown run: $1 (known: C2 C10 C50 C10_acn)" >&2; exit 1 ;;
+    *) return 1 ;;
   esac
 }
+
+parse_options "$@"
+require_int stage stop_stage steps n_refs threads
+for run in $runs; do
+  overrides "$run" > /dev/null || usage_error "--runs: unknown run $run (known: C2 C10 C50 C10_acn)"
+done
+
+python="${PYTHON:-.venv/bin/python}"
+[[ -x "$python" ]] || python=python3
+log() { echo "$(date '+%H:%M:%S') [run_sweep.sh] $*"; }
 
 if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
   for run in $runs; do
