@@ -1,4 +1,5 @@
-"""Objective prosody metrics: pitch (FFE/GPE/VDE, log-F0 RMSE, F0 correlation), MCD-DTW, timing.
+"""Objective prosody metrics: pitch (FFE/GPE/VDE, log-F0 RMSE, F0 correlation), MCD-DTW, timing,
+intonation (harmonic detail, F0 contours by two trackers).
 
 Every function takes numpy arrays and returns floats, named tuples or dicts; each module's
 docstring names the convention it implements. The analysis (frame grid, F0 tracker) is the
@@ -6,6 +7,23 @@ library's :class:`~prosody_vae.audio.AudioConfig`, so metrics index the same fra
 """
 
 from .duration import duration_ratio, energy_db, nonsilent_duration, speaking_rate, syllable_nuclei
+from .intonation import (
+    F0_TRACKERS,
+    IntonationAnalysis,
+    SeriesTrend,
+    alignment_path,
+    analyse_intonation,
+    cepstral_peak_prominence,
+    contour_correlation,
+    f0_level_hz,
+    f0_range_st,
+    final_rise_st,
+    low_band_ripple,
+    mel_ripple,
+    series_trend,
+    track_f0,
+    voiced_share,
+)
 from .pitch import (
     GROSS_PITCH_THRESHOLD,
     PitchErrors,
@@ -18,22 +36,37 @@ from .prosody import compare_prosody, utterance_prosody
 from .spectral import MCDResult, cepstra_from_log_mel, cepstral_distortion, dtw_path, mel_cepstral_distortion
 
 __all__ = [
+    "F0_TRACKERS",
     "GROSS_PITCH_THRESHOLD",
+    "IntonationAnalysis",
     "MCDResult",
     "PitchErrors",
+    "SeriesTrend",
     "align_tracks",
+    "alignment_path",
+    "analyse_intonation",
     "cepstra_from_log_mel",
     "cepstral_distortion",
+    "cepstral_peak_prominence",
     "compare_prosody",
+    "contour_correlation",
     "duration_ratio",
     "dtw_path",
     "energy_db",
     "f0_correlation",
     "f0_frame_errors",
+    "f0_level_hz",
+    "f0_range_st",
+    "final_rise_st",
     "log_f0_rmse_cents",
+    "low_band_ripple",
     "mel_cepstral_distortion",
+    "mel_ripple",
     "nonsilent_duration",
+    "series_trend",
     "speaking_rate",
     "syllable_nuclei",
+    "track_f0",
     "utterance_prosody",
+    "voiced_share",
 ]
