@@ -131,15 +131,22 @@ class BackboneConfig:
     prenet_dim: int = 128
     postnet_dim: int = 256
     postnet_n_convs: int = 5  # >= 2: the last convolution maps back to n_mels
+    pitch: bool = False  # also predict frame-level log-F0 and voicing (prosody_vae.tts.pitch)
+    pitch_init_hz: float = 100.0  # initial F0 prediction, about the corpus's median
 
     def __post_init__(self) -> None:
         check_choice(self, "backbone", "kind")
+        check_numbers(self, "backbone", "pitch_init_hz")
         check_choice(self, "backbone", "attention")
         check_counts(self, "backbone", 1, "r", "embedding_dim", "encoder_dim", "attention_dim")
         check_counts(self, "backbone", 1, "attention_rnn_dim", "decoder_dim", "prenet_dim", "postnet_dim")
         check_counts(self, "backbone", 2, "postnet_n_convs")
         check(self.r <= 8, f"backbone.r must be in 1..8, got {self.r}")
         if self.kind == "torchaudio_tacotron2":
+            check(
+                not self.pitch,
+                "backbone.kind torchaudio_tacotron2 does not predict pitch: set backbone.pitch: false",
+            )
             check(
                 self.r == 1 and self.attention == "location",
                 "backbone.kind torchaudio_tacotron2 has location-sensitive attention and one frame per "
@@ -264,6 +271,8 @@ class TrainConfig:
     guided_attention_until: int = 0  # step after which the guided-attention loss is off; 0 = never off
     max_nonfinite: int = 20  # skipped steps with a non-finite loss before training stops
     valid_audio: bool = True  # Griffin-Lim audio of a validation item in TensorBoard
+    pitch_scale: float = 0.05  # Laplace scale b of the log-F0 likelihood (backbone.pitch), natural-log units
+    init_from: str = ""  # a checkpoint or packed model whose weights start a new run ("" = none)
 
     def __post_init__(self) -> None:
         # the intervals are step counts taken modulo: 0 would divide by zero in the middle of a run
@@ -271,7 +280,7 @@ class TrainConfig:
         check_counts(self, "train", 1, "keep_last", "max_nonfinite")
         check_counts(self, "train", 0, "seed", "guided_attention_until")
         check_numbers(self, "train", "stop_weight", "guided_attention_weight", zero_ok=True)
-        check_numbers(self, "train", "stop_pos_weight", "guided_attention_sigma")
+        check_numbers(self, "train", "stop_pos_weight", "guided_attention_sigma", "pitch_scale")
         check(
             isinstance(self.valid_audio, bool), f"train.valid_audio must be a bool, got {self.valid_audio!r}"
         )

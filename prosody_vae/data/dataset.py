@@ -36,6 +36,8 @@ class Batch:
         labels: B dicts of known prosody factors (may be empty).
         indices: (B,) long positions of the items in their dataset (stable per item: the
             associative prior's code bank is indexed by them); None for hand-built batches.
+        f0: (B, T) float F0 in Hz on the mel frame grid, 0 where unvoiced and in padding (the
+            targets of a decoder that predicts pitch); None when the items have no F0 track.
     """
 
     ids: list[str]
@@ -46,6 +48,7 @@ class Batch:
     speakers: Tensor
     labels: list[dict[str, float]]
     indices: Tensor | None = None
+    f0: Tensor | None = None
 
     def to(self, device: torch.device | str, *, non_blocking: bool = False) -> Batch:
         """A copy with every tensor moved to ``device``."""
@@ -58,6 +61,7 @@ class Batch:
             speakers=self.speakers.to(device, non_blocking=non_blocking),
             labels=self.labels,
             indices=None if self.indices is None else self.indices.to(device, non_blocking=non_blocking),
+            f0=None if self.f0 is None else self.f0.to(device, non_blocking=non_blocking),
         )
 
     def __len__(self) -> int:
@@ -112,7 +116,7 @@ class ProsodyDataset(Dataset):
             "id": utt.id,
             "index": index,
             "tokens": torch.tensor(tokens, dtype=torch.long),
-            "mel": load_features(self.cache_dir, utt.id)["mel"],
+            **_mel_and_f0(load_features(self.cache_dir, utt.id)),
             "speaker": self._speaker_index[utt.speaker],
             "labels": dict(utt.labels),
         }
@@ -133,6 +137,14 @@ class ProsodyDataset(Dataset):
         return lengths
 
 
+def _mel_and_f0(features: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The cached mel and, when the cache has one, its F0 track (same frame grid)."""
+    out = {"mel": features["mel"]}
+    if "f0" in features:
+        out["f0"] = features["f0"]
+    return out
+
+
 def collate(items: Sequence[dict[str, Any]]) -> Batch:
     """Pad a list of dataset items into a :class:`Batch` (zero padding, input order kept).
 
@@ -146,9 +158,12 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
     first_mel = items[0]["mel"]
     tokens = torch.zeros(len(items), int(token_lengths.max()), dtype=torch.long)
     mels = torch.zeros(len(items), int(mel_lengths.max()), first_mel.shape[1], dtype=first_mel.dtype)
+    f0 = torch.zeros(mels.shape[:2]) if all("f0" in item for item in items) else None
     for row, item in enumerate(items):
         tokens[row, : len(item["tokens"])] = item["tokens"]
         mels[row, : item["mel"].shape[0]] = item["mel"]
+        if f0 is not None:
+            f0[row, : item["f0"].shape[0]] = item["f0"]
     return Batch(
         ids=[item["id"] for item in items],
         tokens=tokens,
@@ -158,4 +173,5 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         speakers=torch.tensor([item["speaker"] for item in items], dtype=torch.long),
         labels=[item["labels"] for item in items],
         indices=torch.tensor([item.get("index", -1) for item in items], dtype=torch.long),
+        f0=f0,
     )

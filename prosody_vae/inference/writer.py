@@ -16,6 +16,8 @@ import numpy as np
 import soundfile as sf
 from torch import nn
 
+from prosody_vae.audio.vocoders import vocode
+
 __all__ = ["Kind", "SynthesisWriter"]
 
 Kind = Literal["transfer", "sample", "interpolate", "traverse"]
@@ -59,7 +61,7 @@ class SynthesisWriter:
         """Write ``out`` (and ``<stem>_*.png`` with ``plot``); record a manifest row. Returns ``out``."""
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        wav = self.vocoder(result.mel).float().cpu().numpy()
+        wav = vocode(self.vocoder, result.mel, result.f0).float().cpu().numpy()
         sf.write(out, wav, self.synth.audio.sample_rate)
         seconds = wav.shape[-1] / self.synth.audio.sample_rate
         print(f"wrote {out} ({seconds:.2f} s{'' if result.stopped else ', did not stop'})")

@@ -87,4 +87,7 @@ def pad_to_global_length(batch: Batch, context: DistributedContext) -> Batch:
     if frames == 0 and tokens == 0:
         return batch
     # (B, T, n_mels): pad T; (B, L): pad L. Zero is the padding value of both (pad token id 0).
-    return replace(batch, mels=F.pad(batch.mels, (0, 0, 0, frames)), tokens=F.pad(batch.tokens, (0, tokens)))
+    f0 = None if batch.f0 is None else F.pad(batch.f0, (0, frames))  # (B, T): 0 is unvoiced
+    return replace(
+        batch, mels=F.pad(batch.mels, (0, 0, 0, frames)), tokens=F.pad(batch.tokens, (0, tokens)), f0=f0
+    )

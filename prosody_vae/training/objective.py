@@ -3,7 +3,9 @@
 Units. The Capacitron Lagrangian is computed in nats per utterance: the L1 terms are summed over
 frames and mel bins (unit-scale Laplace negative log-likelihoods, see :mod:`prosody_vae.prosody.likelihood`) and
 the KL is summed over latent dimensions, both averaged over the batch. Every logged number is in
-those units, so the realised KL can be read against C directly.
+those units, so the realised KL can be read against C directly. A decoder that predicts pitch adds the
+log-F0 and voicing likelihoods (:mod:`prosody_vae.tts.pitch`) to the reconstruction term, in the same
+units: C then counts information about everything the decoder reconstructs, pitch included.
 
 What the optimiser sees. The theta loss handed to the optimiser is that Lagrangian divided by the
 number of mel elements per utterance in the batch (``n_mels * mean(T)``), plus the mean-reduced
@@ -29,6 +31,7 @@ from prosody_vae.prosody.capacity import CapacityObjective
 from prosody_vae.prosody.likelihood import masked_l1
 from prosody_vae.tts.backbones.auxiliary_losses import guided_attention_loss, stop_loss
 from prosody_vae.tts.model import ProsodyTTS, ProsodyTTSOutput
+from prosody_vae.tts.pitch import pitch_nll
 
 __all__ = ["LossParts", "TrainingModule"]
 
@@ -39,6 +42,7 @@ class LossParts(NamedTuple):
     lagrangian: Tensor  # reconstruction + beta * (KL - C), nats per utterance
     decoder_l1: Tensor  # nats per utterance
     postnet_l1: Tensor  # nats per utterance
+    pitch: Tensor  # log-F0 + voicing NLL, nats per utterance; 0 for a decoder without pitch
     kl: Tensor  # nats per utterance
     beta: Tensor
     stop: Tensor
@@ -58,6 +62,7 @@ class TrainingModule(nn.Module):
         stop_pos_weight: float = 5.0,
         guided_attention_weight: float = 1.0,
         guided_attention_sigma: float = 0.2,
+        pitch_scale: float = 0.05,
     ):
         super().__init__()
         self.model = model
@@ -66,6 +71,7 @@ class TrainingModule(nn.Module):
         self.stop_pos_weight = stop_pos_weight
         self.guided_attention_weight = guided_attention_weight
         self.guided_attention_sigma = guided_attention_sigma
+        self.pitch_scale = pitch_scale
 
     def forward(
         self,
@@ -97,9 +103,18 @@ class TrainingModule(nn.Module):
         taco = output.tacotron
         decoder_l1 = masked_l1(taco.mel, batch.mels, batch.mel_lengths).mean()
         postnet_l1 = masked_l1(taco.mel_post, batch.mels, batch.mel_lengths).mean()
+        pitch = taco.mel.new_zeros(())
+        if taco.pitch is not None:
+            if batch.f0 is None:
+                raise ValueError(
+                    "this model predicts pitch (backbone.pitch) but the batch has no F0 track: "
+                    "extract features with F0 (prosody-vae prepare)"
+                )
+            terms = pitch_nll(taco.pitch, batch.f0, batch.mel_lengths, scale=self.pitch_scale)
+            pitch = (terms.log_f0 + terms.voicing).mean()
         # Both outputs are Laplace decoders of the same target; the objective sees their sum, as in
         # Tacotron 2 training. The constraint on the KL does not depend on this choice: beta absorbs it.
-        capacity = self.objective(decoder_l1 + postnet_l1, output.prosody.kl.mean())
+        capacity = self.objective(decoder_l1 + postnet_l1 + pitch, output.prosody.kl.mean())
         stop = stop_loss(taco.stop_logits, batch.mel_lengths, pos_weight=self.stop_pos_weight)
         if use_guided_attention and self.guided_attention_weight > 0:
             decoder_lengths = self.model.backbone.decoder_lengths(batch.mel_lengths)
@@ -119,6 +134,7 @@ class TrainingModule(nn.Module):
             lagrangian=capacity.loss.detach(),
             decoder_l1=decoder_l1.detach(),
             postnet_l1=postnet_l1.detach(),
+            pitch=pitch.detach(),
             kl=capacity.kl.detach(),
             beta=capacity.beta.detach(),
             stop=stop.detach(),

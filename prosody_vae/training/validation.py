@@ -51,6 +51,7 @@ def validate(
             "lagrangian": parts.lagrangian,
             "postnet_l1": parts.postnet_l1,
             "decoder_l1": parts.decoder_l1,
+            "pitch": parts.pitch,
             "kl": parts.kl,
             "stop": parts.stop,
             "diagonality": diag.mean(),
@@ -119,7 +120,13 @@ def _log_example(
         step,
     )
     if config.train.valid_audio and free.shape[0] > 0:
-        from prosody_vae.audio.vocoders import GriffinLimVocoder
+        from prosody_vae.audio.vocoders import GriffinLimVocoder, vocode
+        from prosody_vae.audio.world import WorldVocoder
+        from prosody_vae.tts.pitch import decode_pitch
 
-        vocoder = GriffinLimVocoder(config.audio, n_iter=16).to(free.device)
-        monitor.log_audio("valid/free_running", vocoder(free).float().cpu(), step, config.audio.sample_rate)
+        if inference.pitch is not None:  # the model's own F0 through WORLD, as users will hear it
+            f0 = decode_pitch(inference.pitch[0, : free.shape[0]])
+            wav = vocode(WorldVocoder(config.audio), free, f0)
+        else:
+            wav = vocode(GriffinLimVocoder(config.audio, n_iter=16).to(free.device), free)
+        monitor.log_audio("valid/free_running", wav.float().cpu(), step, config.audio.sample_rate)

@@ -241,5 +241,7 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
 
         backbone: nn.Module = TorchaudioTacotron2Backbone(**sizes)
     else:
-        backbone = Tacotron2(**sizes, r=bc.r, attention=bc.attention)
+        backbone = Tacotron2(
+            **sizes, r=bc.r, attention=bc.attention, pitch=bc.pitch, pitch_init_hz=bc.pitch_init_hz
+        )
     return ProsodyTTS(backbone=backbone, prosody=prosody, n_speakers=n_speakers, speaker_dim=speaker_dim)

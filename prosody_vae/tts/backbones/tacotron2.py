@@ -14,10 +14,18 @@ Differences from the paper, and why:
 * A (B, C) conditioning vector (the prosody embedding z, optionally with a speaker embedding) is
   concatenated to every encoder output, as Capacitron does for its embedding.
 * Padding is exact in eval mode: an item's outputs do not depend on how much the batch is padded.
+* Optional explicit pitch (``pitch=True``): beside the r mel frames, each decoder step predicts r
+  frames of log-F0 and voicing logits from the same projection input (decoder state + attention
+  context). A mel decoder trained with L1 renders the harmonics of the voice as a blur (the L1
+  optimum of a harmonic ripple whose phase in frequency moves with F0 is its median, a smooth
+  envelope), so the pitch contour cannot be read back from its output; predicted explicitly, it can
+  be handed to a vocoder that takes F0 (:class:`~prosody_vae.audio.vocoders.WorldVocoder`) and edited
+  after prediction. Not in Tacotron 2; the terms are likelihoods in nats (:mod:`prosody_vae.tts.pitch`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import NamedTuple
 
@@ -44,6 +52,7 @@ class TacotronOutput(NamedTuple):
     mel_post: Tensor  # (B, T, n_mels) after the postnet residual
     stop_logits: Tensor  # (B, T) one logit per frame
     alignments: Tensor  # (B, ceil(T / r), L)
+    pitch: Tensor | None = None  # (B, T, 2) log-F0 (natural log of Hz) and voicing logit; pitch=True
 
 
 class TacotronInference(NamedTuple):
@@ -53,6 +62,7 @@ class TacotronInference(NamedTuple):
     mel_lengths: Tensor  # (B,) frames
     alignments: Tensor  # (B, ceil(T / r), L)
     stop_probs: Tensor  # (B, T)
+    pitch: Tensor | None = None  # (B, T, 2) log-F0 and voicing logit, zero past the length; pitch=True
 
 
 class DecoderState(NamedTuple):
@@ -90,6 +100,8 @@ class Tacotron2(nn.Module):
             implementation, like ours, uses dropout 0.1).
         dca_filters, dca_filter_size, dca_prior_size, dca_prior_alpha, dca_prior_beta: DCA settings.
         location_filters, location_kernel_size: location-sensitive attention settings.
+        pitch: also predict frame-level log-F0 and voicing (see the module docstring).
+        pitch_init_hz: initial F0 prediction (the projection's bias), about the corpus's median.
     """
 
     def __init__(
@@ -121,6 +133,8 @@ class Tacotron2(nn.Module):
         dca_prior_beta: float = 0.9,
         location_filters: int = 32,
         location_kernel_size: int = 31,
+        pitch: bool = False,
+        pitch_init_hz: float = 100.0,
     ) -> None:
         super().__init__()
         if n_symbols < 2:
@@ -129,6 +143,8 @@ class Tacotron2(nn.Module):
             raise ValueError(f"reduction factor r must be in 1..8, got {r}")
         if conditioning_dim < 0:
             raise ValueError(f"conditioning_dim must be >= 0, got {conditioning_dim}")
+        if pitch_init_hz <= 0:
+            raise ValueError(f"pitch_init_hz must be > 0, got {pitch_init_hz}")
         if attention not in ("dca", "location"):
             raise ValueError(f"attention must be 'dca' or 'location', got {attention!r}")
         self.n_mels, self.r, self.conditioning_dim = n_mels, r, conditioning_dim
@@ -167,6 +183,13 @@ class Tacotron2(nn.Module):
         self.decoder_rnn = nn.LSTMCell(attention_rnn_dim + memory_dim, decoder_dim)
         self.mel_projection = nn.Linear(decoder_dim + memory_dim, n_mels * r)
         self.stop_projection = nn.Linear(decoder_dim + memory_dim, r)
+        self.pitch_projection: nn.Linear | None = None
+        if pitch:
+            self.pitch_projection = nn.Linear(decoder_dim + memory_dim, 2 * r)
+            with torch.no_grad():  # start at a plausible F0 and an even voicing decision
+                bias = self.pitch_projection.bias.view(r, 2)
+                bias[:, 0] = math.log(pitch_init_hz)
+                bias[:, 1] = 0.0
         self.postnet = Postnet(
             n_mels=n_mels, dim=postnet_dim, n_convs=postnet_n_convs, kernel_size=postnet_kernel_size
         )
@@ -299,8 +322,11 @@ class Tacotron2(nn.Module):
         # Projections have no recurrence either: one matmul over all steps instead of one per step.
         mel = self.mel_projection(hidden).reshape(batch, steps * self.r, self.n_mels)[:, :frames]
         stop_logits = self.stop_projection(hidden).reshape(batch, steps * self.r)[:, :frames]
+        pitch = None
+        if self.pitch_projection is not None:
+            pitch = self.pitch_projection(hidden).reshape(batch, steps * self.r, 2)[:, :frames]
         mel, mel_post = self._postnet(mel, mel_lengths)
-        return TacotronOutput(mel, mel_post, stop_logits, torch.stack(weights, dim=1))
+        return TacotronOutput(mel, mel_post, stop_logits, torch.stack(weights, dim=1), pitch)
 
     @torch.no_grad()
     def infer(
@@ -346,9 +372,11 @@ class Tacotron2(nn.Module):
         state = self._initial_state(memory, mask)
         frame = memory.new_zeros(batch, self.n_mels)
         done = torch.zeros(batch, dtype=torch.bool, device=memory.device)
-        mels, stops, weights = [], [], []
+        mels, stops, weights, pitches = [], [], [], []
         for t in range(max_steps):
             out, state = self._step(self.prenet(frame), state, memory, processed, mask)
+            if self.pitch_projection is not None:
+                pitches.append(self.pitch_projection(out).view(batch, self.r, 2))
             step_mel = self.mel_projection(out).view(batch, self.r, self.n_mels)
             step_stop = torch.sigmoid(self.stop_projection(out))  # (B, r)
             mels.append(step_mel)
@@ -378,8 +406,11 @@ class Tacotron2(nn.Module):
         _, mel_post = self._postnet(mel, mel_lengths)
         frame_mask = lengths_to_mask(mel_lengths, frames).to(stop_probs.dtype)
         step_mask = lengths_to_mask(decoder_lengths, alignments.shape[1]).to(alignments.dtype)
+        pitch = None
+        if pitches:
+            pitch = torch.cat(pitches, dim=1)[:, :frames] * frame_mask.unsqueeze(-1)  # (B, T, 2)
         return TacotronInference(
-            mel_post, mel_lengths, alignments * step_mask.unsqueeze(-1), stop_probs * frame_mask
+            mel_post, mel_lengths, alignments * step_mask.unsqueeze(-1), stop_probs * frame_mask, pitch
         )
 
 

@@ -1,0 +1,130 @@
+"""Explicit pitch: the likelihood terms, the decoder's pitch outputs, training them, and init_from."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import train_tiny
+
+from prosody_vae.checkpoint import load_checkpoint
+from prosody_vae.config import BackboneConfig
+from prosody_vae.inference.synthesizer import Synthesizer
+from prosody_vae.tts.backbones.tacotron2 import Tacotron2
+from prosody_vae.tts.pitch import decode_pitch, pitch_nll
+
+
+def _tiny_tacotron(**kwargs) -> Tacotron2:
+    sizes = dict(embedding_dim=16, encoder_dim=16, attention_dim=8, attention_rnn_dim=16, decoder_dim=32)
+    return Tacotron2(n_symbols=12, n_mels=8, r=2, prenet_dim=8, postnet_dim=8, **sizes, **kwargs)
+
+
+def test_pitch_nll_matches_hand_computation():
+    pitch = torch.tensor([[[math.log(100.0), 2.0], [math.log(110.0), -1.0], [5.0, 3.0]]])  # (1, 3, 2)
+    f0 = torch.tensor([[120.0, 0.0, 200.0]])  # frame 1 unvoiced; frame 2 is padding (length 2)
+    terms = pitch_nll(pitch, f0, torch.tensor([2]), scale=0.1)
+    expected_log_f0 = abs(math.log(120.0) - math.log(100.0)) / 0.1  # only frame 0: voiced and valid
+    bce = lambda logit, y: math.log1p(math.exp(-logit)) if y else math.log1p(math.exp(logit))  # noqa: E731
+    assert terms.log_f0.item() == pytest.approx(expected_log_f0, rel=1e-5)
+    assert terms.voicing.item() == pytest.approx(bce(2.0, 1) + bce(-1.0, 0), rel=1e-5)
+
+
+def test_pitch_nll_ignores_padding_and_falls_with_better_predictions():
+    f0 = torch.tensor([[100.0, 120.0, 0.0, 140.0]])
+    good = torch.stack([torch.log(f0.clamp_min(1.0)), torch.where(f0 > 0, 5.0, -5.0)], dim=-1)
+    bad = good + torch.tensor([0.3, 0.0])
+    lengths = torch.tensor([4])
+    assert (pitch_nll(good, f0, lengths).log_f0 < pitch_nll(bad, f0, lengths).log_f0).all()
+    padded = torch.cat([good, torch.full((1, 3, 2), 9.0)], dim=1)
+    padded_f0 = torch.cat([f0, torch.tensor([[300.0, 300.0, 300.0]])], dim=1)
+    a, b = pitch_nll(good, f0, lengths), pitch_nll(padded, padded_f0, lengths)
+    assert torch.allclose(a.log_f0, b.log_f0) and torch.allclose(a.voicing, b.voicing)
+
+
+def test_decode_pitch_gates_by_voicing_and_length():
+    pitch = torch.tensor([[[math.log(150.0), 3.0], [math.log(150.0), -3.0], [math.log(150.0), 3.0]]])
+    f0 = decode_pitch(pitch, torch.tensor([2]))
+    assert f0[0, 0].item() == pytest.approx(150.0, rel=1e-5)
+    assert f0[0, 1].item() == 0.0 and f0[0, 2].item() == 0.0
+
+
+def test_decoder_learns_a_contour_and_infers_one_per_frame():
+    torch.manual_seed(0)
+    model = _tiny_tacotron(pitch=True, pitch_init_hz=100.0)
+    tokens, token_lengths = torch.randint(1, 12, (2, 6)), torch.tensor([6, 4])
+    mels, mel_lengths = torch.randn(2, 13, 8), torch.tensor([13, 10])
+    # a rising contour with an unvoiced gap, different per item
+    f0 = torch.stack([torch.linspace(90, 160, 13), torch.linspace(180, 120, 13)])
+    f0[:, 5:7] = 0.0
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(80):
+        out = model(tokens, token_lengths, mels, mel_lengths)
+        assert out.pitch.shape == (2, 13, 2)
+        terms = pitch_nll(out.pitch, f0, mel_lengths)
+        loss = (terms.log_f0 + terms.voicing).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    # the teacher-forced prediction follows each item's own contour on its voiced frames
+    predicted = decode_pitch(out.pitch.detach(), mel_lengths)
+    for item in range(2):
+        voiced = (f0[item] > 0) & (torch.arange(13) < mel_lengths[item])
+        pair = torch.stack([torch.log(predicted[item][voiced].clamp_min(1.0)), torch.log(f0[item][voiced])])
+        assert torch.corrcoef(pair)[0, 1] > 0.9
+    model.eval()
+    inferred = model.infer(tokens, token_lengths, max_steps=8)
+    assert inferred.pitch.shape[:2] == inferred.mel_post.shape[:2]
+    # frames past each item's length are zero
+    short = int(inferred.mel_lengths.min())
+    item = int(inferred.mel_lengths.argmin())
+    assert inferred.pitch[item, short:].abs().sum() == 0
+
+
+def test_model_without_pitch_has_none_and_torchaudio_refuses_pitch():
+    model = _tiny_tacotron()
+    out = model(torch.randint(1, 12, (1, 4)), torch.tensor([4]), torch.randn(1, 6, 8), torch.tensor([6]))
+    assert out.pitch is None
+    with pytest.raises(ValueError, match="does not predict pitch"):
+        BackboneConfig(
+            kind="torchaudio_tacotron2",
+            r=1,
+            attention="location",
+            embedding_dim=32,
+            encoder_dim=32,
+            pitch=True,
+        )
+
+
+@pytest.mark.slow
+def test_pitch_model_trains_synthesises_f0_and_init_from_keeps_weights(tiny_prepared: Path, tmp_path: Path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "pitch").mkdir()
+    base = train_tiny(tmp_path / "base", tiny_prepared, steps=2)
+    start = load_checkpoint(base)
+    pitched = train_tiny(
+        tmp_path / "pitch",
+        tiny_prepared,
+        steps=1,
+        backbone={"pitch": True},
+        train={"init_from": str(base), "log_every": 1, "valid_every": 1000, "checkpoint_every": 1000},
+        optim={"lr": 1e-9, "lr_min": 1e-9, "warmup_steps": 1},  # one step that moves (almost) nothing
+    )
+    state = load_checkpoint(pitched)
+    old, new = start["training_module"], state["training_module"]
+    # every old weight was carried over (up to the one tiny step), the pitch head is new
+    for key in ("model.backbone.embedding.weight", "model.prosody.posterior.mean.weight"):
+        if key in old:
+            assert torch.allclose(old[key], new[key], atol=1e-5)
+    assert "model.backbone.pitch_projection.weight" in new
+    beta_old = torch.nn.functional.softplus(old["objective.beta_raw"])
+    beta_new = torch.nn.functional.softplus(new["objective.beta_raw"])
+    assert beta_new.item() == pytest.approx(beta_old.item(), rel=0.05)  # beta carried over, one step moved
+    synth = Synthesizer.from_checkpoint(pitched)
+    result = synth.sample("A short test.", 1)[0]
+    assert result.f0 is not None and result.f0.shape == (result.mel.shape[0],)
+    assert (result.f0 >= 0).all()
