@@ -172,7 +172,8 @@ def test_cli_report_and_exit_codes(wavs, tmp_path, capsys) -> None:
         (["--ref-dir", "a"], "must be given together"),
         (["--ref-dir", "a", "--out-dir", "b", "--manifest", "m"], "one source of pairs"),
         (["--manifest", "nope.jsonl"], "nope.jsonl: manifest not found"),
-        (["--bound", "iwae", "--manifest", "m"], "--bound needs --checkpoint"),
+        # without --checkpoint, diagnostics measure the shipped model (-q: no note on which model)
+        (["--diagnostics", "-q", "--data", "nowhere"], "split 'valid' not found"),
     ],
 )
 def test_cli_user_errors_exit_2(argv, message, capsys) -> None:

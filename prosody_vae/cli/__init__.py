@@ -5,16 +5,21 @@ it adds its arguments to a sub-parser and names the function that runs it. A han
 itself; it calls library functions and prints a short result. User errors (bad files, bad options,
 unusable checkpoints) print one line ``error: ...`` and exit with status 2; no traceback (set
 ``PROSODY_VAE_DEBUG=1`` to see one).
+
+Results go to stdout; notes, notices and progress bars to stderr. ``-v`` adds detail, ``-q`` keeps
+only warnings and errors and hides the progress bars (bars also stay hidden when stderr is not a
+terminal). Building the parser imports no torch, so ``--help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from prosody_vae.cli._registry import COMMANDS, command, set_threads
+from prosody_vae.cli._registry import COMMANDS, HelpFormatter, command, log, set_threads
 
 __all__ = ["command", "main", "set_threads"]
 
@@ -22,22 +27,75 @@ __all__ = ["command", "main", "set_threads"]
 _MODULES = ("data", "train", "synthesis", "evaluate", "export")
 
 
+def _verbosity_options(p: argparse.ArgumentParser, *, top: bool) -> None:
+    # Accepted before and after the subcommand; a sub-parser's copy sets the value only when given
+    # (SUPPRESS), so that it does not overwrite what was given before the subcommand.
+    default = {} if top else {"default": argparse.SUPPRESS}
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        help="more detail on stderr (the options, what is loaded, timings)",
+        **({"default": 0} if top else default),
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="only warnings and errors on stderr; no progress bars",
+        **default,
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     import importlib
+
+    from prosody_vae import __version__
 
     for name in _MODULES:
         importlib.import_module(f"prosody_vae.cli.{name}")
     parser = argparse.ArgumentParser(
-        prog="prosody-vae", description=__doc__.splitlines()[0].replace("``", "")
+        prog="prosody-vae",
+        description=__doc__.splitlines()[0].replace("``", ""),
+        epilog="Run 'prosody-vae COMMAND --help' for a command's options. Without --checkpoint, "
+        "the synthesis commands use the model shipped in the package.",
+        formatter_class=HelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _verbosity_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     for spec in COMMANDS.values():
-        spec.add_arguments(sub.add_parser(spec.name, help=spec.help, description=spec.help))
+        p = sub.add_parser(spec.name, help=spec.help, description=spec.help, formatter_class=HelpFormatter)
+        spec.add_arguments(p)
+        _verbosity_options(p, top=False)
     return parser
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests capture it), as ``message`` for
+    information and ``warning: message`` / ``debug: message`` for the other levels."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno != logging.INFO:
+            message = f"{record.levelname.lower()}: {message}"
+        print(message, file=sys.stderr)
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    logger = logging.getLogger("prosody_vae")
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)  # main() may run several times in one process
+    logger.addHandler(_StderrHandler())
+    logger.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _configure_logging(args.verbose or 0, args.quiet)
+    log.debug(f"prosody-vae {args.command}: {vars(args)}")
     try:
         return COMMANDS[args.command].run(args)
     except (ValueError, FileNotFoundError) as error:

@@ -1,12 +1,36 @@
-"""The subcommand registry shared by the modules of :mod:`prosody_vae.cli`."""
+"""The subcommand registry shared by the modules of :mod:`prosody_vae.cli`, and their common helpers.
+
+Nothing here imports torch at module level: ``prosody-vae --help`` builds every sub-parser, and each
+heavy import happens inside the function that needs it.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["COMMANDS", "Command", "command", "set_threads"]
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "HelpFormatter",
+    "command",
+    "log",
+    "model_path",
+    "progress",
+    "progress_bar",
+    "set_threads",
+    "timed",
+]
+
+# What the commands tell a person on stderr (the level follows -v/-q; see prosody_vae.cli.main).
+log = logging.getLogger("prosody_vae.cli")
 
 
 @dataclass(frozen=True)
@@ -32,9 +56,97 @@ def command(name: str, *, help: str, arguments: Callable[[argparse.ArgumentParse
     return register
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default after its help, unless there is none to show.
+
+    No default is appended for flags (``False``), for options whose absence means something the
+    help text says in words (``None``), or when the help already names its default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        # identity, not equality: a default of 0 is shown although 0 == False
+        if default is None or default is False or default is argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def set_threads(args: argparse.Namespace) -> None:
     """Apply ``--threads`` (torch intra-op threads) when the command has it and it was given."""
     import torch
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
+
+
+def progress(args: argparse.Namespace) -> bool | None:
+    """The ``progress`` setting for a command's bars: False with ``-q``, else None (tqdm shows a bar
+    only when stderr is a terminal, so logs and pipes stay clean)."""
+    return False if getattr(args, "quiet", False) else None
+
+
+class _AboveBar:
+    """A stdout stand-in that writes whole lines above a progress bar: clear the bar, write, redraw."""
+
+    def __init__(self, bar, stream) -> None:
+        self._bar, self._stream, self._pending = bar, stream, ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        if "\n" in self._pending:
+            lines, self._pending = self._pending.rsplit("\n", 1)
+            self._bar.clear()
+            self._stream.write(lines + "\n")
+            self._stream.flush()
+            self._bar.refresh()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._stream.write(self._pending)
+            self._pending = ""
+        self._stream.flush()
+
+
+@contextmanager
+def progress_bar(args: argparse.Namespace, *, total: int, desc: str, unit: str = "utt"):
+    """A tqdm bar on stderr for ``total`` items, hidden by ``-q`` or when stderr is not a terminal.
+
+    While it shows, what the command prints (results on stdout, notes and notices on stderr) appears
+    above the bar, not inside it.
+    """
+    from tqdm import tqdm
+
+    show = progress(args)
+    disable = None if show is None else not show
+    with tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable, leave=False) as bar:
+        if bar.disable:
+            yield bar
+            return
+        out, err = _AboveBar(bar, sys.stdout), _AboveBar(bar, sys.stderr)  # the bar keeps the real stderr
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                yield bar
+        finally:
+            out.flush()
+            err.flush()
+
+
+def model_path(path: Path | None, *, option: str = "--checkpoint") -> Path:
+    """``path``, or the shipped model when it is None (said once on stderr)."""
+    if path is not None:
+        return path
+    from prosody_vae.inference.packed import builtin_model_path
+
+    shipped = builtin_model_path()
+    log.info(f"no {option} given: using the shipped model {shipped} (docs/pretrained.md)")
+    return shipped
+
+
+@contextmanager
+def timed(what: str) -> Iterator[None]:
+    """Log how long the block took (shown with ``-v``)."""
+    start = time.perf_counter()
+    yield
+    log.debug(f"{what}: {time.perf_counter() - start:.2f} s")

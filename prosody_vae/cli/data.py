@@ -9,13 +9,13 @@ from prosody_vae.cli._registry import command
 
 
 def _make_corpus_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("data/espeak_prosody/corpus"))
+    p.add_argument("--out", type=Path, default=Path("data/espeak_prosody/corpus"), help="corpus folder")
     p.add_argument("--n", type=int, default=1200, help="number of utterances")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sentence and prosody plan")
     p.add_argument(
         "--multi-speaker", action="store_true", help="draw an espeak-ng voice variant per utterance"
     )
-    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--num-workers", type=int, default=2, help="espeak-ng processes")
 
 
 @command(
@@ -42,10 +42,11 @@ def _prepare_arguments(p: argparse.ArgumentParser) -> None:
         "--corpus",
         required=True,
         choices=["ljspeech", "vctk", "kaldi", "filelist", "blizzard2013", "manifest"],
+        help="the corpus's layout (manifest: our JSON-lines format, e.g. make-corpus's manifest.jsonl)",
     )
     p.add_argument("--root", required=True, type=Path, help="corpus folder, or a manifest/filelist path")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--out", required=True, type=Path, help="prepared data folder (features, splits)")
+    p.add_argument("--num-workers", type=int, default=2, help="feature extraction processes")
 
 
 @command(
@@ -61,10 +62,10 @@ def prepare(args: argparse.Namespace) -> int:
 
 
 def _check_corpus_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("corpus_check"))
+    p.add_argument("--out", type=Path, default=Path("corpus_check"), help="working folder")
     p.add_argument("--n", type=int, default=300, help="utterances to synthesise")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sentence and prosody plan")
+    p.add_argument("--num-workers", type=int, default=2, help="espeak-ng and feature processes")
 
 
 @command(
@@ -80,10 +81,17 @@ def check_corpus(args: argparse.Namespace) -> int:
 
 
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    from prosody_vae.demo import STYLES
+    from prosody_vae.demo.styles import STYLES
 
-    p.add_argument("--out", type=Path, default=Path("demo_out"))
-    p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
+    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
+    p.add_argument(
+        "--model",
+        "--checkpoint",
+        dest="model",
+        type=Path,
+        default=None,
+        help="packed model or training checkpoint (default: the shipped model)",
+    )
     p.add_argument(
         "--styles",
         default=None,
@@ -91,10 +99,15 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--targets", type=int, default=2, help="new sentences per reference")
     p.add_argument("--samples", type=int, default=3, help="prior samples")
-    p.add_argument("--interpolation-steps", type=int, default=5)
+    p.add_argument(
+        "--interpolation-steps",
+        type=int,
+        default=5,
+        help="points between the first two styles, ends included",
+    )
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
-    p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-figures", action="store_true", help="skip the mel, F0 and alignment figures")
+    p.add_argument("--seed", type=int, default=0, help="random seed (prenet dropout, prior samples)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
@@ -104,7 +117,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     arguments=_demo_arguments,
 )
 def demo(args: argparse.Namespace) -> int:
-    from prosody_vae.cli._registry import set_threads
+    from prosody_vae.cli._registry import progress, set_threads
     from prosody_vae.demo import STYLES, run_demo
 
     set_threads(args)
@@ -126,6 +139,7 @@ def demo(args: argparse.Namespace) -> int:
         gl_iters=args.gl_iters,
         figures=not args.no_figures,
         seed=args.seed,
+        progress=progress(args),
     )
     print(f"transfer fidelity over {len(result.transfers)} transfers (Pearson r, reference vs output):")
     for key, r in result.correlations.items():

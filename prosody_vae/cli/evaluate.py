@@ -5,8 +5,9 @@ Two jobs, requested together or separately:
 * pairs: ``--ref-dir R --out-dir O`` (matched by file stem), ``--ref-scp a.scp --out-scp b.scp``
   (``id path`` lists, matched by id) or ``--manifest synth/manifest.jsonl``; prints a table and,
   with ``--report DIR``, writes metrics.csv, summary.json and figures;
-* model diagnostics: ``--checkpoint ckpt.pt`` on a data split (KL per dimension vs C, beta, active
-  units) and ``--bound iwae --k 1,5,50``; written to ``DIR/diagnostics.json`` with ``--report``.
+* model diagnostics: ``--diagnostics`` (the shipped model) or ``--checkpoint ckpt.pt`` on a data
+  split (KL per dimension vs C, beta, active units) and ``--bound iwae --k 1,5,50``; written to
+  ``DIR/diagnostics.json`` with ``--report``.
 
 Exit status: 0 when done (skipped items are listed, not fatal), 1 with ``--strict`` when any item was
 skipped, 2 for a user error (no usable pair, bad options, unreadable checkpoint).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prosody_vae.cli._registry import command, set_threads
+from prosody_vae.cli._registry import command, model_path, progress, set_threads
 
 
 def _ks(text: str) -> list[int]:
@@ -43,17 +44,29 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     pairs.add_argument("--num-workers", type=int, default=2, help="scoring processes (F0 extraction)")
     pairs.add_argument("--plots", type=int, default=6, help="F0 overlay figures for the first N pairs")
     pairs.add_argument("--strict", action="store_true", help="exit 1 if any item was skipped")
-    model = p.add_argument_group("model diagnostics")
-    model.add_argument("--checkpoint", type=Path, help="measure this checkpoint on --data/--split")
-    model.add_argument("--data", type=Path, default=None, help="prepared data (default: the checkpoint's)")
-    model.add_argument("--split", default="valid")
-    model.add_argument("--max-items", type=int, default=None, help="first N utterances of the split")
-    model.add_argument("--batch-size", type=int, default=8)
+    model = p.add_argument_group("model diagnostics (with --diagnostics, --checkpoint or --bound)")
+    model.add_argument(
+        "--diagnostics", action="store_true", help="measure a model on --data/--split (see --checkpoint)"
+    )
+    model.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="the model to measure (default with --diagnostics or --bound: the shipped model)",
+    )
+    model.add_argument(
+        "--data", type=Path, default=None, help="prepared data (default: the model config's data.root)"
+    )
+    model.add_argument("--split", default="valid", help="split of the prepared data")
+    model.add_argument(
+        "--max-items", type=int, default=None, help="first N utterances of the split (default: all)"
+    )
+    model.add_argument("--batch-size", type=int, default=8, help="utterances per batch")
     model.add_argument("--au-threshold", type=float, default=0.01, help="active-unit variance threshold")
     model.add_argument("--bound", choices=["iwae"], default=None, help="also compute a likelihood bound")
     model.add_argument("--k", type=_ks, default=[1, 5, 50], help="IWAE sample counts (default 1,5,50)")
-    model.add_argument("--seed", type=int, default=0)
-    model.add_argument("--device", default="cpu")
+    model.add_argument("--seed", type=int, default=0, help="seed of the z samples and dropout masks")
+    model.add_argument("--device", default="cpu", help="torch device the model runs on")
     model.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--report", type=Path, default=None, help="folder for CSV, JSON and figures")
 
@@ -88,14 +101,14 @@ def evaluate(args: argparse.Namespace) -> int:
     from prosody_vae.evaluation import evaluate_pairs, model_diagnostics, write_json, write_report
 
     set_threads(args)
-    if args.bound and args.checkpoint is None:
-        raise ValueError("--bound needs --checkpoint")
+    diagnostics_wanted = args.diagnostics or args.checkpoint is not None or args.bound is not None
     if args.plots < 0 or args.num_workers < 0:
         raise ValueError(f"--plots and --num-workers must be >= 0, got {args.plots} and {args.num_workers}")
     pairing = _pairing(args)
-    if pairing is None and args.checkpoint is None:
+    if pairing is None and not diagnostics_wanted:
         raise ValueError(
-            "nothing to evaluate: give pairs (--ref-dir/--out-dir, --ref-scp/--out-scp, --manifest) or --checkpoint"
+            "nothing to evaluate: give pairs (--ref-dir/--out-dir, --ref-scp/--out-scp, --manifest), "
+            "or --diagnostics (the shipped model) or --checkpoint"
         )
     skipped = 0
     if pairing is not None:
@@ -106,15 +119,16 @@ def evaluate(args: argparse.Namespace) -> int:
             f0_max=args.f0_max,
             num_workers=args.num_workers,
             keep_tracks=args.plots if args.report is not None else 0,
+            progress=progress(args),
         )
         print(result.format_table())
         skipped = len(result.problems)
         if args.report is not None:
             written = write_report(result, args.report, plots=args.plots)
             print(f"wrote {len(written)} files to {args.report}")
-    if args.checkpoint is not None:
+    if diagnostics_wanted:
         diagnostics = model_diagnostics(
-            args.checkpoint,
+            model_path(args.checkpoint),
             data_root=args.data,
             split=args.split,
             max_items=args.max_items,
@@ -123,6 +137,7 @@ def evaluate(args: argparse.Namespace) -> int:
             bound_ks=args.k if args.bound == "iwae" else (),
             seed=args.seed,
             device=args.device,
+            progress=progress(args),
         )
         print(diagnostics.format())
         if args.report is not None:

@@ -2,8 +2,11 @@
 
 Every synthesis command writes wavs (Griffin-Lim, or ``--vocoder model.ts``), with ``--plot`` the
 figures beside them, and, when it writes a folder, a ``manifest.jsonl`` in the synthesis manifest
-format (:mod:`prosody_vae.inference.references`, :mod:`prosody_vae.inference.writer`). A reference that had to be resampled or mixed to mono is
-used with a ``notice:`` line on stderr.
+format (:mod:`prosody_vae.inference.references`, :mod:`prosody_vae.inference.writer`). A reference
+that had to be resampled or mixed to mono is used with a ``notice:`` line on stderr. Without ``--checkpoint`` the commands use the model shipped in
+the package (:func:`prosody_vae.inference.packed.builtin_model_path`), and say so on stderr. A
+reference without ``--reference-text`` has its transcript read from ``<name>.txt`` beside it when the
+model needs one (the demo writes its references that way).
 """
 
 from __future__ import annotations
@@ -16,14 +19,20 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from prosody_vae.cli._registry import command, set_threads
+from prosody_vae.cli._registry import command, model_path, progress_bar, set_threads, timed
 
 
 # ---------------------------------------------------------------------------------------- options
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="training checkpoint or packed model (default: the shipped model, "
+        "prosody_vae/assets/espeak_prosody.pt)",
+    )
     p.add_argument("--speaker", default=None, help="speaker name (multi-speaker models)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="torch device the model runs on")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 
@@ -31,9 +40,10 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", action="store_true", help="also write alignment, mel and F0 figures")
     p.add_argument(
         "--vocoder",
-        type=Path,
         default=None,
-        help="TorchScript vocoder (.ts) declaring its audio parameters; default Griffin-Lim",
+        help="world, griffin-lim, a HiFi-GAN generator checkpoint (config.json beside it) or a TorchScript "
+        "vocoder declaring its audio parameters (docs/vocoder.md); default: world for a model that predicts "
+        "pitch, else griffin-lim",
     )
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations")
 
@@ -48,7 +58,9 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
     _synthesis_options(p, text_required=False)
     p.add_argument("--reference", type=Path, default=None, help="reference audio (wav/flac/ogg)")
     p.add_argument(
-        "--reference-text", default=None, help="transcript of the reference (models with a text summary)"
+        "--reference-text",
+        default=None,
+        help="transcript of the reference, for models with a text summary (default: <name>.txt beside it)",
     )
     p.add_argument("--sample", action="store_true", help="sample z from q(z|reference) instead of its mean")
     p.add_argument(
@@ -65,8 +77,8 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
 
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
     _synthesis_options(p)
-    p.add_argument("--n", type=int, default=5)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--n", type=int, default=5, help="number of renditions")
+    p.add_argument("--temperature", type=float, default=1.0, help="scales the prior's standard deviation")
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--out", type=Path, default=Path("samples"), help="output folder")
     p.add_argument(
@@ -75,7 +87,11 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="reference audio: draw from p(z | c) with c its code, variations around it (associative prior)",
     )
-    p.add_argument("--reference-text", default=None, help="transcript of --near (models with a text summary)")
+    p.add_argument(
+        "--reference-text",
+        default=None,
+        help="transcript of --near, for models with a text summary (default: <name>.txt beside it)",
+    )
     p.add_argument(
         "--walk",
         type=int,
@@ -90,10 +106,19 @@ def _interpolate_arguments(p: argparse.ArgumentParser) -> None:
     _synthesis_options(p)
     p.add_argument("--from", dest="start", required=True, type=Path, help="reference at the start")
     p.add_argument("--to", dest="end", required=True, type=Path, help="reference at the end")
-    p.add_argument("--from-text", dest="start_text", default=None, help="transcript of --from")
-    p.add_argument("--to-text", dest="end_text", default=None, help="transcript of --to")
+    p.add_argument(
+        "--from-text", dest="start_text", default=None, help="transcript of --from (default: <name>.txt)"
+    )
+    p.add_argument(
+        "--to-text", dest="end_text", default=None, help="transcript of --to (default: <name>.txt)"
+    )
     p.add_argument("--steps", type=int, default=5, help="outputs, both ends included")
-    p.add_argument("--method", choices=["linear", "slerp"], default="linear")
+    p.add_argument(
+        "--method",
+        choices=["linear", "slerp"],
+        default="linear",
+        help="straight line or great circle between the two posterior means",
+    )
     p.add_argument("--out", type=Path, default=Path("interpolation"), help="output folder")
 
 
@@ -103,7 +128,9 @@ def _traverse_arguments(p: argparse.ArgumentParser) -> None:
         "--dim", type=int, required=True, help="rank of the dimension by activity (0 = the most active)"
     )
     p.add_argument("--reference", type=Path, default=None, help="start from this reference (default: z = 0)")
-    p.add_argument("--reference-text", default=None, help="transcript of --reference")
+    p.add_argument(
+        "--reference-text", default=None, help="transcript of --reference (default: <name>.txt beside it)"
+    )
     p.add_argument(
         "--values",
         default=None,
@@ -124,8 +151,12 @@ def _traverse_arguments(p: argparse.ArgumentParser) -> None:
 def _embed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("references", nargs="+", help="audio files, folders, list files or manifests")
     _model_options(p)
-    p.add_argument("--reference-text", default=None, help="transcript (a single reference only)")
-    p.add_argument("--out", type=Path, default=Path("embeddings.npz"))
+    p.add_argument(
+        "--reference-text",
+        default=None,
+        help="transcript (a single reference only; others: <name>.txt beside the audio, or a manifest)",
+    )
+    p.add_argument("--out", type=Path, default=Path("embeddings.npz"), help="output .npz file")
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -166,18 +197,30 @@ def _load(args: argparse.Namespace, *, text: str | None = None):
         raise ValueError("--text is empty")
     if getattr(args, "seed", None) is not None:
         torch.manual_seed(args.seed)
-    synth = Synthesizer.from_checkpoint(args.checkpoint, device=args.device)
+    path = model_path(args.checkpoint)
+    with timed(f"loaded {path}"):
+        synth = Synthesizer.from_checkpoint(path, device=args.device)
     synth.speaker_ids(args.speaker, 1)  # unknown or missing speaker: one clear error now
     if text is not None:
         synth.tokenizer.encode(text)  # empty after normalisation or unknown symbols: TextError
     return synth
 
 
+def _transcript(synth, reference: Path | None, given: str | None) -> str | None:
+    """``given``, or for a model that reads one the transcript in ``<name>.txt`` beside ``reference``."""
+    from prosody_vae.inference.api import transcript_beside
+
+    if given is not None or reference is None or not synth.model.uses_text_summary:
+        return given
+    return transcript_beside(reference)
+
+
 def _writer(args: argparse.Namespace, synth):
     from prosody_vae.audio.vocoders import load_vocoder
     from prosody_vae.inference.writer import SynthesisWriter
 
-    vocoder = load_vocoder(args.vocoder, synth.audio, n_iter=args.gl_iters).to(synth.device)
+    vocoder = load_vocoder(args.vocoder, synth.audio, n_iter=args.gl_iters, default=synth.default_vocoder)
+    vocoder = vocoder.to(synth.device)
     return SynthesisWriter(synth, vocoder, plot=args.plot)
 
 
@@ -202,20 +245,22 @@ def transfer(args: argparse.Namespace) -> int:
         raise ValueError("transfer needs --text and --reference (or --batch FILE)")
     synth = _load(args, text=args.text)
     writer = _writer(args, synth)
-    result = synth.transfer(
-        args.text,
-        args.reference,
-        reference_text=args.reference_text,
-        speaker=args.speaker,
-        sample=args.sample,
-    )
+    reference_text = _transcript(synth, args.reference, args.reference_text)
+    with timed("transfer (embedding and decoding)"):
+        result = synth.transfer(
+            args.text,
+            args.reference,
+            reference_text=reference_text,
+            speaker=args.speaker,
+            sample=args.sample,
+        )
     writer.write(
         result,
         args.out or Path("transfer.wav"),
         kind="transfer",
         text=args.text,
         reference=args.reference,
-        reference_text=args.reference_text,
+        reference_text=reference_text,
         title="transfer",
     )
     return 0
@@ -231,25 +276,28 @@ def _transfer_batch(args: argparse.Namespace) -> int:
     out = args.out or Path("transfer_batch")
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
-    for item in lines:
-        try:
-            result = synth.transfer(
-                item.text,
-                item.reference,
-                reference_text=item.reference_text,
-                speaker=args.speaker,
-                sample=args.sample,
-            )
-            writer.write(
-                result,
-                out / f"{item.line:04d}_{item.reference.stem}.wav",
-                kind="transfer",
-                text=item.text,
-                reference=item.reference,
-                reference_text=item.reference_text,
-            )
-        except ValueError as error:  # AudioError, TextError, a missing transcript: this line only
-            print(f"skipped {args.batch}:{item.line}: {error}", file=sys.stderr)
+    with progress_bar(args, total=len(lines), desc="transfer") as bar:
+        for item in lines:
+            reference_text = _transcript(synth, item.reference, item.reference_text)
+            try:
+                result = synth.transfer(
+                    item.text,
+                    item.reference,
+                    reference_text=reference_text,
+                    speaker=args.speaker,
+                    sample=args.sample,
+                )
+                writer.write(
+                    result,
+                    out / f"{item.line:04d}_{item.reference.stem}.wav",
+                    kind="transfer",
+                    text=item.text,
+                    reference=item.reference,
+                    reference_text=reference_text,
+                )
+            except ValueError as error:  # AudioError, TextError, a missing transcript: this line only
+                print(f"skipped {args.batch}:{item.line}: {error}", file=sys.stderr)
+            bar.update()
     total = len(lines) + len(problems)
     if not writer.rows:
         raise ValueError(f"{args.batch}: none of {total} line(s) could be synthesised")
@@ -263,28 +311,32 @@ def _transfer_batch(args: argparse.Namespace) -> int:
 def sample(args: argparse.Namespace) -> int:
     synth = _load(args, text=args.text)
     options = {"temperature": args.temperature, "speaker": args.speaker}
-    near = {"reference_text": args.reference_text, **options}
-    if args.walk is not None:  # a standard-prior model raises a clear ValueError here, before any output
-        results = synth.walk(args.text, args.walk, reference=args.near, **near)
-        stem, title = "walk", "ancestral walk"
-    elif args.near is not None:
-        results = synth.sample_near(args.text, args.near, args.n, **near)
-        stem, title = "near", f"sample near {args.near.name}"
-    else:
-        results = synth.sample(args.text, args.n, **options)
-        stem, title = "sample", "prior sample"
+    reference_text = _transcript(synth, args.near, args.reference_text)
+    near = {"reference_text": reference_text, **options}
+    with timed("decoding"):
+        if args.walk is not None:  # a standard-prior model raises a clear ValueError here, before any output
+            results = synth.walk(args.text, args.walk, reference=args.near, **near)
+            stem, title = "walk", "ancestral walk"
+        elif args.near is not None:
+            results = synth.sample_near(args.text, args.near, args.n, **near)
+            stem, title = "near", f"sample near {args.near.name}"
+        else:
+            results = synth.sample(args.text, args.n, **options)
+            stem, title = "sample", "prior sample"
     writer = _writer(args, synth)
-    for index, result in enumerate(results):
-        out = args.out / f"{stem}_{index:02d}.wav"
-        writer.write(
-            result,
-            out,
-            kind="sample",
-            text=args.text,
-            reference=args.near,
-            reference_text=args.reference_text if args.near is not None else None,
-            title=f"{title} {index}",
-        )
+    # one batched decode made every mel; vocoding and figures take a second or more per output
+    with progress_bar(args, total=len(results), desc=stem) as bar:
+        for index, result in enumerate(results):
+            writer.write(
+                result,
+                args.out / f"{stem}_{index:02d}.wav",
+                kind="sample",
+                text=args.text,
+                reference=args.near,
+                reference_text=reference_text if args.near is not None else None,
+                title=f"{title} {index}",
+            )
+            bar.update()
     references = () if args.near is None else (args.near,)
     _finish(writer, args.out, title=f"{title}s, temperature {args.temperature:g}", references=references)
     return 0
@@ -299,29 +351,34 @@ def sample(args: argparse.Namespace) -> int:
 def interpolate(args: argparse.Namespace) -> int:
     synth = _load(args, text=args.text)
     writer = _writer(args, synth)
-    results = synth.interpolate(
-        args.text,
-        args.start,
-        args.end,
-        steps=args.steps,
-        method=args.method,
-        start_text=args.start_text,
-        end_text=args.end_text,
-        speaker=args.speaker,
-    )
-    for index, result in enumerate(results):
-        t = index / (len(results) - 1)
-        # the manifest has one reference per row: the nearer end of the path
-        near, near_text = (args.start, args.start_text) if t <= 0.5 else (args.end, args.end_text)
-        writer.write(
-            result,
-            args.out / f"interp_{index:02d}.wav",
-            kind="interpolate",
-            text=args.text,
-            reference=near,
-            reference_text=near_text,
-            title=f"{args.method} t = {t:.2f}",
+    start_text = _transcript(synth, args.start, args.start_text)
+    end_text = _transcript(synth, args.end, args.end_text)
+    with timed("embedding and decoding"):
+        results = synth.interpolate(
+            args.text,
+            args.start,
+            args.end,
+            steps=args.steps,
+            method=args.method,
+            start_text=start_text,
+            end_text=end_text,
+            speaker=args.speaker,
         )
+    with progress_bar(args, total=len(results), desc="interpolate") as bar:
+        for index, result in enumerate(results):
+            t = index / (len(results) - 1)
+            # the manifest has one reference per row: the nearer end of the path
+            near, near_text = (args.start, start_text) if t <= 0.5 else (args.end, end_text)
+            writer.write(
+                result,
+                args.out / f"interp_{index:02d}.wav",
+                kind="interpolate",
+                text=args.text,
+                reference=near,
+                reference_text=near_text,
+                title=f"{args.method} t = {t:.2f}",
+            )
+            bar.update()
     _finish(writer, args.out, title=f"{args.method} interpolation", references=(args.start, args.end))
     return 0
 
@@ -414,24 +471,27 @@ def traverse(args: argparse.Namespace) -> int:
         f"{float(activity.sum()):.3f} mean KL over {len(mels)} reference(s) ({source})"
     )
     writer = _writer(args, synth)
+    reference_text = _transcript(synth, args.reference, args.reference_text)
     results = synth.traverse(
         args.text,
         dimension,
         values,
         reference=args.reference,
-        reference_text=args.reference_text,
+        reference_text=reference_text,
         speaker=args.speaker,
     )
-    for index, (value, result) in enumerate(zip(values, results, strict=True)):
-        writer.write(
-            result,
-            args.out / f"rank{args.dim}_{index:02d}.wav",
-            kind="traverse",
-            text=args.text,
-            reference=args.reference,
-            reference_text=args.reference_text,
-            title=f"rank {args.dim} (z[{dimension}]) {value:+.2f}",
-        )
+    with progress_bar(args, total=len(results), desc="traverse") as bar:
+        for index, (value, result) in enumerate(zip(values, results, strict=True)):
+            writer.write(
+                result,
+                args.out / f"rank{args.dim}_{index:02d}.wav",
+                kind="traverse",
+                text=args.text,
+                reference=args.reference,
+                reference_text=reference_text,
+                title=f"rank {args.dim} (z[{dimension}]) {value:+.2f}",
+            )
+            bar.update()
     (args.out / "activity.json").write_text(
         json.dumps(
             {

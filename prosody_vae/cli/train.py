@@ -9,7 +9,7 @@ from prosody_vae.cli._registry import command, set_threads
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--config", required=True, type=Path, help="experiment YAML (see egs/*/conf/)")
     p.add_argument("--out", required=True, type=Path, help="experiment folder")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -27,7 +27,14 @@ def train(args: argparse.Namespace) -> int:
 
     set_threads(args)
     config = load_config(args.config, overrides=args.set)
-    result = run_training(config, args.out, resume=args.resume, device=args.device, max_steps=args.max_steps)
+    result = run_training(
+        config,
+        args.out,
+        resume=args.resume,
+        device=args.device,
+        max_steps=args.max_steps,
+        progress=not args.quiet,  # the bar also hides itself when stderr is not a terminal
+    )
     state = "interrupted" if result.interrupted else "stopped"
     print(f"{state} at step {result.step}; checkpoint {result.checkpoint}")
     return 0

@@ -1,26 +1,144 @@
 """The demo's report: a Markdown page (for reading in a repository) and an HTML page (to listen).
 
-Both show the same content: the model's provenance, the transfer-fidelity table (reference vs output
-F0 mean, F0 range and speaking rate, with correlations across the transfers), and per reference the
-mel spectrograms, F0 contours and attention alignment; then prior samples and the interpolation.
+Both are rendered from one list of blocks (:func:`_blocks`), so they say the same things: the
+model's provenance and the vocoder that made the audio; per section what it shows and what to listen
+for; the transfer-fidelity table (reference vs output F0 mean, F0 range and speaking rate, with
+correlations across the transfers); per transfer the reference and its transcript, the output, what
+was measured on it and the figures (mels, F0 contours, attention); then prior samples and the
+interpolation. The HTML adds audio players beside the links; everything else is the same text.
 """
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 from prosody_vae.demo.run import QUANTITIES, DemoResult, Rendition
+from prosody_vae.demo.styles import STYLES
 
 __all__ = ["write_report"]
+
+
+# ------------------------------------------------------------------------------------ the content
+# Each piece renders itself both ways; the two pages are the same list of pieces.
+_e = html.escape
+
+
+@dataclass(frozen=True)
+class _Text:
+    text: str
+
+    def markdown(self) -> str:
+        return self.text
+
+    def html(self) -> str:
+        return _e(self.text)
+
+
+@dataclass(frozen=True)
+class _Code:
+    text: str
+
+    def markdown(self) -> str:
+        return f"`{self.text}`"
+
+    def html(self) -> str:
+        return f"<code>{_e(self.text)}</code>"
+
+
+@dataclass(frozen=True)
+class _Audio:
+    path: str  # relative to the report
+
+    def markdown(self) -> str:
+        return f"[{self.path}]({self.path})"
+
+    def html(self) -> str:  # a player, and the same link as in Markdown
+        path = _e(self.path)
+        return f'<audio controls preload="none" src="{path}"></audio> <a href="{path}">{path}</a>'
+
+
+Inline = _Text | _Code | _Audio
+
+
+def _line(*parts: str | _Code | _Audio) -> tuple[Inline, ...]:
+    return tuple(_Text(p) if isinstance(p, str) else p for p in parts)
+
+
+@dataclass(frozen=True)
+class _Heading:
+    level: int
+    text: str
+
+    def markdown(self) -> list[str]:
+        return ["#" * self.level + " " + self.text]
+
+    def html(self) -> list[str]:
+        return [f"<h{self.level}>{_e(self.text)}</h{self.level}>"]
+
+
+@dataclass(frozen=True)
+class _Paragraph:
+    parts: tuple[Inline, ...]
+
+    def markdown(self) -> list[str]:
+        return ["".join(p.markdown() for p in self.parts)]
+
+    def html(self) -> list[str]:
+        return ["<p>" + "".join(p.html() for p in self.parts) + "</p>"]
+
+
+@dataclass(frozen=True)
+class _Table:
+    header: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> list[str]:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        return lines + ["| " + " | ".join(row) + " |" for row in self.rows]
+
+    def html(self) -> list[str]:
+        lines = ["<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in self.header) + "</tr>"]
+        lines += ["<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in self.rows]
+        return lines + ["</table>"]
+
+
+@dataclass(frozen=True)
+class _Items:
+    items: list[tuple[Inline, ...]]
+
+    def markdown(self) -> list[str]:
+        return ["- " + "".join(p.markdown() for p in item) for item in self.items]
+
+    def html(self) -> list[str]:
+        lines = ["<li>" + "".join(p.html() for p in item) + "</li>" for item in self.items]
+        return ["<ul>", *lines, "</ul>"]
+
+
+@dataclass(frozen=True)
+class _Images:
+    images: list[tuple[str, str]]  # (alt, path)
+
+    def markdown(self) -> list[str]:
+        return [f"![{alt}]({path})" for alt, path in self.images]
+
+    def html(self) -> list[str]:
+        return [f"<img src='{_e(path)}' alt='{_e(alt)}'>" for alt, path in self.images]
+
+
+Block = _Heading | _Paragraph | _Table | _Items | _Images
 
 
 def _value(measured: dict[str, float] | None, key: str) -> str:
     return "n/a" if not measured else f"{measured[key]:.1f}"
 
 
-def _fidelity_rows(result: DemoResult) -> list[list[str]]:
+def _fidelity_table(result: DemoResult) -> _Table:
     references = {r.name: r for r in result.references}
+    header = ["reference", "output"]
+    for _, title in QUANTITIES:
+        header += [f"{title} ref", f"{title} out"]
     rows = []
     for t in result.transfers:
         ref = references[t.source]
@@ -28,14 +146,7 @@ def _fidelity_rows(result: DemoResult) -> list[list[str]]:
         for key, _ in QUANTITIES:
             row += [_value(ref.measured, key), _value(t.measured, key)]
         rows.append(row)
-    return rows
-
-
-def _header() -> list[str]:
-    header = ["reference", "output"]
-    for _, title in QUANTITIES:
-        header += [f"{title} ref", f"{title} out"]
-    return header
+    return _Table(header, rows)
 
 
 def _correlation_line(result: DemoResult) -> str:
@@ -47,103 +158,141 @@ def _correlation_line(result: DemoResult) -> str:
 
 
 def _measured_line(rendition: Rendition) -> str:
-    if not rendition.measured:
-        return "not measurable"
-    return ", ".join(f"{title} {_value(rendition.measured, key)}" for key, title in QUANTITIES)
+    text = (
+        ", ".join(f"{title} {_value(rendition.measured, key)}" for key, title in QUANTITIES)
+        if rendition.measured
+        else "not measurable"
+    )
+    if not rendition.stopped:
+        text += "; the stop token never fired, so the output was cut at the step limit"
+    return text
 
 
-def _markdown(result: DemoResult) -> str:
+def _describe(name: str) -> str:
+    known = {s.name: s.description for s in STYLES}
+    return known.get(name, name)
+
+
+def _blocks(result: DemoResult) -> list[Block]:
     p = result.provenance
-    lines = [
-        "# prosody_vae demo",
-        "",
-        f"Model: `{result.model}` ({p.get('file_mib')} MiB; step {p.get('step')}; C = {p.get('capacity')} nats, "
-        f"{p.get('latent_dim')}-dimensional z). Reference recordings were made with espeak-ng for this demo, "
-        "on held-out sentences; the outputs speak other held-out sentences.",
-        "",
-        "## Transfer fidelity",
-        "",
-        "Measured as the corpus labels are measured (WORLD F0 on the trimmed waveform; phones per second "
-        "from espeak-ng's phonemes). Correlation across all transfers: " + _correlation_line(result) + ".",
-        "",
-        "| " + " | ".join(_header()) + " |",
-        "|" + "---|" * len(_header()),
+    blocks: list[Block] = [
+        _Heading(1, "prosody_vae demo"),
+        _Paragraph(
+            _line(
+                "Model: ",
+                _Code(result.model),
+                f" ({p.get('file_mib')} MiB; step {p.get('step')}; C = {p.get('capacity')} nats, "
+                f"{p.get('latent_dim')}-dimensional z). Reference recordings were made with espeak-ng for "
+                "this demo, on held-out sentences; the outputs speak other held-out sentences.",
+            )
+        ),
+        _Paragraph(
+            _line(
+                f"Audio: every output was turned from a mel spectrogram into sound by {result.vocoder}. "
+                "Griffin-Lim estimates the phase it does not know, so the outputs sound buzzy and "
+                "metallic; judge the prosody (pitch level, melody, tempo), not the voice quality.",
+            )
+        ),
+        _Heading(2, "Transfer fidelity"),
+        _Paragraph(
+            _line(
+                "Does the output carry its reference's prosody? One row per transfer: the reference's "
+                "measured F0 mean, F0 range and speaking rate beside the output's. Measured as the corpus "
+                "labels are measured (WORLD F0 on the trimmed waveform; phones per second from espeak-ng's "
+                "phonemes). Correlation across all transfers: " + _correlation_line(result) + ".",
+            )
+        ),
+        _fidelity_table(result),
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in _fidelity_rows(result)]
-    lines += ["", "## Transfers", ""]
-    for t in result.transfers:
-        if not t.figures:
-            continue
-        lines += [
-            f'### {t.source} -> "{t.text}"',
-            "",
-            f"Reference: [{t.reference}]({t.reference}); output: [{t.wav}]({t.wav}) ({_measured_line(t)})",
-            "",
+    if result.transfers:
+        blocks += [
+            _Heading(2, "Transfers"),
+            _Paragraph(
+                _line(
+                    "Each reference's prosody (the posterior mean of z) spoken on a sentence the reference "
+                    "did not say. What to listen for: the output's pitch level and tempo follow the "
+                    "reference (low against high pitch, slow against fast), while the words are the new "
+                    "sentence's. The figures show the reference's mel spectrogram above the output's, both "
+                    "F0 contours overlaid, and the attention alignment (a clean diagonal: every word spoken "
+                    "once, in order).",
+                )
+            ),
         ]
-        lines += [f"![{key}]({path})" for key, path in t.figures.items()] + [""]
-    if result.samples:
-        lines += ["## Prior samples", "", f'"{result.samples[0].text}" with z drawn from the prior:', ""]
-        lines += [f"- [{s.wav}]({s.wav}): {_measured_line(s)}" for s in result.samples]
-        if "f0" in result.samples[0].figures:
-            lines += ["", f"![prior samples F0]({result.samples[0].figures['f0']})"]
-        lines.append("")
-    if result.interpolation:
-        lines += [
-            "## Interpolation",
-            "",
-            f'"{result.interpolation[0].text}", spherical interpolation '
-            "between the first two references' embeddings:",
-            "",
-        ]
-        lines += [f"- [{s.wav}]({s.wav}): {_measured_line(s)}" for s in result.interpolation]
-        if "f0" in result.interpolation[0].figures:
-            lines += ["", f"![interpolation F0]({result.interpolation[0].figures['f0']})"]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _audio(path: str) -> str:
-    return f'<audio controls preload="none" src="{html.escape(path)}"></audio>'
-
-
-def _html(result: DemoResult) -> str:
-    e = html.escape
-    p = result.provenance
-    out = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>prosody_vae demo</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:49%}</style></head><body>",
-        "<h1>prosody_vae demo</h1>",
-        f"<p>Model <code>{e(result.model)}</code>: step {e(str(p.get('step')))}, C = {e(str(p.get('capacity')))} nats.</p>",
-        "<h2>Transfer fidelity</h2>",
-        f"<p>Correlation across all transfers: {e(_correlation_line(result))}.</p>",
-        "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in _header()) + "</tr>",
-    ]
-    out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in _fidelity_rows(result)]
-    out.append("</table><h2>Transfers</h2>")
     references = {r.name: r for r in result.references}
     for t in result.transfers:
-        out.append(
-            f"<h3>{e(t.source)} &rarr; &ldquo;{e(t.text)}&rdquo;</h3><p>reference ({e(references[t.source].text)}) "
-            f"{_audio(t.reference)} output {_audio(t.wav)}</p>"
-        )
-        out += [f"<img src='{e(path)}' alt='{e(key)}'>" for key, path in t.figures.items()]
-    for title, items in (("Prior samples", result.samples), ("Interpolation", result.interpolation)):
-        if not items:
-            continue
-        out.append(f"<h2>{title}</h2><p>&ldquo;{e(items[0].text)}&rdquo;</p><ul>")
-        out += [f"<li>{e(s.name)} {_audio(s.wav)} {e(_measured_line(s))}</li>" for s in items]
-        out.append("</ul>")
-        if "f0" in items[0].figures:
-            out.append(f"<img src='{e(items[0].figures['f0'])}' alt='F0'>")
-    out.append("</body></html>")
-    return "\n".join(out)
+        reference = references[t.source]
+        blocks += [
+            _Heading(3, f'{t.source} -> "{t.text}"'),
+            _Paragraph(
+                _line(
+                    f'Reference ({_describe(t.source)}, "{reference.text}"): ',
+                    _Audio(reference.wav),
+                    "; output: ",
+                    _Audio(t.wav),
+                    f" ({_measured_line(t)})",
+                )
+            ),
+        ]
+        if t.figures:
+            blocks.append(_Images(list(t.figures.items())))
+    if result.samples:
+        blocks += [
+            _Heading(2, "Prior samples"),
+            _Paragraph(
+                _line(
+                    f'"{result.samples[0].text}" with z drawn from the prior N(0, I), no reference. What to '
+                    "listen for: pitch level and tempo that change from one sample to the next; the "
+                    "model invents the prosody.",
+                )
+            ),
+            _Items([_line(_Audio(s.wav), f": {_measured_line(s)}") for s in result.samples]),
+        ]
+        if "f0" in result.samples[0].figures:
+            blocks.append(_Images([("prior samples F0", result.samples[0].figures["f0"])]))
+    if result.interpolation:
+        first, second = (r.name for r in result.references[:2])
+        blocks += [
+            _Heading(2, "Interpolation"),
+            _Paragraph(
+                _line(
+                    f'"{result.interpolation[0].text}", spherical interpolation from the {first} '
+                    f"reference's embedding to the {second} reference's, ends included. What to listen "
+                    f"for: the prosody moving step by step from {_describe(first)} to {_describe(second)}, "
+                    "with no jump.",
+                )
+            ),
+            _Items([_line(_Audio(s.wav), f": {_measured_line(s)}") for s in result.interpolation]),
+        ]
+        if "f0" in result.interpolation[0].figures:
+            blocks.append(_Images([("interpolation F0", result.interpolation[0].figures["f0"])]))
+    return blocks
+
+
+# ------------------------------------------------------------------------------------ pages
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}img{max-width:49%}"
+    "audio{vertical-align:middle;height:2em}"
+)
+
+
+def _markdown(blocks: list[Block]) -> str:
+    return "\n\n".join("\n".join(block.markdown()) for block in blocks)
+
+
+def _html(blocks: list[Block]) -> str:
+    head = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>prosody_vae demo</title>",
+        f"<style>{_STYLE}</style></head><body>",
+    ]
+    return "\n".join(head + [line for block in blocks for line in block.html()] + ["</body></html>"])
 
 
 def write_report(result: DemoResult, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir`` (paths inside are relative)."""
     out_dir = Path(out_dir)
+    blocks = _blocks(result)
     markdown, page = out_dir / "report.md", out_dir / "report.html"
-    markdown.write_text(_markdown(result) + "\n")
-    page.write_text(_html(result) + "\n")
+    markdown.write_text(_markdown(blocks) + "\n", encoding="utf-8")
+    page.write_text(_html(blocks) + "\n", encoding="utf-8")
     return markdown, page

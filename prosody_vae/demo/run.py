@@ -18,37 +18,15 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from prosody_vae.audio.vocoders import GriffinLimVocoder
+from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.data.espeak import held_out_sentences, measure_prosody, phonemes, synthesize
 from prosody_vae.data.espeak.labels import f0_contour
+from prosody_vae.demo.styles import STYLES, ReferenceStyle
 from prosody_vae.inference.packed import builtin_model_path
 from prosody_vae.inference.synthesizer import Synthesis, Synthesizer, slerp
 
 __all__ = ["STYLES", "DemoResult", "ReferenceStyle", "run_demo"]
 
-
-@dataclass(frozen=True)
-class ReferenceStyle:
-    """espeak-ng settings of one reference: pitch base (0-99), range (0-100), rate (words/min)."""
-
-    name: str
-    description: str
-    pitch: int
-    pitch_range: int
-    rate: int
-
-
-# Extremes of the corpus's factor ranges on one axis each, the other factors at mid values; none
-# falls in the held-out high-and-fast corner, so each is a kind of prosody seen in training, spoken
-# on a sentence that was not.
-STYLES = (
-    ReferenceStyle("low_pitch", "low pitch", pitch=15, pitch_range=50, rate=200),
-    ReferenceStyle("high_pitch", "high pitch", pitch=85, pitch_range=50, rate=200),
-    ReferenceStyle("slow", "slow", pitch=50, pitch_range=50, rate=145),
-    ReferenceStyle("fast", "fast", pitch=50, pitch_range=50, rate=270),
-    ReferenceStyle("narrow_range", "narrow (flat) intonation", pitch=50, pitch_range=5, rate=200),
-    ReferenceStyle("wide_range", "wide intonation", pitch=50, pitch_range=100, rate=200),
-)
 
 # (measurement key, table header): what transfer should carry from reference to output
 QUANTITIES = (("f0_mean_hz", "F0 mean (Hz)"), ("f0_range_st", "F0 range (st)"), ("phones_per_s", "phones/s"))
@@ -79,6 +57,7 @@ class DemoResult:
     samples: list[Rendition]
     interpolation: list[Rendition]
     correlations: dict[str, float | None]
+    vocoder: str = "Griffin-Lim (32 iterations)"  # what turned every output mel into audio
 
 
 def _measure(wav: np.ndarray | str | Path, text: str, synth: Synthesizer) -> dict[str, float] | None:
@@ -99,13 +78,19 @@ def _pearson(pairs: list[tuple[float, float]]) -> float | None:
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def _vocoder_name(synth: Synthesizer, gl_iters: int) -> str:
+    if synth.default_vocoder == "world":
+        return "WORLD (the model's predicted F0 and voicing, spectral envelope from its mel)"
+    return f"Griffin-Lim ({gl_iters} iterations)"
+
+
 class _Writer:
     """Vocodes, writes and measures renditions, and draws their figures."""
 
     def __init__(self, synth: Synthesizer, out_dir: Path, gl_iters: int, figures: bool) -> None:
         self.synth = synth
         self.out_dir = out_dir
-        self.vocoder = GriffinLimVocoder(synth.audio, n_iter=gl_iters)
+        self.vocoder = load_vocoder(None, synth.audio, n_iter=gl_iters, default=synth.default_vocoder)
         self.figures = figures
 
     def write(
@@ -119,7 +104,7 @@ class _Writer:
     ) -> tuple[Rendition, np.ndarray]:
         path = self.out_dir / kind / f"{name}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
-        wav = self.vocoder(result.mel).float().cpu().numpy()
+        wav = vocode(self.vocoder, result.mel, result.f0).float().cpu().numpy()
         sf.write(path, wav, self.synth.audio.sample_rate)
         rendition = Rendition(
             kind=kind,
@@ -189,9 +174,13 @@ def run_demo(
     gl_iters: int = 32,
     figures: bool = True,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | None = True,
 ) -> DemoResult:
     """Run the demo into ``out_dir``: wavs, figures, ``report.md``, ``report.html``, ``summary.json``.
+
+    Each reference recording is written with its transcript beside it (``references/<style>.wav`` and
+    ``references/<style>.txt``), the layout the synthesis commands read reference sets in, so that
+    ``prosody-vae traverse --activity-from out_dir/references`` and ``prosody-vae embed`` reuse them.
 
     Args:
         model: a packed model or training checkpoint; default the shipped built-in-corpus model.
@@ -203,6 +192,7 @@ def run_demo(
         gl_iters: Griffin-Lim iterations.
         figures: draw per-transfer figures (mels, F0, alignment) and F0 overlays.
         seed: seeds the decoder's prenet dropout, which stays on at inference as in Tacotron 2.
+        progress: a progress bar on stderr: True always, False never, None when stderr is a terminal.
     """
     from prosody_vae.demo.report import write_report
 
@@ -220,12 +210,13 @@ def run_demo(
     writer = _Writer(synth, out_dir, gl_iters, figures)
 
     n_tasks = len(styles) * (1 + n_targets) + n_samples + (interpolation_steps if len(styles) > 1 else 0)
-    bar = tqdm(total=n_tasks, desc="demo", unit="utt", disable=not progress)
+    bar = tqdm(total=n_tasks, desc="demo", unit="utt", disable=None if progress is None else not progress)
 
     references, embeddings = [], []
     for style, text in zip(styles, reference_texts, strict=False):
         path = out_dir / "references" / f"{style.name}.wav"
         synthesize(text, pitch=style.pitch, pitch_range=style.pitch_range, rate=style.rate, out_path=path)
+        path.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
         references.append(
             Rendition(
                 "reference", style.name, text, str(path.relative_to(out_dir)), _measure(path, text, synth)
@@ -292,6 +283,7 @@ def run_demo(
         samples=samples,
         interpolation=interpolation,
         correlations=correlations,
+        vocoder=_vocoder_name(synth, gl_iters),
     )
     (out_dir / "summary.json").write_text(json.dumps(asdict(result), indent=2))
     write_report(result, out_dir)

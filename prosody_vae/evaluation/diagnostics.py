@@ -30,6 +30,7 @@ state is restored afterwards.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+from tqdm import tqdm
 
 from prosody_vae.checkpoint import load_checkpoint
 from prosody_vae.data.dataset import Batch, ProsodyDataset, collate
@@ -198,6 +200,7 @@ def model_diagnostics(
     device: str | torch.device = "cpu",
     max_sequences: int = 64,
     level: float = 0.95,
+    progress: bool | None = False,
 ) -> ModelDiagnostics:
     """KL per dimension, KL vs C, beta, active units and IWAE-k bounds of a checkpoint on a split.
 
@@ -215,6 +218,8 @@ def model_diagnostics(
         max_sequences: most teacher-forced sequences per decoder call (k samples x batch are split
             into chunks of this size); bounds memory, not the result.
         level: confidence level of the intervals.
+        progress: a bar over the batches on stderr: True always, False never, None when stderr is a
+            terminal.
     """
     start = time.perf_counter()
     ks = _parse_ks(bound_ks)
@@ -239,13 +244,18 @@ def model_diagnostics(
     dataset = ProsodyDataset(utterances, root / "features", synth.tokenizer, speakers=synth.speakers)
 
     beta_raw = state.get("training_module", {}).get("objective.beta_raw")
-    beta = None if beta_raw is None else float(F.softplus(beta_raw.float()))
+    # a training checkpoint holds the multiplier's raw parameter, a packed model the value itself
+    beta = state.get("beta") if beta_raw is None else float(F.softplus(beta_raw.float()))
     dev = torch.device(device)
     generator = torch.Generator(device=dev).manual_seed(seed)
     means, kls, bounds, elbos, n_values = [], [], {k: [] for k in ks}, {k: [] for k in ks}, []
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(seed)  # the prenet dropout masks
-        for first in range(0, len(dataset), batch_size):
+        starts = range(0, len(dataset), batch_size)
+        disable = None if progress is None else not progress
+        for first in tqdm(
+            starts, desc="diagnostics", unit="batch", file=sys.stderr, leave=False, disable=disable
+        ):
             batch = collate([dataset[i] for i in range(first, min(first + batch_size, len(dataset)))]).to(dev)
             mean, std, kl_per_dim, context = _posterior(model, batch, generator)
             means.append(mean)

@@ -53,6 +53,7 @@ def evaluate_pairs(
     num_workers: int = 2,
     keep_tracks: int = 0,
     level: float = 0.95,
+    progress: bool | None = False,
 ) -> EvaluationResult:
     """Score every item: pairwise metrics for pairs, prosody statistics for unpaired outputs.
 
@@ -65,6 +66,8 @@ def evaluate_pairs(
         num_workers: scoring processes; ``<= 1`` scores in this process.
         keep_tracks: keep F0 tracks of the first this many pairs (for F0 overlay figures).
         level: confidence level of the intervals.
+        progress: a bar over the items on stderr: True always, False never, None when stderr is a
+            terminal.
 
     Returns:
         An :class:`EvaluationResult` whose ``problems`` lists every item skipped while pairing or
@@ -75,7 +78,9 @@ def evaluate_pairs(
     """
     config = analysis_config(sample_rate, f0_min=f0_min, f0_max=f0_max)
     pairing = _as_pairing(pairs)
-    scores = score_items(pairing.items, config, num_workers=num_workers, keep_tracks=keep_tracks)
+    scores = score_items(
+        pairing.items, config, num_workers=num_workers, keep_tracks=keep_tracks, progress=progress
+    )
     problems = list(pairing.problems)
     problems += [Problem(s.item.id, s.error_path, s.error) for s in scores if s.values is None]
     good = [s for s in scores if s.values is not None]

@@ -13,10 +13,12 @@ F0 extraction (WORLD Harvest) dominates the cost, hence the process pool.
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from prosody_vae.audio import AudioConfig, f0_energy, load_audio, log_mel
 from prosody_vae.metrics import compare_prosody, mel_cepstral_distortion, utterance_prosody
@@ -108,7 +110,12 @@ def _warm_up(config: AudioConfig) -> None:
 
 
 def score_items(
-    items: list[EvaluationItem], config: AudioConfig, *, num_workers: int = 2, keep_tracks: int = 0
+    items: list[EvaluationItem],
+    config: AudioConfig,
+    *,
+    num_workers: int = 2,
+    keep_tracks: int = 0,
+    progress: bool | None = False,
 ) -> list[ItemScore]:
     """Score ``items`` with ``num_workers`` processes; results follow the input order.
 
@@ -118,6 +125,7 @@ def score_items(
         num_workers: worker processes (the platform's default start method, one torch thread each,
             as in feature extraction); ``<= 1`` scores in this process.
         keep_tracks: keep F0 tracks for the first this many *paired* items.
+        progress: a tqdm bar on stderr: True always, False never, None when stderr is a terminal.
     """
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
@@ -127,11 +135,27 @@ def score_items(
         keep = item.paired and paired_seen < keep_tracks
         paired_seen += int(item.paired)
         jobs.append((item, config, keep))
-    if num_workers <= 1 or len(jobs) <= 1:
-        return [_score_job(job) for job in jobs]
-    context = multiprocessing.get_context()
-    if context.get_start_method() == "fork":
-        _warm_up(config)
-    with context.Pool(processes=min(num_workers, len(jobs)), initializer=_init_worker) as pool:
-        # imap keeps the input order whatever order the workers finish in
-        return list(pool.imap(_score_job, jobs, chunksize=1))
+    bar = tqdm(
+        total=len(jobs),
+        desc="scoring",
+        unit="item",
+        file=sys.stderr,
+        leave=False,
+        disable=None if progress is None else not progress,
+    )
+    with bar:
+        if num_workers <= 1 or len(jobs) <= 1:
+            return [_score_job(job) for job in _bar_over(jobs, bar)]
+        context = multiprocessing.get_context()
+        if context.get_start_method() == "fork":
+            _warm_up(config)
+        with context.Pool(processes=min(num_workers, len(jobs)), initializer=_init_worker) as pool:
+            # imap keeps the input order whatever order the workers finish in
+            return list(_bar_over(pool.imap(_score_job, jobs, chunksize=1), bar))
+
+
+def _bar_over(items, bar):
+    """Yield ``items``, advancing ``bar`` after each."""
+    for item in items:
+        yield item
+        bar.update()

@@ -4,6 +4,14 @@ traversal of the latent space.
 Transfer is deterministic by default: the reference is encoded to its posterior mean (the reference
 implementation samples in eval mode, so the same reference gave different prosody on every call).
 Pass ``sample=True`` for a draw from q(z | reference) instead.
+
+The mel-level methods (:meth:`Synthesizer.transfer`, ``sample``, ``interpolate``, ...) return
+:class:`Synthesis` objects; :meth:`Synthesizer.speak` adds the vocoder and returns audio
+(:class:`~prosody_vae.inference.api.Speech`), and :meth:`Synthesizer.from_pretrained` loads the
+shipped model::
+
+    tts = Synthesizer.from_pretrained()
+    tts.speak("The lantern was red.", reference="ref.wav").save("lantern.wav")
 """
 
 from __future__ import annotations
@@ -17,16 +25,20 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
 from prosody_vae.audio import AudioConfig, AudioError, MelSpectrogram, load_audio
+from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.checkpoint import CheckpointError, load_checkpoint
 from prosody_vae.config import ExperimentConfig
+from prosody_vae.inference.api import Speech, transcript_beside
 from prosody_vae.prosody.bounds import kl_per_dimension_summary
+from prosody_vae.prosody.priors import AssociativePrior
 from prosody_vae.prosody.vae import ProsodyOutput
 from prosody_vae.text import Tokenizer, build_tokenizer
 from prosody_vae.tts.model import ProsodyTTS, build_model
+from prosody_vae.tts.pitch import decode_pitch
 
 __all__ = [
     "MIN_REFERENCE_SECONDS",
@@ -50,12 +62,17 @@ class ReferenceNotice(UserWarning):
 
 @dataclass
 class Synthesis:
-    """One synthesised utterance: log-mel (T, n_mels), attention (T/r, L), the z used (D,)."""
+    """One synthesised utterance: log-mel (T, n_mels), attention (T/r, L), the z used (D,).
+
+    ``f0`` is the predicted F0 track (T,) in Hz, 0 where unvoiced, for a model that predicts pitch
+    (``backbone.pitch``), else None; :func:`prosody_vae.audio.vocoders.vocode` hands it to the vocoder.
+    """
 
     mel: Tensor
     alignment: Tensor
     z: Tensor
     stopped: bool
+    f0: Tensor | None = None
 
 
 def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
@@ -105,6 +122,9 @@ class Synthesizer:
         self.speakers = speakers
         self.device = torch.device(device)
         self._mel = MelSpectrogram(self.audio).to(self.device)
+        # What speak() vocodes with: mel (T, n_mels) -> waveform (N,); None until first needed, then
+        # the default vocoder (load_vocoder(None, ...)). Set it to any such module to use another.
+        self.vocoder: nn.Module | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Synthesizer:
@@ -132,6 +152,35 @@ class Synthesizer:
                 f"{path}: weights do not fit the model its config describes ({detail})"
             ) from None
         return cls(model=model, tokenizer=tokenizer, config=config, speakers=speakers, device=device)
+
+    @property
+    def predicts_pitch(self) -> bool:
+        """Whether the decoder predicts F0 and voicing (``backbone.pitch``): :attr:`Synthesis.f0` is set."""
+        return getattr(self.model.backbone, "pitch_projection", None) is not None
+
+    @property
+    def default_vocoder(self) -> str:
+        """``"world"`` for a model that predicts pitch (it renders that pitch), else ``"griffin-lim"``."""
+        return "world" if self.predicts_pitch else "griffin-lim"
+
+    @classmethod
+    def from_pretrained(
+        cls, *, device: str | torch.device = "cpu", vocoder: str | Path | None = None
+    ) -> Synthesizer:
+        """The model shipped in the package (``prosody_vae/assets/espeak_prosody.pt``, docs/pretrained.md).
+
+        Args:
+            device: where the model runs.
+            vocoder: what :meth:`speak` uses, as ``--vocoder`` takes it (a built-in name or a
+                TorchScript file, see :func:`prosody_vae.audio.vocoders.load_vocoder`); None: the
+                default, Griffin-Lim with 32 iterations for this model.
+        """
+        from prosody_vae.inference.packed import builtin_model_path
+
+        synth = cls.from_checkpoint(builtin_model_path(), device=device)
+        if vocoder is not None:
+            synth.vocoder = load_vocoder(vocoder, synth.audio, default=synth.default_vocoder).to(synth.device)
+        return synth
 
     @property
     def latent_dim(self) -> int:
@@ -295,12 +344,14 @@ class Synthesizer:
             max_steps=max_steps,
         )
         steps = self.model.backbone.decoder_lengths(out.mel_lengths)
+        f0 = None if getattr(out, "pitch", None) is None else decode_pitch(out.pitch, out.mel_lengths)
         return [
             Synthesis(
                 mel=out.mel_post[i, : int(out.mel_lengths[i])],
                 alignment=out.alignments[i, : int(steps[i]), : int(lengths[i])],
                 z=z[i],
                 stopped=int(out.mel_lengths[i]) < max_steps * self.model.backbone.r,
+                f0=None if f0 is None else f0[i, : int(out.mel_lengths[i])],
             )
             for i in range(len(texts))
         ]
@@ -317,6 +368,40 @@ class Synthesizer:
         """Speak ``text`` with the prosody of ``reference`` (posterior mean unless ``sample``)."""
         posterior = self.embed(reference, reference_text=reference_text, speaker=speaker, sample=sample)
         return self.synthesize([text], posterior.z, speaker=speaker)[0]
+
+    def speak(
+        self,
+        text: str,
+        reference: Reference,
+        *,
+        reference_text: str | None = None,
+        speaker: str | None = None,
+        sample: bool = False,
+    ) -> Speech:
+        """``text`` spoken with the prosody of ``reference``, as audio: :meth:`transfer`, then :attr:`vocoder`.
+
+        ``reference`` is an audio file, a waveform at the model's rate or a log-mel (T, n_mels). A
+        model with a text summary reads the reference's transcript: ``reference_text``, or for a file
+        the text of ``<name>.txt`` beside it (a ``ValueError`` naming both when neither exists).
+        Returns a :class:`~prosody_vae.inference.api.Speech` (``waveform`` (N,), ``sample_rate``,
+        ``synthesis``, ``save(path)``).
+        """
+        if reference_text is None and self.model.uses_text_summary and isinstance(reference, str | Path):
+            reference_text = transcript_beside(reference)
+            if reference_text is None:
+                raise ValueError(
+                    f"{reference}: this model reads the reference's transcript: pass reference_text, "
+                    f"or write it to {Path(reference).with_suffix('.txt')}"
+                )
+        synthesis = self.transfer(
+            text, reference, reference_text=reference_text, speaker=speaker, sample=sample
+        )
+        if self.vocoder is None:
+            self.vocoder = load_vocoder(None, self.audio, default=self.default_vocoder).to(self.device)
+        waveform = vocode(self.vocoder, synthesis.mel, synthesis.f0)
+        return Speech(
+            waveform=waveform.float().cpu().numpy(), sample_rate=self.audio.sample_rate, synthesis=synthesis
+        )
 
     def sample(
         self, text: str, n: int, *, temperature: float = 1.0, speaker: str | None = None
@@ -378,13 +463,15 @@ class Synthesizer:
         return self.synthesize([text] * len(values), z, speaker=speaker)
 
     # ------------------------------------------------------------------ associative (ACN) prior
-    def _associative_prior(self, what: str):
-        if not self.model.uses_associative_prior:
+    def _associative_prior(self, what: str) -> AssociativePrior:
+        """The model's prior, for the operations only the associative prior has (its code bank)."""
+        prior = self.model.prosody.prior
+        if not isinstance(prior, AssociativePrior):
             raise ValueError(
                 f"{what} needs a model trained with the associative prior (prosody.prior: associative); "
-                "this model has the standard N(0, I) prior"
+                f"this model's prior is {type(prior).__name__}"
             )
-        return self.model.prosody.prior
+        return prior
 
     def sample_near(
         self,
@@ -434,6 +521,6 @@ class Synthesizer:
                 )
             code = start.to(self.device)
         else:
-            code = prior.bank.codes[prior.bank.random_rows(1)[0]]
+            code = prior.random_code()
         z = prior.ancestral_walk(code, steps, temperature)  # (steps, D)
         return self.synthesize([text] * steps, z, speaker=speaker)

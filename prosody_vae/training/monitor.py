@@ -1,7 +1,9 @@
 """What a person watching training sees: TensorBoard, a JSON-lines log and a progress bar.
 
 Only rank 0 writes. ``log.jsonl`` holds one record per logged step (every loss part, KL, C, beta,
-learning rate, gradient norm, seconds per step) so curves can be re-plotted without TensorBoard.
+learning rate, gradient norm, seconds per step) so curves can be re-plotted without TensorBoard. A
+resumed run hides in TensorBoard what the earlier run logged after the checkpoint it resumes from
+(:func:`purge_step`), so each training and validation step shows once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,24 @@ from tqdm import tqdm
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.plots import figure_to_array
 
-__all__ = ["TrainingMonitor"]
+__all__ = ["TrainingMonitor", "purge_step"]
+
+
+def purge_step(start_step: int) -> int:
+    """The first TensorBoard step a run starting at ``start_step`` hides from earlier runs.
+
+    A checkpoint at step S is written after everything logged at S: the training record of step S
+    and, when S is a validation step, the validation scalars, figures and audio. A run resumed from it
+    logs from S + 1 on. So events at S + 1 and later (written by the earlier run after its last
+    checkpoint, before it stopped) are replaced and must go, and those at S must stay: purging from
+    S, as ``SummaryWriter(purge_step=S)`` is often used, drops the validation point of every resume
+    step, leaving a gap in ``valid/*`` that nothing fills. A fresh run (S = 0) likewise hides what a
+    previous run left at steps >= 1 in the same folder.
+
+    One exception: the ACN code-bank refresh before step S + 1 is logged at step S (``acn/*``) after
+    the checkpoint; a resumed run refreshes there again, so that point can show twice.
+    """
+    return start_step + 1
 
 
 class TrainingMonitor:
@@ -35,9 +54,7 @@ class TrainingMonitor:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        self._writer = SummaryWriter(
-            str(out_dir / "tensorboard"), purge_step=start_step if start_step else None
-        )
+        self._writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge_step(start_step))
         self._log = open(out_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         if progress:
             self._bar = tqdm(
@@ -46,6 +63,7 @@ class TrainingMonitor:
                 desc="train",
                 dynamic_ncols=True,
                 file=sys.stderr,
+                disable=None,  # hidden when stderr is not a terminal (a log file, a pipe)
             )
 
     def log_step(
@@ -57,6 +75,7 @@ class TrainingMonitor:
         record = {
             "lagrangian": float(parts.lagrangian),
             "decoder_l1": float(parts.decoder_l1),
+            "pitch": float(parts.pitch),
             "postnet_l1": float(parts.postnet_l1),
             "kl": float(parts.kl),
             "beta": float(parts.beta),

@@ -1,0 +1,35 @@
+"""The demo's reference styles: espeak-ng settings, one prosody factor at an extreme each.
+
+Kept apart from :mod:`prosody_vae.demo.run` so that the command line can list them in ``--help``
+without loading torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["STYLES", "ReferenceStyle"]
+
+
+@dataclass(frozen=True)
+class ReferenceStyle:
+    """espeak-ng settings of one reference: pitch base (0-99), range (0-100), rate (words/min)."""
+
+    name: str
+    description: str
+    pitch: int
+    pitch_range: int
+    rate: int
+
+
+# Extremes of the corpus's factor ranges on one axis each, the other factors at mid values; none
+# falls in the held-out high-and-fast corner, so each is a kind of prosody seen in training, spoken
+# on a sentence that was not.
+STYLES = (
+    ReferenceStyle("low_pitch", "low pitch", pitch=15, pitch_range=50, rate=200),
+    ReferenceStyle("high_pitch", "high pitch", pitch=85, pitch_range=50, rate=200),
+    ReferenceStyle("slow", "slow", pitch=50, pitch_range=50, rate=145),
+    ReferenceStyle("fast", "fast", pitch=50, pitch_range=50, rate=270),
+    ReferenceStyle("narrow_range", "narrow (flat) intonation", pitch=50, pitch_range=5, rate=200),
+    ReferenceStyle("wide_range", "wide intonation", pitch=50, pitch_range=100, rate=200),
+)
