@@ -169,3 +169,16 @@ def test_near_on_a_standard_prior_model_is_a_clear_error(acn_run, tiny_prepared,
     acn = ["sample", "--checkpoint", str(result.checkpoint), *common, *near, "--n", "2"]
     assert main(acn) == 0
     assert sorted(p.name for p in (tmp_path / "out").glob("*.wav")) == ["near_00.wav", "near_01.wav"]
+
+
+def test_diagnostics_of_an_acn_model_use_the_neighbour_context(acn_run):
+    from prosody_vae.evaluation import model_diagnostics
+
+    out, _ = acn_run
+    checkpoint = sorted((out / "checkpoints").glob("step_*.pt"))[-1]
+    diag = model_diagnostics(checkpoint, split="train", max_items=6, batch_size=6, bound_ks=(1, 4), seed=3)
+    assert diag.n_items == 6
+    assert sum(diag.kl_per_dim) == pytest.approx(diag.kl_total.mean, rel=1e-5)
+    assert all(k >= 0 for k in diag.kl_per_dim)
+    bounds = diag.bounds
+    assert bounds[4].bound.mean >= bounds[1].bound.mean - 1e-3  # IWAE-4 at least as tight as the ELBO

@@ -141,31 +141,30 @@ def _parse_ks(ks: Sequence[int]) -> list[int]:
 def _posterior(
     model: ProsodyTTS, batch: Batch, generator: torch.Generator
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """Posterior mean, std (B, D), KL per dim (B, D) and the prior context (B, D) or None."""
-    prior = model.prosody.prior
-    associative = callable(getattr(prior, "neighbour_context", None))
-    # The posterior does not read the context, only the KL does; for ACN the context depends on the
-    # posterior mean (nearest codes), so encode first with a stand-in and take the KL afterwards.
-    placeholder = batch.mels.new_zeros(batch.mels.shape[0], model.prosody.latent_dim) if associative else None
-    post = model.encode_prosody(
+    """Posterior mean, std (B, D), KL per dim (B, D) and the prior context (B, D) or None.
+
+    One pass of the prosody encoder; a prior that needs a context (ACN) gets a random one of each
+    item's nearest training codes (the items are outside the code bank), drawn with ``generator``.
+    """
+    posterior = model.prosody_posterior(
         batch.mels,
         batch.mel_lengths,
         tokens=batch.tokens if model.uses_text_summary else None,
         token_lengths=batch.token_lengths if model.uses_text_summary else None,
         speakers=batch.speakers if model.speaker_embedding is not None else None,
-        sample=False,
-        prior_context=placeholder,
     )
-    if not associative:
-        return post.mean, post.std, post.kl_per_dim, None
-    if prior.bank.num_filled <= prior.k_neighbours:
-        raise ValueError(
-            f"the checkpoint's ACN code bank holds {prior.bank.num_filled} codes, too few for "
-            f"{prior.k_neighbours} neighbours"
-        )
-    outside = torch.full((post.mean.shape[0],), -1, dtype=torch.long, device=post.mean.device)
-    context = prior.neighbour_context(post.mean, outside, generator=generator)
-    return post.mean, post.std, prior.kl(post.mean, post.std, context=context), context
+    prior = model.prosody.prior
+    context = None
+    if prior.needs_context:
+        if prior.bank.num_filled <= prior.k_neighbours:
+            raise ValueError(
+                f"the checkpoint's ACN code bank holds {prior.bank.num_filled} codes, too few for "
+                f"{prior.k_neighbours} neighbours"
+            )
+        outside = torch.full((posterior.mean.shape[0],), -1, dtype=torch.long, device=posterior.mean.device)
+        context = prior.neighbour_context(posterior.mean, outside, generator=generator)
+    kl_per_dim = model.prosody.kl(posterior, context).kl_per_dim
+    return posterior.mean, posterior.std, kl_per_dim, context
 
 
 def _log_likelihood(model: ProsodyTTS, batch: Batch):
