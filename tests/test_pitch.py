@@ -128,3 +128,19 @@ def test_pitch_model_trains_synthesises_f0_and_init_from_keeps_weights(tiny_prep
     result = synth.sample("A short test.", 1)[0]
     assert result.f0 is not None and result.f0.shape == (result.mel.shape[0],)
     assert (result.f0 >= 0).all()
+
+
+def test_smooth_f0_removes_single_frame_jumps_and_keeps_slow_movement():
+    from prosody_vae.tts.pitch import smooth_f0
+
+    rise = torch.linspace(100.0, 150.0, 20)
+    track = torch.cat([torch.zeros(3), rise, torch.zeros(3)])
+    jumped = track.clone()
+    jumped[10] = 200.0  # an octave-like jump for one frame
+    smoothed = smooth_f0(jumped)
+    assert (smoothed[track == 0] == 0).all()  # unvoiced stays unvoiced
+    assert abs(smoothed[10].item() - track[10].item()) < 4.0
+    inner = slice(6, 20)  # away from the run's edges the slow rise is kept
+    assert torch.allclose(smoothed[inner], track[inner], rtol=0.03)
+    with pytest.raises(ValueError, match="odd"):
+        smooth_f0(track, width=4)

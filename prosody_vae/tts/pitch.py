@@ -29,7 +29,7 @@ from torch import Tensor
 
 from prosody_vae.prosody.masking import lengths_to_mask
 
-__all__ = ["PitchNLL", "decode_pitch", "pitch_nll"]
+__all__ = ["PitchNLL", "decode_pitch", "pitch_nll", "smooth_f0"]
 
 
 class PitchNLL(NamedTuple):
@@ -79,3 +79,32 @@ def decode_pitch(pitch: Tensor, lengths: Tensor | None = None, *, threshold: flo
     if lengths is not None:
         f0 = f0 * lengths_to_mask(lengths, f0.shape[-1]).to(f0.dtype)
     return f0
+
+
+def smooth_f0(f0: Tensor, width: int = 5) -> Tensor:
+    """Running median of log-F0 over each voiced frame's voiced neighbours; unvoiced frames stay 0.
+
+    The targets come from Harvest, whose track jumps for a frame or two at voicing onsets and offsets
+    (a period-doubling or halving guess on an unstable cycle); the decoder learns those jumps too, and
+    a pulse train that follows them is heard as a click. A median over ``width`` frames (5 = 58 ms at
+    hop 256 / 22.05 kHz) removes one- or two-frame excursions and leaves slower movement (a rise or a
+    fall over a syllable spans 10+ frames) as it is.
+
+    Args:
+        f0: (T,) or (B, T) F0 in Hz, 0 = unvoiced.
+        width: odd window length in frames; 1 returns ``f0`` unchanged.
+    """
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"width must be a positive odd number, got {width}")
+    if width == 1:
+        return f0
+    single = f0.dim() == 1
+    track = f0.unsqueeze(0) if single else f0
+    half = width // 2
+    voiced = track > 0
+    log_f0 = torch.where(voiced, torch.log(track.clamp_min(1e-3)), torch.full_like(track, float("nan")))
+    windows = torch.nn.functional.pad(log_f0, (half, half), value=float("nan")).unfold(
+        -1, width, 1
+    )  # (B, T, w)
+    smoothed = torch.where(voiced, torch.exp(windows.nanmedian(dim=-1).values), torch.zeros_like(track))
+    return smoothed[0] if single else smoothed
