@@ -1,5 +1,6 @@
-"""Objective prosody metrics: pitch (FFE/GPE/VDE, log-F0 RMSE, F0 correlation), MCD-DTW, timing,
-intonation (harmonic detail, F0 contours by two trackers).
+"""Objective prosody metrics: pitch (FFE/GPE/VDE, log-F0 RMSE, F0 correlation), MCD-DTW (ours on the
+log-mel, and the standard one on WORLD mel-cepstra), timing, intonation (harmonic detail, F0
+contours by two trackers).
 
 Every function takes numpy arrays and returns floats, named tuples or dicts; each module's
 docstring names the convention it implements. The analysis (frame grid, F0 tracker) is the
@@ -24,6 +25,7 @@ from .intonation import (
     track_f0,
     voiced_share,
 )
+from .mel_cepstrum import freqt, mc2sp, mcep_alpha, sp2mc, world_mel_cepstra
 from .pitch import (
     GROSS_PITCH_THRESHOLD,
     PitchErrors,
@@ -33,7 +35,14 @@ from .pitch import (
     log_f0_rmse_cents,
 )
 from .prosody import compare_prosody, utterance_prosody
-from .spectral import MCDResult, cepstra_from_log_mel, cepstral_distortion, dtw_path, mel_cepstral_distortion
+from .spectral import (
+    MCDResult,
+    cepstra_from_log_mel,
+    cepstral_distortion,
+    dtw_path,
+    mel_cepstral_distortion,
+    world_mel_cepstral_distortion,
+)
 
 __all__ = [
     "F0_TRACKERS",
@@ -58,15 +67,21 @@ __all__ = [
     "f0_level_hz",
     "f0_range_st",
     "final_rise_st",
+    "freqt",
     "log_f0_rmse_cents",
     "low_band_ripple",
+    "mc2sp",
+    "mcep_alpha",
     "mel_cepstral_distortion",
     "mel_ripple",
     "nonsilent_duration",
     "series_trend",
+    "sp2mc",
     "speaking_rate",
     "syllable_nuclei",
     "track_f0",
     "utterance_prosody",
     "voiced_share",
+    "world_mel_cepstra",
+    "world_mel_cepstral_distortion",
 ]
