@@ -22,18 +22,27 @@ to a constant), and ``kl`` the per-utterance KL in nats, both averaged over the 
 a number of nats. Coqui TTS divides both terms by T * n_mels: that has the same optimum but rescales
 theta's gradients (an implicitly smaller learning rate) and, because its beta gradient is not
 divided, changes nothing else.
+
+Several constraints. :class:`MultiCapacityObjective` holds any number of KL terms at their own
+capacities, ``L_rec + sum_i beta_i * (KL_i - C_i)``, one multiplier per term, each the single-pair
+objective above (same signs, same stop-gradients). The hierarchical model
+(:mod:`prosody_vae.prosody.hierarchical`) uses it for its two latent sets, after Capacitron's
+hierarchical decomposition of capacity: C_s for the high-level latent, C_p for the low-level one
+(docs/hierarchical.md). Because each multiplier's loss holds only its own KL, the
+multipliers move independently: beta_i rises while KL_i > C_i whatever the other terms do.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["CapacityLoss", "CapacityObjective"]
+__all__ = ["CapacityLoss", "CapacityObjective", "MultiCapacityLoss", "MultiCapacityObjective"]
 
 
 class CapacityLoss(NamedTuple):
@@ -114,5 +123,104 @@ class CapacityObjective(nn.Module):
             reconstruction=reconstruction,
             kl=kl,
             beta=beta.detach(),
+            capacity_term=capacity_term,
+        )
+
+
+class MultiCapacityLoss(NamedTuple):
+    """The parts of the objective with several constraints; per-term values are keyed by term name."""
+
+    loss: Tensor  # theta's loss: reconstruction + sum_i beta_i.detach() * (kl_i - C_i)
+    beta_loss: Tensor  # sum_i -beta_i * (kl_i - C_i).detach(); each term reaches only its own beta_raw
+    reconstruction: Tensor  # batch-mean reconstruction NLL, nats per utterance
+    kl: dict[str, Tensor]  # batch-mean KL of each term, nats per utterance
+    beta: dict[str, Tensor]  # each term's multiplier, detached
+    capacity_term: dict[str, Tensor]  # beta_i.detach() * (kl_i - C_i)
+
+
+def _term_name(name: object) -> str:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"capacity term names must be identifiers (they key the state dict), got {name!r}")
+    return name
+
+
+class MultiCapacityObjective(nn.Module):
+    """``L_rec + sum_i beta_i * (KL_i - C_i)``: any number of KL terms, each held at its capacity.
+
+    One :class:`CapacityObjective` per term (``terms[name]``), so each term has its own multiplier
+    ``beta_i = softplus(beta_raw_i)`` with the single-pair objective's signs and stop-gradients. The
+    reconstruction is counted once.
+
+    Args:
+        capacities: term name -> C_i in nats per utterance (>= 0), in the order the terms are reported.
+            Names are identifiers, e.g. ``{"high": 5.0, "low": 10.0}``.
+        beta_init: initial multiplier of every term (> 0), or term name -> initial multiplier.
+    """
+
+    def __init__(self, capacities: Mapping[str, float], beta_init: float | Mapping[str, float] = 1.0) -> None:
+        super().__init__()
+        if not isinstance(capacities, Mapping) or not capacities:
+            raise ValueError(f"capacities must be a non-empty mapping of term name -> C, got {capacities!r}")
+        names = [_term_name(name) for name in capacities]
+        if isinstance(beta_init, Mapping):
+            if set(beta_init) != set(names):
+                raise ValueError(
+                    f"beta_init must name the same terms as capacities {names}, got {sorted(beta_init)}"
+                )
+            inits = {name: float(beta_init[name]) for name in names}
+        else:
+            inits = {name: float(beta_init) for name in names}
+        self.terms = nn.ModuleDict(
+            {name: CapacityObjective(float(capacities[name]), beta_init=inits[name]) for name in names}
+        )
+
+    @property
+    def names(self) -> list[str]:
+        """The term names, in order."""
+        return list(self.terms)
+
+    @property
+    def capacities(self) -> dict[str, float]:
+        """Term name -> C_i (nats per utterance)."""
+        return {name: float(term.capacity) for name, term in self.terms.items()}
+
+    @property
+    def beta(self) -> dict[str, Tensor]:
+        """Term name -> current multiplier softplus(beta_raw_i), detached (0-d)."""
+        return {name: term.beta for name, term in self.terms.items()}
+
+    def lagrange_parameters(self) -> list[nn.Parameter]:
+        """Every multiplier's ``beta_raw``, in term order: what the dual optimiser owns."""
+        return [term.beta_raw for term in self.terms.values()]
+
+    def named_lagrange_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """Term name -> ``[beta_raw_i]``, for a :class:`~prosody_vae.prosody.dual_optimizer.DualOptimizer`
+        with one named group per multiplier."""
+        return {name: term.lagrange_parameters() for name, term in self.terms.items()}
+
+    def forward(self, reconstruction: Tensor, kl: Mapping[str, Tensor]) -> MultiCapacityLoss:
+        """Both losses of the dual problem with one constraint per term.
+
+        Args:
+            reconstruction: batch-mean reconstruction NLL in nats per utterance (0-d), or (B,).
+            kl: term name -> batch-mean KL in nats per utterance (0-d), or (B,); every term, no other.
+
+        Returns:
+            :class:`MultiCapacityLoss`; minimise ``loss`` over theta and ``beta_loss`` over the
+            multipliers.
+        """
+        if not isinstance(kl, Mapping):
+            raise TypeError(f"kl must be a mapping of term name -> KL, got {type(kl).__name__}")
+        if set(kl) != set(self.terms):
+            raise ValueError(f"kl must hold exactly the terms {self.names}, got {sorted(kl)}")
+        reconstruction = _batch_mean("reconstruction", reconstruction)
+        parts = {name: term(reconstruction, kl[name]) for name, term in self.terms.items()}
+        capacity_term = {name: part.capacity_term for name, part in parts.items()}
+        return MultiCapacityLoss(
+            loss=reconstruction + sum(capacity_term.values()),
+            beta_loss=sum(part.beta_loss for part in parts.values()),
+            reconstruction=reconstruction,
+            kl={name: part.kl for name, part in parts.items()},
+            beta={name: part.beta for name, part in parts.items()},
             capacity_term=capacity_term,
         )

@@ -27,11 +27,21 @@ about ``lr`` per step in the direction of sign(KL - C). **Recommended:**
 ``beta_optimizer="adam", beta_lr=RECOMMENDED_BETA_LR`` (0.05), which held the mean KL within 3-4% of
 C over steps 300-600 for both C = 5 and C = 20 (``bench/bench_capacitron.py --beta-sweep``,
 docs/benchmarks.md; tested in ``tests/test_capacitron_convergence.py``).
+
+Several multipliers. With several KL terms, each at its own capacity
+(:class:`~prosody_vae.prosody.capacity.MultiCapacityObjective`, e.g. the hierarchical model's C_s and
+C_p), ``beta_loss`` is the sum of the terms' multiplier losses and each multiplier receives only its
+own term's gradient; SGD and Adam update each parameter from its own gradient (and moments), so the
+multipliers move independently under one optimiser. Give ``lagrange_parameters`` as a mapping
+``name -> parameters`` (``MultiCapacityObjective.named_lagrange_parameters()``) to have one named
+parameter group per multiplier: ``beta_lr`` may then differ per name, and loading a state whose
+multiplier names differ from this optimiser's is refused with the two lists named. Accumulation,
+clipping (theta only), the non-finite skip and the state are as for one multiplier.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -43,7 +53,9 @@ __all__ = ["RECOMMENDED_BETA_LR", "DualOptimizer", "StepInfo", "main_parameters"
 # capacity sweep (0.01 was too slow at C = 5); see the module docstring.
 RECOMMENDED_BETA_LR = 5e-2
 
-OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+# Receives theta's parameter list; for the multipliers, the parameter list, or one param-group dict
+# per name ({"params": [...], "name": ...}) when lagrange_parameters is a mapping.
+OptimizerFactory = Callable[[list[Any]], torch.optim.Optimizer]
 
 
 class StepInfo(NamedTuple):
@@ -75,19 +87,56 @@ def _unique(params: Iterable[nn.Parameter], name: str) -> list[nn.Parameter]:
     return out
 
 
+def _multiplier_groups(
+    lagrange_parameters: Iterable[nn.Parameter] | Mapping[str, Iterable[nn.Parameter]],
+) -> list[dict[str, Any]] | None:
+    """One ``{"params", "name"}`` group per named multiplier, or None for a plain iterable."""
+    if not isinstance(lagrange_parameters, Mapping):
+        return None
+    if not lagrange_parameters:
+        raise ValueError("lagrange_parameters is empty")
+    groups, seen = [], set()
+    for name, params in lagrange_parameters.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"multiplier names must be non-empty strings, got {name!r}")
+        params = _unique(params, f"lagrange_parameters[{name!r}]")
+        if any(id(p) in seen for p in params):
+            raise ValueError(f"lagrange_parameters[{name!r}] shares a parameter with another multiplier")
+        seen.update(id(p) for p in params)
+        groups.append({"params": params, "name": name})
+    return groups
+
+
+def _multiplier_lrs(beta_lr: float | Mapping[str, float], names: list[str] | None) -> dict[str, float] | None:
+    """Per-name learning rates when ``beta_lr`` is a mapping (which needs named multipliers), else None."""
+    if not isinstance(beta_lr, Mapping):
+        return None
+    if names is None:
+        raise ValueError("beta_lr per multiplier needs lagrange_parameters as a mapping name -> parameters")
+    if set(beta_lr) != set(names):
+        raise ValueError(f"beta_lr must name the multipliers {names}, got {sorted(beta_lr)}")
+    for name, lr in beta_lr.items():
+        if not lr > 0:
+            raise ValueError(f"beta_lr[{name!r}] must be > 0, got {lr!r}")
+    return {name: float(beta_lr[name]) for name in names}
+
+
 class DualOptimizer:
     """Main optimiser for theta and a separate one for the Lagrange multiplier, stepped together.
 
     Args:
         main_parameters: theta (see :func:`main_parameters`).
-        lagrange_parameters: ``CapacityObjective.lagrange_parameters()``; must not overlap theta.
+        lagrange_parameters: ``CapacityObjective.lagrange_parameters()``; must not overlap theta. Or a
+            mapping name -> parameters (``MultiCapacityObjective.named_lagrange_parameters()``): one
+            named parameter group per multiplier in beta's optimiser.
         main_optimizer_factory: builds theta's optimiser from its parameter list; overrides
             ``main_optimizer``/``main_lr``.
         main_optimizer: ``"adam"`` or ``"radam"`` (Coqui's choice).
         main_lr: learning rate of theta's optimiser.
         beta_optimizer_factory: builds beta's optimiser; overrides the three ``beta_*`` settings.
         beta_optimizer: ``"sgd"`` (paper / Coqui) or ``"adam"`` (recommended, see module docstring).
-        beta_lr: learning rate of beta's optimiser (paper: 1e-5 with SGD).
+        beta_lr: learning rate of beta's optimiser (paper: 1e-5 with SGD); with named multipliers,
+            also a mapping name -> learning rate.
         beta_momentum: SGD momentum for beta (paper: 0.9); ignored by Adam.
         max_grad_norm: clip theta's total gradient norm to this; None disables clipping.
         grad_scaler: a ``torch.amp.GradScaler`` for mixed precision, or None.
@@ -96,26 +145,34 @@ class DualOptimizer:
 
     Attributes:
         main, beta: the two ``torch.optim.Optimizer`` instances (e.g. for LR schedulers).
+        multiplier_names: the names of the multiplier groups, or None when ``lagrange_parameters``
+            was a plain iterable.
     """
 
     def __init__(
         self,
         *,
         main_parameters: Iterable[nn.Parameter],
-        lagrange_parameters: Iterable[nn.Parameter],
+        lagrange_parameters: Iterable[nn.Parameter] | Mapping[str, Iterable[nn.Parameter]],
         main_optimizer_factory: OptimizerFactory | None = None,
         main_optimizer: str = "adam",
         main_lr: float = 1e-3,
         beta_optimizer_factory: OptimizerFactory | None = None,
         beta_optimizer: str = "sgd",
-        beta_lr: float = 1e-5,
+        beta_lr: float | Mapping[str, float] = 1e-5,
         beta_momentum: float = 0.9,
         max_grad_norm: float | None = None,
         grad_scaler: torch.amp.GradScaler | None = None,
         accumulation_steps: int = 1,
     ) -> None:
         self.main_params = _unique(main_parameters, "main_parameters")
-        self.lagrange_params = _unique(lagrange_parameters, "lagrange_parameters")
+        beta_groups = _multiplier_groups(lagrange_parameters)
+        self.multiplier_names = None if beta_groups is None else [group["name"] for group in beta_groups]
+        if beta_groups is None:
+            self.lagrange_params = _unique(lagrange_parameters, "lagrange_parameters")
+        else:
+            self.lagrange_params = [p for group in beta_groups for p in group["params"]]
+        beta_lrs = _multiplier_lrs(beta_lr, self.multiplier_names)
         overlap = {id(p) for p in self.main_params} & {id(p) for p in self.lagrange_params}
         if overlap:
             raise ValueError(
@@ -142,14 +199,20 @@ class DualOptimizer:
         if beta_optimizer_factory is None:
             if beta_optimizer not in ("sgd", "adam"):
                 raise ValueError(f"beta_optimizer must be 'sgd' or 'adam', got {beta_optimizer!r}")
+            default_lr = beta_lr if beta_lrs is None else 0.0  # every named group then sets its own
 
-            def beta_optimizer_factory(params: list[nn.Parameter]) -> torch.optim.Optimizer:
+            def beta_optimizer_factory(params: list[Any]) -> torch.optim.Optimizer:
                 if beta_optimizer == "adam":
-                    return torch.optim.Adam(params, lr=beta_lr)
-                return torch.optim.SGD(params, lr=beta_lr, momentum=beta_momentum)
+                    return torch.optim.Adam(params, lr=default_lr)
+                return torch.optim.SGD(params, lr=default_lr, momentum=beta_momentum)
 
         self.main = main_optimizer_factory(self.main_params)
-        self.beta = beta_optimizer_factory(self.lagrange_params)
+        if beta_groups is None:
+            self.beta = beta_optimizer_factory(self.lagrange_params)
+        else:
+            if beta_lrs is not None:
+                beta_groups = [{**group, "lr": beta_lrs[group["name"]]} for group in beta_groups]
+            self.beta = beta_optimizer_factory(beta_groups)
         self.max_grad_norm = max_grad_norm
         self.grad_scaler = grad_scaler
         self.accumulation_steps = accumulation_steps
@@ -248,6 +311,10 @@ class DualOptimizer:
         missing = {"main", "beta", "scaler", "micro_step"} - set(state)
         if missing:
             raise ValueError(f"DualOptimizer state is missing {sorted(missing)}")
+        saved = [group.get("name") for group in state["beta"].get("param_groups", [])]
+        here = [group.get("name") for group in self.beta.param_groups]
+        if saved != here:
+            raise ValueError(f"the state holds the multipliers {saved} but this DualOptimizer has {here}")
         self.main.load_state_dict(state["main"])
         self.beta.load_state_dict(state["beta"])
         if state["scaler"] is not None:
