@@ -81,15 +81,15 @@ TRACKER_NOTES = {
     "pyin": "librosa.pyin, frame_length 2048, hop = hop_length, F0 range = f0_min..f0_max",
 }
 # What "a listener can hear intonation" asks of each number: this evaluation's pass marks.
-TARGETS = {
+TARGETS = {  # the intonation issue's targets (docs/intonation.md); CPP has none there, -3 dB is ours
     "ripple_ratio": ">= 0.7 (harmonics about as sharp as the references')",
     "cpp_difference_db": ">= -3 dB",
-    "contour_r": ">= 0.6",
-    "voiced_share_ratio": "0.9 .. 1.1",
-    "range_ratio": "0.8 .. 1.25",
-    "range_r": ">= 0.5",
+    "contour_r": ">= 0.7",
+    "voiced_share_ratio": ">= 0.8",
+    "range_ratio": ">= 0.7",
+    "range_r": ">= 0.7",
     "level_r": ">= 0.8",
-    "share_question_higher": ">= 0.8 (espeak-ng's own share is the reference point)",
+    "share_question_higher": ">= 0.9 (espeak-ng's own share is the reference point)",
     "interpolation_monotone": "yes",
     "interpolation_max_step_share": "<= 0.5 (0.25 is evenly spaced)",
 }

@@ -5,7 +5,10 @@ For each of ``--n`` held-out reference utterances, synthesise a *different* held
 the reference's prosody (posterior mean), and measure the output's F0 level, F0 spread and speaking
 rate the same way the corpus labels were measured. The baseline speaks the same sentences with
 prosody drawn from the prior. Transfer works when the outputs' measurements correlate with the
-references' and the baseline's do not.
+references' and the baseline's do not. References and outputs are measured by the same code
+(:func:`prosody_vae.data.espeak.measure_prosody`, Harvest F0), not read from the manifest's labels,
+which an older corpus may have measured with another tracker. Outputs are vocoded with the model's
+default vocoder (WORLD for a model that predicts pitch, Griffin-Lim otherwise) unless ``--vocoder``.
 
     .venv/bin/python recipes/transfer_eval.py --checkpoint exp/espeak_cpu/checkpoints/step_2461.pt --n 40
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prosody_vae.audio.vocoders import GriffinLimVocoder
+from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.data.espeak import measure_prosody, phonemes
 from prosody_vae.data.manifest import read_manifest
 from prosody_vae.inference.synthesizer import Synthesizer
@@ -33,7 +36,7 @@ _QUANTITIES = (
 
 
 def _measure(synth: Synthesizer, vocoder, result, text: str) -> dict[str, float] | None:
-    wav = vocoder(result.mel).float().cpu().numpy()
+    wav = vocode(vocoder, result.mel, result.f0).float().cpu().numpy()
     try:
         measured = measure_prosody(wav, config=synth.audio)
     except ValueError:  # e.g. an output with too few voiced frames: reported as missing
@@ -52,12 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", type=Path, default=None)
+    parser.add_argument(
+        "--vocoder", default=None, help="world, griffin-lim or a file (default: by the model)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
     synth = Synthesizer.from_checkpoint(args.checkpoint)
-    vocoder = GriffinLimVocoder(synth.audio, n_iter=32)
+    vocoder = load_vocoder(args.vocoder, synth.audio, default=synth.default_vocoder)
     split = args.split or Path(synth.config.data.root) / "splits" / "test.jsonl"
     held_out = [u for u in read_manifest(split) if "phones_per_s" in u.labels]
     rng = np.random.default_rng(args.seed)
@@ -73,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         if transfer is None or prior is None:
             print(f"skipped {ref.id}: output could not be measured")
             continue
+        measured = measure_prosody(ref.audio, config=synth.audio)
+        measured["phones_per_s"] = ref.labels["phones_per_s"]
         row = {"id": ref.id, "text": text}
         for key, _ in _QUANTITIES:
-            row[f"ref_{key}"] = ref.labels[key]
+            row[f"ref_{key}"] = measured[key]
             row[f"transfer_{key}"] = transfer[key]
             row[f"prior_{key}"] = prior[key]
         rows.append(row)
