@@ -36,6 +36,8 @@ shared=(
   # prosody corner; training texts are distinct), so all of them go to the test split
   --prepare_opts "--held-out-texts $data/corpus/held_out_texts.txt --group-by text"
   --train_config egs/espeak_prosody/conf/train_cpu.yaml
+  # one thread: this compact model's steps are 2-3x faster on one than on two (docs/benchmarks.md)
+  --train_opts "--threads 1"
   --exp exp/espeak_cpu
 )
 if ((help_requested)); then
