@@ -1,15 +1,19 @@
 """espeak-ng synthesis with known prosody factors, and the built-in corpus built from it.
 
-Three per-utterance factors (drawn in :mod:`prosody_vae.data.espeak.plan`) are passed to espeak-ng 1.51
+The per-utterance factors (drawn in :mod:`prosody_vae.data.espeak.plan`) are passed to espeak-ng 1.51
 (Debian package ``espeak-ng``):
 
 * ``pitch``: the voice's pitch base, ``-p 0..99`` (espeak-ng's default is 50);
-* ``pitch_range``: the intonation range, SSML ``<prosody range="N">`` with ``N`` in ``0..100``
-  (read with ``-m``; 50 is the default, 0 nearly monotone). espeak-ng has no command-line flag for
-  it; a plain number sets the absolute range (``x-low``, ``medium``, ``high``, ``x-high`` measured
-  the same as 10, 50, 70, 90). A wider range also raises the mean F0 somewhat: the contour widens
-  mostly upwards from the base;
-* ``rate``: speaking rate, ``-s`` in approximate words per minute.
+* ``pitch_range``: the intonation range. With espeak-ng's own tune (the original corpus) it is SSML
+  ``<prosody range="N">`` with ``N`` in ``0..100`` (read with ``-m``; 50 is the default, 0 nearly
+  monotone). espeak-ng has no command-line flag for it; a plain number sets the absolute range
+  (``x-low``, ``medium``, ``high``, ``x-high`` measured the same as 10, 50, 70, 90). A wider range
+  also raises the mean F0 somewhat: the contour widens mostly upwards from the base. With the
+  stylised contour it is the height of a per-word pitch contour instead
+  (:mod:`prosody_vae.data.espeak.intonation`);
+* ``contour`` (stylised contour only): where that contour peaks, 0 (first word) to 100 (last word);
+* ``rate``: speaking rate, ``-s`` in approximate words per minute;
+* the voice: ``-v language[+variant]``, e.g. ``en-gb-scotland+m2``.
 
 The realised prosody is then measured from the audio and stored beside the drawn factors, so that
 users and tests can check that the labels are real (see ``docs/corpus.md``).
@@ -28,13 +32,13 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
 from prosody_vae.audio import AudioConfig
+from prosody_vae.data.espeak.intonation import Intonation, contour_ssml, tune_ssml
 from prosody_vae.data.espeak.labels import F0_METHOD, measure_prosody
 from prosody_vae.data.espeak.plan import UtterancePlan, check_settings, corpus_settings, plan_corpus
 from prosody_vae.data.manifest import Utterance, write_manifest
@@ -43,6 +47,7 @@ __all__ = [
     "ESPEAK_SAMPLE_RATE",
     "EspeakError",
     "build_corpus",
+    "check_voices",
     "espeak_version",
     "phonemes",
     "synthesize",
@@ -84,6 +89,30 @@ def espeak_version(*, espeak: str = "espeak-ng") -> str:
     return _run(["--version"], text="", espeak=espeak).strip().splitlines()[0]
 
 
+def check_voices(voices: list[str], *, espeak: str = "espeak-ng") -> None:
+    """Check that espeak-ng knows every ``language[+variant]`` voice.
+
+    espeak-ng refuses an unknown language but silently ignores an unknown variant (``en-us+m9``
+    speaks as ``en-us``), so variants are looked up in its list of variants (``--voices=variant``).
+
+    Raises:
+        ValueError: the first voice espeak-ng does not know, by name.
+        EspeakError: espeak-ng is missing.
+    """
+    listing = _run(["--voices=variant"], text="", espeak=espeak)
+    variants = {token.removeprefix("!v/") for token in listing.split() if token.startswith("!v/")}
+    for voice in voices:
+        language, _, variant = voice.partition("+")
+        if variant and variant not in variants:
+            raise ValueError(
+                f"voice {voice!r}: espeak-ng has no variant {variant!r} (see espeak-ng --voices=variant)"
+            )
+        try:
+            _run(["-q", "--stdin", "-v", language], text="a", espeak=espeak)
+        except EspeakError as error:
+            raise ValueError(f"voice {voice!r}: espeak-ng has no voice {language!r} ({error})") from error
+
+
 def _check_int(name: str, value: int, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or not low <= value <= high:
         raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
@@ -100,18 +129,24 @@ def synthesize(
     voice: str = "en-us",
     amplitude: int = 100,
     espeak: str = "espeak-ng",
+    contour: int | None = None,
 ) -> Path:
     """Speak ``text`` with espeak-ng into a 22050 Hz mono 16-bit WAV at ``out_path``.
 
     Args:
         text: plain text (SSML special characters are escaped here).
         pitch: pitch base, ``-p``, 0..99.
-        pitch_range: intonation range, SSML ``<prosody range>``, 0..100.
+        pitch_range: intonation range, 0..100: the range of espeak-ng's own tune (SSML
+            ``<prosody range>``) or, with ``contour``, the height of the stylised contour.
         rate: speaking rate in words per minute, ``-s``, 80..450 (espeak-ng's own limits).
         out_path: the WAV to write; written atomically (temporary file + ``os.replace``).
         voice: espeak-ng voice, optionally with a variant, e.g. ``"en-us+f3"``.
         amplitude: ``-a``, 0..200; it changes loudness only.
         espeak: name or path of the espeak-ng binary.
+        contour: 0..100, the peak position of the stylised contour
+            (:func:`~prosody_vae.data.espeak.intonation.contour_ssml`); ``None`` speaks with
+            espeak-ng's own tune (:func:`~prosody_vae.data.espeak.intonation.tune_ssml`), as the
+            original corpus does.
 
     Returns:
         ``Path(out_path)``.
@@ -126,9 +161,12 @@ def synthesize(
     pitch_range = _check_int("pitch_range", pitch_range, 0, 100)
     rate = _check_int("rate", rate, 80, 450)
     amplitude = _check_int("amplitude", amplitude, 0, 200)
+    if contour is None:
+        ssml = tune_ssml(text, pitch_range=pitch_range)
+    else:
+        ssml = contour_ssml(text, pitch_range=pitch_range, contour=_check_int("contour", contour, 0, 100))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    ssml = f'<speak><prosody range="{pitch_range}">{escape(text)}</prosody></speak>'
     handle, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}.", suffix=".wav.tmp")
     os.close(handle)
     try:
@@ -188,8 +226,10 @@ def _render(
                 voice=plan.voice,
                 out_path=wav_path,
                 espeak=espeak,
+                contour=plan.contour,
             )
-        measured = measure_prosody(wav_path, config=config)
+        # The stylised contour's corpora also get the intonation labels; the original keeps its own.
+        measured = measure_prosody(wav_path, config=config, intonation=plan.contour is not None)
         n_phones = len(phonemes(plan.text, voice=plan.voice, espeak=espeak))
     except (EspeakError, ValueError) as error:  # AudioError is a ValueError
         return f"{type(error).__name__}: {error}"
@@ -241,19 +281,26 @@ def build_corpus(
     held_out_fraction: float = 0.05,
     espeak: str = "espeak-ng",
     progress: bool = True,
+    voices: list[str] | tuple[str, ...] | None = None,
+    held_out_voices: list[str] | tuple[str, ...] = (),
+    intonation: Intonation = "tune",
 ) -> Path:
     """Synthesise the built-in corpus into ``out_dir`` and return the path of its manifest.
 
     Writes ``out_dir/wavs/<id>.wav`` (22050 Hz), ``out_dir/manifest.jsonl`` (one
     :class:`~prosody_vae.data.manifest.Utterance` per line; speaker = espeak-ng voice; duration in
     seconds after silence trimming), ``out_dir/corpus.json`` (settings, espeak-ng version, counts)
-    and ``out_dir/held_out_texts.txt``: the text of every held-out utterance, one per line. Training
-    texts are distinct, so this file names exactly the held-out utterances; give it to
-    ``prepare_corpus(held_out_texts=...)`` (``--held-out-texts``) to put them all in the test split.
+    and ``out_dir/held_out_texts.txt``: the text of every held-out utterance, one per line (held-out
+    sentences, the held-out prosody corner and every utterance of a held-out voice). Training texts
+    are distinct, so this file names exactly the held-out utterances; give it to
+    ``prepare_corpus(held_out_texts=...)`` (``--held-out-texts``) to put them all in the test split,
+    never in train or valid.
     Each utterance's ``labels`` hold the drawn factors (``pitch``, ``pitch_range``, ``rate``,
-    ``voice_index``), the held-out flags (``held_out_text``, ``held_out_prosody``: 1.0 or 0.0) and
-    the realised measurements of :func:`~prosody_vae.data.espeak.labels.measure_prosody` plus
-    ``n_phones`` and ``phones_per_s``.
+    ``voice_index``; ``contour`` with the stylised contour), the held-out flags (``held_out_text``,
+    ``held_out_prosody``; ``held_out_voice`` when held-out voices are named: 1.0 or 0.0) and the
+    realised measurements of :func:`~prosody_vae.data.espeak.labels.measure_prosody` (with the
+    stylised contour also ``f0_spread_st`` and ``f0_peak_position``) plus ``n_phones`` and
+    ``phones_per_s``.
 
     Resumable and idempotent: an existing valid wav is measured again but not re-synthesised, and
     wavs are written atomically, so an interrupted build can simply be run again; the manifest and
@@ -270,9 +317,16 @@ def build_corpus(
         held_out_fraction: probability that an utterance speaks a held-out sentence.
         espeak: name or path of the espeak-ng binary.
         progress: show a tqdm progress bar.
+        voices: the training voices (``language[+variant]``), instead of ``multi_speaker``'s.
+        held_out_voices: voices kept out of training entirely (cross-voice evaluation); each
+            utterance draws its voice uniformly from ``voices`` and these.
+        intonation: ``"tune"`` (espeak-ng's own, the original corpus) or ``"contour"`` (the
+            stylised contour with a peak-position factor), see
+            :mod:`prosody_vae.data.espeak.intonation`.
 
     Raises:
-        ValueError: a bad argument, or ``out_dir/corpus.json`` records other settings.
+        ValueError: a bad argument, a voice espeak-ng does not know, or ``out_dir/corpus.json``
+            records other settings.
         EspeakError: espeak-ng is missing (the message says how to install it).
     """
     for name, value in (("n_utterances", n_utterances), ("num_workers", num_workers)):
@@ -283,10 +337,18 @@ def build_corpus(
     # Arguments are validated before espeak-ng is first called, which checks that it is installed
     # (before anything is written).
     settings = corpus_settings(
-        seed=seed, multi_speaker=multi_speaker, held_out_fraction=held_out_fraction, espeak_version=""
+        seed=seed,
+        multi_speaker=multi_speaker,
+        held_out_fraction=held_out_fraction,
+        espeak_version="",
+        voices=voices,
+        held_out_voices=held_out_voices,
+        intonation=intonation,
     )
     settings["espeak_version"] = espeak_version(espeak=espeak)
-    voices = settings["voices"]
+    all_voices = settings["voices"]  # training voices, then held-out voices
+    held_out_voices = settings.get("held_out_voices", [])
+    check_voices(all_voices, espeak=espeak)
     description = out_dir / "corpus.json"
     check_settings(description, settings)
     wav_dir = out_dir / "wavs"
@@ -294,7 +356,14 @@ def build_corpus(
     # Written before any wav, so that a later run with other settings is refused even after a crash.
     _write_json(description, {**settings, "complete": False})
 
-    plans = plan_corpus(n_utterances, seed=seed, voices=voices, held_out_fraction=held_out_fraction)
+    plans = plan_corpus(
+        n_utterances,
+        seed=seed,
+        voices=[voice for voice in all_voices if voice not in held_out_voices],
+        held_out_fraction=held_out_fraction,
+        held_out_voices=held_out_voices,
+        intonation=intonation,
+    )
     results: dict[str, tuple[dict[str, float], bool]] = {}
     failed: dict[str, str] = {}
     for utt_id, outcome in _run_all(plans, wav_dir, espeak, config, num_workers, progress):
@@ -304,6 +373,7 @@ def build_corpus(
         else:
             results[utt_id] = outcome
 
+    built = [plan for plan in plans if plan.id in results]
     utterances = [
         Utterance(
             id=plan.id,
@@ -313,25 +383,21 @@ def build_corpus(
             duration=results[plan.id][0]["duration_s"],
             labels={**plan.labels(), **results[plan.id][0]},
         )
-        for plan in plans
-        if plan.id in results
+        for plan in built
     ]
     manifest = out_dir / "manifest.jsonl"
     write_manifest(manifest, utterances)
-    held_out = [
-        u.text for u in utterances if u.labels["held_out_text"] == 1.0 or u.labels["held_out_prosody"] == 1.0
-    ]
+    held_out = [plan.text for plan in built if plan.held_out]
     _write_text(out_dir / "held_out_texts.txt", "".join(f"{text}\n" for text in dict.fromkeys(held_out)))
     counts = {
         "utterances": len(utterances),
         "synthesised_this_run": sum(synthesised for _, synthesised in results.values()),
-        "held_out_text": sum(u.labels["held_out_text"] == 1.0 for u in utterances),
-        "held_out_prosody": sum(u.labels["held_out_prosody"] == 1.0 for u in utterances),
-        "train_pool": sum(
-            u.labels["held_out_text"] == 0.0 == u.labels["held_out_prosody"] for u in utterances
-        ),
+        "held_out_text": sum(plan.held_out_text for plan in built),
+        "held_out_prosody": sum(plan.held_out_prosody for plan in built),
+        **({"held_out_voice": sum(bool(plan.held_out_voice) for plan in built)} if held_out_voices else {}),
+        "train_pool": sum(not plan.held_out for plan in built),
         "hours": round(sum(u.duration or 0.0 for u in utterances) / 3600.0, 4),
-        "per_speaker": {voice: sum(u.speaker == voice for u in utterances) for voice in voices},
+        "per_speaker": {voice: sum(u.speaker == voice for u in utterances) for voice in all_voices},
     }
     final = {
         **settings,
