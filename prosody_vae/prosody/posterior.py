@@ -3,7 +3,11 @@
 Capacitron (Battenberg et al. 2019, arXiv 1906.03402) conditions the posterior on the reference
 embedding and optionally on a "text summary" (the final state of an RNN over the reference
 transcript's token embeddings) and on a speaker embedding, and maps them through an MLP to the
-parameters of a diagonal Gaussian.
+parameters of a diagonal Gaussian. Both extra inputs describe the *reference*: its transcript and
+the voice that spoke it (the true posterior p(z | x, y_T, y_S) is conditioned on x's own text and
+speaker), whatever text and voice the decoder is then asked for; see :mod:`prosody_vae.tts.model`
+for what that means at inter-speaker transfer. Standing in for an absent transcript or an unknown
+voice is the composer's job (:class:`~prosody_vae.prosody.vae.CapacitronVAE`), not this head's.
 
 Where we deviate from the public reference implementation (Coqui TTS), and why:
 
@@ -140,8 +144,8 @@ class GaussianPosterior(nn.Module):
 
         Args:
             ref: (B, H) reference embedding.
-            text: (B, S) text summary; required iff ``text_dim > 0``.
-            speaker: (B, P) speaker embedding; required iff ``speaker_dim > 0``.
+            text: (B, S) text summary of the reference transcript; required iff ``text_dim > 0``.
+            speaker: (B, P) embedding of the reference's voice; required iff ``speaker_dim > 0``.
 
         Returns:
             mean (B, D) and std (B, D), with std >= min_std.

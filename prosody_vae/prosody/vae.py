@@ -18,6 +18,22 @@ per utterance. Deviations from the public reference implementation (Coqui TTS): 
 posterior **mean** unless sampling is asked for (Coqui samples, so eval-mode transfer is random); the
 KL is per dimension as well as per utterance; prior samples come in any batch size and temperature,
 on the module's device.
+
+**Absent conditioning** (our addition; the paper's posterior always has its text and speaker). One
+module serves references with and without a transcript, and from voices it knows and voices it does
+not:
+
+* ``text_dropout > 0`` adds a learned *null text summary* (S,). In training each item's summary is
+  replaced by it with that probability; at inference it stands for a reference without a transcript
+  (``text=None``, or ``text_lengths == 0`` for single items of a batch).
+* ``speaker_dropout > 0`` adds a learned *unknown-speaker vector* (P,), trained the same way on the
+  posterior's speaker input only; it stands for a reference spoken by a voice outside the speaker
+  table (``speaker=None``, or ``speaker_known`` False for single items).
+
+Both start at zero. The posterior must then judge the prosody from the reference audio alone, which
+is what an untranscribed reference or an unseen voice asks of it at inference. A module built without
+them (the default, and every model trained before they existed) refuses absent text or speaker with a
+``ValueError``, as before; its state dict has no new keys, so old checkpoints load unchanged.
 """
 
 from __future__ import annotations
@@ -79,11 +95,17 @@ class CapacitronVAE(nn.Module):
         posterior_hidden_dim: width of the posterior MLP.
         min_std: floor on the posterior standard deviation.
         prior: the prior p(z) or p(z | context), any :class:`Prior`; None for N(0, I).
+        text_dropout: probability, in training, that an item's text summary is replaced by the learned
+            null summary; > 0 creates it (needs ``text_embedding_dim > 0``). 0: text is required.
+        speaker_dropout: probability, in training, that an item's speaker input to the posterior is
+            replaced by the learned unknown-speaker vector; > 0 creates it (needs ``speaker_dim > 0``).
 
     Attributes:
         reference_encoder, text_summary, posterior, prior: the parts. ``posterior`` is the
             :class:`GaussianPosterior` head alone (its name is in every checkpoint's keys);
             :meth:`posterior_of` runs the whole encoder.
+        null_text_summary: (S,) learned stand-in for an absent transcript, or None.
+        unknown_speaker: (P,) learned stand-in for a voice outside the speaker table, or None.
     """
 
     def __init__(
@@ -98,6 +120,8 @@ class CapacitronVAE(nn.Module):
         posterior_hidden_dim: int = 128,
         min_std: float = 1e-4,
         prior: Prior | None = None,
+        text_dropout: float = 0.0,
+        speaker_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if reference_encoder is None:
@@ -126,6 +150,13 @@ class CapacitronVAE(nn.Module):
             )
         if prior.latent_dim != latent_dim:
             raise ValueError(f"prior is over {prior.latent_dim} dimensions but latent_dim={latent_dim}")
+        for name, rate in (("text_dropout", text_dropout), ("speaker_dropout", speaker_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {rate}")
+        if text_dropout > 0 and text_embedding_dim == 0:
+            raise ValueError("text_dropout > 0 needs a text summary (text_embedding_dim > 0)")
+        if speaker_dropout > 0 and speaker_dim == 0:
+            raise ValueError("speaker_dropout > 0 needs a speaker input (speaker_dim > 0)")
 
         self.n_mels = n_mels
         self.latent_dim = latent_dim
@@ -145,11 +176,86 @@ class CapacitronVAE(nn.Module):
             min_std=min_std,
         )
         self.prior: Prior = prior
+        self.text_dropout = float(text_dropout)
+        self.speaker_dropout = float(speaker_dropout)
+        # Created only when trained for: a module without them has the state dict it always had.
+        self.null_text_summary = nn.Parameter(torch.zeros(text_summary_dim)) if text_dropout > 0 else None
+        self.unknown_speaker = nn.Parameter(torch.zeros(speaker_dim)) if speaker_dropout > 0 else None
 
     @property
     def uses_text(self) -> bool:
-        """Whether :meth:`encode` needs the reference transcript's token embeddings."""
+        """Whether :meth:`encode` reads the reference transcript's token embeddings."""
         return self.text_summary is not None
+
+    @property
+    def text_optional(self) -> bool:
+        """Whether a reference may come without its transcript (a learned null summary stands in)."""
+        return self.null_text_summary is not None
+
+    @property
+    def speaker_optional(self) -> bool:
+        """Whether a reference's voice may be unknown (a learned unknown-speaker vector stands in)."""
+        return self.unknown_speaker is not None
+
+    def _kept(self, present: Tensor, rate: float) -> Tensor:
+        """``present`` (B,) bool, each True item dropped with probability ``rate`` in training mode."""
+        if not self.training or rate == 0:
+            return present
+        return present & (torch.rand(present.shape, device=present.device) >= rate)
+
+    def _summary(self, text: Tensor | None, text_lengths: Tensor | None, batch: int) -> Tensor | None:
+        """(B, S) text summary: the transcript's, or the null summary where it is absent or dropped."""
+        if self.text_summary is None:
+            if text is not None or text_lengths is not None:
+                raise ValueError(
+                    "text was given but this CapacitronVAE has no text summary (text_embedding_dim=0)"
+                )
+            return None
+        null = self.null_text_summary
+        if text is None and text_lengths is None and null is not None:
+            return null.expand(batch, -1)  # no transcript for any item
+        if text is None or text_lengths is None:
+            raise ValueError(
+                "this CapacitronVAE has a text summary (text_embedding_dim="
+                f"{self.text_summary.input_dim}) and no null summary (text_dropout=0): "
+                "pass text (B, L, E) and text_lengths (B,)"
+            )
+        if text.dim() != 3 or text.shape[0] != batch:
+            raise ValueError(
+                f"text must have shape ({batch}, L, {self.text_summary.input_dim}), got {tuple(text.shape)}"
+            )
+        if null is None:
+            return self.text_summary(text, text_lengths)  # lengths are checked to be >= 1 there
+        # Items with text_lengths == 0 have no transcript: summarise one (ignored) token, then swap.
+        present = self._kept((text_lengths > 0).to(text.device), self.text_dropout)  # (B,)
+        summary = self.text_summary(text, text_lengths.clamp_min(1))  # (B, S)
+        return torch.where(present.unsqueeze(-1), summary, null.to(summary.dtype))
+
+    def _speaker(self, speaker: Tensor | None, speaker_known: Tensor | None, batch: int) -> Tensor | None:
+        """(B, P) speaker input: the given vectors, or the unknown-speaker vector where not known."""
+        unknown = self.unknown_speaker
+        if unknown is None:
+            if speaker_known is not None and not torch.jit.is_tracing() and not bool(speaker_known.all()):
+                raise ValueError(
+                    "this CapacitronVAE has no unknown-speaker vector (speaker_dropout=0): "
+                    "every item needs its speaker"
+                )
+            return speaker  # GaussianPosterior checks presence and shape
+        if speaker is None:
+            return unknown.expand(batch, -1)  # no item's voice is known
+        known = torch.ones(batch, dtype=torch.bool, device=speaker.device)
+        if speaker_known is not None:
+            if speaker_known.shape != (batch,):
+                raise ValueError(
+                    f"speaker_known must have shape ({batch},), got {tuple(speaker_known.shape)}"
+                )
+            known = speaker_known.to(device=speaker.device, dtype=torch.bool)
+        known = self._kept(known, self.speaker_dropout)
+        if speaker.dim() != 2 or speaker.shape != (batch, unknown.shape[0]):
+            raise ValueError(
+                f"speaker must have shape ({batch}, {unknown.shape[0]}), got {tuple(speaker.shape)}"
+            )
+        return torch.where(known.unsqueeze(-1), speaker, unknown.to(speaker.dtype))
 
     def posterior_of(
         self,
@@ -159,36 +265,32 @@ class CapacitronVAE(nn.Module):
         text: Tensor | None = None,
         text_lengths: Tensor | None = None,
         speaker: Tensor | None = None,
+        speaker_known: Tensor | None = None,
     ) -> Posterior:
         """q(z | x, text, speaker) of a batch of reference spectrograms: one encoder pass, no KL.
+
+        In training mode, a module built with ``text_dropout`` or ``speaker_dropout`` replaces each
+        item's text summary or speaker input by its learned stand-in with that probability.
 
         Args:
             mel: (B, T, n_mels) reference log-mels; frames past ``lengths`` are ignored.
             lengths: (B,) valid frames per item.
-            text: (B, L, E) token embeddings of the reference transcript; required iff the module
-                was built with ``text_embedding_dim > 0``.
+            text: (B, L, E) token embeddings of the reference transcript. Required iff the module
+                was built with ``text_embedding_dim > 0``, unless it has a null summary: then None
+                means "no transcript" for every item, and ``text_lengths == 0`` for single items.
             text_lengths: (B,) valid tokens per item; required with ``text``.
-            speaker: (B, P) speaker embedding; required iff ``speaker_dim > 0``.
+            speaker: (B, P) speaker embedding of the voice that spoke the reference. Required iff
+                ``speaker_dim > 0``, unless the module has an unknown-speaker vector: then None
+                means "voice unknown" for every item.
+            speaker_known: (B,) bool, False where an item's voice is unknown (its row of
+                ``speaker`` is ignored); None: all known. Needs the unknown-speaker vector.
 
         Returns:
             :class:`Posterior` with mean and std, (B, D) each.
         """
-        summary = None
-        if self.text_summary is not None:
-            if text is None or text_lengths is None:
-                raise ValueError(
-                    "this CapacitronVAE has a text summary (text_embedding_dim="
-                    f"{self.text_summary.input_dim}): pass text (B, L, E) and text_lengths (B,)"
-                )
-            if text.dim() != 3 or text.shape[0] != mel.shape[0]:
-                raise ValueError(
-                    f"text must have shape ({mel.shape[0]}, L, {self.text_summary.input_dim}), got {tuple(text.shape)}"
-                )
-            summary = self.text_summary(text, text_lengths)  # (B, S)
-        elif text is not None or text_lengths is not None:
-            raise ValueError(
-                "text was given but this CapacitronVAE has no text summary (text_embedding_dim=0)"
-            )
+        batch = mel.shape[0]
+        summary = self._summary(text, text_lengths, batch)  # (B, S) or None
+        speaker = self._speaker(speaker, speaker_known, batch)  # (B, P) or None
         ref = self.reference_encoder(mel, lengths)  # (B, H)
         mean, std = self.posterior(ref, text=summary, speaker=speaker)  # (B, D) each
         return Posterior(mean=mean, std=std)
@@ -220,13 +322,14 @@ class CapacitronVAE(nn.Module):
         text: Tensor | None = None,
         text_lengths: Tensor | None = None,
         speaker: Tensor | None = None,
+        speaker_known: Tensor | None = None,
         sample: bool | None = None,
         prior_context: Tensor | None = None,
     ) -> ProsodyOutput:
         """Posterior, KL and z of a batch of reference spectrograms: the three steps in one call.
 
         Args:
-            mel, lengths, text, text_lengths, speaker: as for :meth:`posterior_of`.
+            mel, lengths, text, text_lengths, speaker, speaker_known: as for :meth:`posterior_of`.
             sample: True for a reparameterised sample, False for the posterior mean, None for
                 "sample in training mode, mean in eval mode".
             prior_context: passed to the prior's KL (see :meth:`kl`); a prior that needs a context
@@ -235,7 +338,9 @@ class CapacitronVAE(nn.Module):
         Returns:
             :class:`ProsodyOutput` with z, mean, std (B, D), kl (B,) and kl_per_dim (B, D).
         """
-        posterior = self.posterior_of(mel, lengths, text=text, text_lengths=text_lengths, speaker=speaker)
+        posterior = self.posterior_of(
+            mel, lengths, text=text, text_lengths=text_lengths, speaker=speaker, speaker_known=speaker_known
+        )
         divergence = self.kl(posterior, prior_context)
         return ProsodyOutput(
             z=self.latent(posterior, sample=sample),

@@ -4,6 +4,27 @@ The composer owns no learning logic of its own: the backbone turns text + a cond
 mels, the :class:`~prosody_vae.prosody.vae.CapacitronVAE` turns a reference mel into z, and an optional
 speaker table adds a speaker vector. The conditioning vector is always ``[z, speaker]`` in that order,
 in training and at inference alike (the reference implementation orders them differently in the two).
+
+**Speakers (Capacitron's V+T+S).** A multi-speaker model reads a speaker in two places, from the one
+speaker table: the decoder reads the *target* voice, the voice to speak in; the posterior
+q(z | x, text, speaker) reads the voice that *spoke the reference* x. In training the two are the
+same utterance's speaker. At inter-speaker transfer they differ, and we follow the form of the true
+posterior p(z | x, y_T, y_S), which the paper (Battenberg et al. 2019, arXiv 1906.03402) has the
+variational posterior match: y_S there is the voice of x. Told the reference's voice, the posterior
+need not spend capacity on what that voice explains (its pitch level and range, its timbre), so z
+holds the prosody *relative to that voice*, and the decoder renders it within the target voice's own
+range: a low reference for its voice gives a low output for the target voice. This is how the paper
+reports V+T+S behaving at inter-speaker transfer (the target speaker's identity kept, the prosody
+transferred). Given the target voice instead (what Coqui's implementation does, having one speaker
+id at inference), the posterior reads the reference as if the target voice had spoken it: a
+naturally high voice reads as "very high for the target voice", and its absolute pitch carries over.
+
+A reference from a voice outside the speaker table has no id (:data:`UNKNOWN_SPEAKER`). A model
+trained with ``prosody.speaker_dropout`` has a learned unknown-speaker vector for it (the posterior
+is denied the speaker for that share of training items, while the decoder always hears it, so z must
+still carry the prosody relative to the voice, judged from the audio alone). A model trained without
+it has no such vector; :class:`~prosody_vae.inference.synthesizer.Synthesizer` then gives the
+posterior the target voice, as before (see ``Synthesizer.transfer``).
 """
 
 from __future__ import annotations
@@ -19,7 +40,10 @@ from prosody_vae.prosody.reference_encoder import ReferenceEncoder
 from prosody_vae.prosody.vae import CapacitronVAE, Posterior, ProsodyOutput
 from prosody_vae.tts.backbones import Tacotron2, TacotronInference, TacotronOutput
 
-__all__ = ["ProsodyTTS", "ProsodyTTSOutput", "build_model"]
+__all__ = ["UNKNOWN_SPEAKER", "ProsodyTTS", "ProsodyTTSOutput", "build_model"]
+
+# The speaker id of a reference whose voice is not in the speaker table (posterior input only).
+UNKNOWN_SPEAKER = -1
 
 
 class ProsodyTTSOutput(NamedTuple):
@@ -51,6 +75,7 @@ class ProsodyTTS(nn.Module):
         self.uses_text_summary = prosody.uses_text
 
     def _speaker_vector(self, speakers: Tensor | None, batch: int) -> Tensor | None:
+        """(B, P) vectors of speaker ids (B,) for the decoder; None for a single-speaker model."""
         if self.speaker_embedding is None:
             return None
         if speakers is None:
@@ -58,6 +83,31 @@ class ProsodyTTS(nn.Module):
         if speakers.shape != (batch,):
             raise ValueError(f"speakers must have shape ({batch},), got {tuple(speakers.shape)}")
         return self.speaker_embedding(speakers)
+
+    def _reference_speaker(self, speakers: Tensor | None, batch: int) -> tuple[Tensor | None, Tensor | None]:
+        """The posterior's speaker input of reference speaker ids (B,): vectors (B, P) and known (B,).
+
+        ``UNKNOWN_SPEAKER`` ids (a voice outside the table) become the prosody module's learned
+        unknown-speaker vector; a model without one refuses them.
+        """
+        if self.speaker_embedding is None or self.prosody.speaker_dim == 0:
+            return None, None
+        if speakers is None:
+            raise ValueError("this model is multi-speaker: pass the reference's speaker ids")
+        if speakers.shape != (batch,):
+            raise ValueError(f"speakers must have shape ({batch},), got {tuple(speakers.shape)}")
+        known = speakers != UNKNOWN_SPEAKER  # (B,)
+        if not self.prosody.speaker_optional:
+            # checked outside training only: training ids come from the speaker table (and the check
+            # is a host sync per step)
+            if not self.training and not bool(known.all()):
+                raise ValueError(
+                    "this model has no unknown-speaker vector (trained without prosody.speaker_dropout): "
+                    "every reference needs a speaker id of the table"
+                )
+            return self.speaker_embedding(speakers), None
+        vectors = self.speaker_embedding(torch.where(known, speakers, torch.zeros_like(speakers)))
+        return vectors, known
 
     @property
     def uses_associative_prior(self) -> bool:
@@ -79,23 +129,30 @@ class ProsodyTTS(nn.Module):
     ) -> Posterior:
         """q(z | reference) of reference mels (B, T, n_mels): one pass of the prosody encoder, no KL.
 
-        ``tokens`` (B, L) and ``token_lengths`` (B,) are the reference transcript, needed iff the model
-        has a text summary; ``speakers`` (B,) ids, needed iff it is multi-speaker.
+        ``tokens`` (B, L) and ``token_lengths`` (B,) are the reference transcript, read iff the model
+        has a text summary; a model trained with ``prosody.text_summary_dropout`` also takes None (no
+        transcript) or ``token_lengths == 0`` for single items. ``speakers`` (B,) are the ids of the
+        voices that spoke the references, needed iff the model is multi-speaker; ``UNKNOWN_SPEAKER``
+        for a voice outside the table, if it was trained with ``prosody.speaker_dropout``.
         """
-        speaker = self._speaker_vector(speakers, mels.shape[0])
+        speaker, known = self._reference_speaker(speakers, mels.shape[0])
         text = None
         if self.uses_text_summary:
             if tokens is None or token_lengths is None:
-                raise ValueError(
-                    "this model's prosody posterior reads the reference transcript: pass its tokens"
-                )
-            text = self.backbone.embed_tokens(tokens)
+                if not self.prosody.text_optional:
+                    raise ValueError(
+                        "this model's prosody posterior reads the reference transcript: pass its tokens"
+                    )
+                token_lengths = None
+            else:
+                text = self.backbone.embed_tokens(tokens)
         return self.prosody.posterior_of(
             mels,
             mel_lengths,
             text=text,
             text_lengths=token_lengths if text is not None else None,
             speaker=speaker,
+            speaker_known=known,
         )
 
     @torch.no_grad()
@@ -167,7 +224,11 @@ class ProsodyTTS(nn.Module):
         speakers: Tensor | None = None,
         prior_context: Tensor | None = None,
     ) -> ProsodyTTSOutput:
-        """Teacher-forced pass: z from the target mel itself (B, T, n_mels), then the decoder."""
+        """Teacher-forced pass: z from the target mel itself (B, T, n_mels), then the decoder.
+
+        The reference is the target, so ``speakers`` (B,) is both the posterior's speaker and the
+        decoder's.
+        """
         prosody = self.encode_prosody(
             mels,
             mel_lengths,
@@ -191,7 +252,10 @@ class ProsodyTTS(nn.Module):
         speakers: Tensor | None = None,
         max_steps: int = 1000,
     ) -> TacotronInference:
-        """Free-running synthesis of tokens (B, L) with given prosody latents z (B, D)."""
+        """Free-running synthesis of tokens (B, L) with given prosody latents z (B, D).
+
+        ``speakers`` (B,) are the target voices (ids in the table; multi-speaker models only).
+        """
         if z.dim() != 2 or z.shape[0] != tokens.shape[0]:
             raise ValueError(f"z must have shape ({tokens.shape[0]}, D), got {tuple(z.shape)}")
         speaker = self._speaker_vector(speakers, tokens.shape[0])
@@ -221,6 +285,8 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         text_summary_dim=pc.text_summary_dim,
         speaker_dim=speaker_dim,
         prior=prior,
+        text_dropout=pc.text_summary_dropout if pc.text_summary else 0.0,
+        speaker_dropout=pc.speaker_dropout if speaker_dim > 0 else 0.0,
     )
     # the sizes both backbones share; r and the attention kind are ours only (torchaudio: r = 1, location)
     sizes = dict(

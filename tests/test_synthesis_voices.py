@@ -1,0 +1,212 @@
+"""A tiny 2-voice model trained with text-summary and speaker dropout, end to end: transfer between
+voices (V+T+S), transcript-free references, ``<name>.txt`` sidecars in ``transfer`` and
+``transfer --batch``, and the shipped model (trained without either) refusing what it cannot do."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from prosody_vae.cli import main
+from prosody_vae.data.manifest import read_manifest
+from prosody_vae.inference.synthesizer import Synthesizer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory):
+    from conftest import TINY_MODEL, train_tiny
+
+    from prosody_vae.audio import AudioConfig
+    from prosody_vae.data import prepare_corpus
+    from prosody_vae.data.espeak.synthesis import build_corpus
+
+    root = tmp_path_factory.mktemp("voices")
+    manifest = build_corpus(
+        root / "corpus", n_utterances=12, seed=5, multi_speaker=True, num_workers=2, progress=False
+    )
+    prepared = root / "prepared"
+    prepare_corpus(
+        "manifest",
+        manifest,
+        prepared,
+        config=AudioConfig(),
+        num_workers=2,
+        valid_fraction=0.15,
+        test_fraction=0.0,
+    )
+    prosody = {**TINY_MODEL["prosody"], "speaker_dim": 4, "text_summary_dropout": 0.5, "speaker_dropout": 0.5}
+    torch.manual_seed(0)
+    checkpoint = train_tiny(root, prepared, steps=3, prosody=prosody)
+    train = read_manifest(prepared / "splits" / "train.jsonl")
+    speakers = sorted({u.speaker for u in train})
+    assert len(speakers) >= 2, speakers
+    return checkpoint, train, speakers
+
+
+def test_dropout_model_trains_its_stand_ins(voices) -> None:
+    checkpoint, _, speakers = voices
+    synth = Synthesizer.from_checkpoint(checkpoint)
+    assert synth.speakers == speakers and synth.transcript_optional and synth.speaker_optional
+    # both start at zero; three steps with dropped items moved them (they got gradients)
+    assert synth.model.prosody.null_text_summary.abs().max() > 0
+    assert synth.model.prosody.unknown_speaker.abs().max() > 0
+
+
+def test_transcript_free_reference_runs_the_null_summary(voices) -> None:
+    checkpoint, train, speakers = voices
+    synth = Synthesizer.from_checkpoint(checkpoint)
+    ref = train[0]
+    mel = synth.reference_mel(ref.audio)
+    without = synth.embed(ref.audio, speaker=ref.speaker).mean
+    with_text = synth.embed(ref.audio, reference_text=ref.text, speaker=ref.speaker).mean
+    assert not torch.allclose(without, with_text)  # the transcript changes the posterior
+    vae = synth.model.prosody
+    with torch.no_grad():  # by hand: reference encoder, the null summary, the reference's voice
+        voice = synth.model.speaker_embedding(torch.tensor([speakers.index(ref.speaker)]))
+        by_hand = vae.posterior(
+            vae.reference_encoder(mel[None], torch.tensor([mel.shape[0]])),
+            text=vae.null_text_summary[None],
+            speaker=voice,
+        )[0]
+    torch.testing.assert_close(without, by_hand)
+    # in a batch, the untranscribed item is embedded as if alone
+    other = synth.reference_mel(train[1].audio)
+    batch = synth.embed_batch(
+        [other, mel], texts=[train[1].text, None], speakers=[train[1].speaker, ref.speaker]
+    )
+    torch.testing.assert_close(batch.mean[1:], without)
+    result = synth.transfer("Hello there.", ref.audio, speaker=speakers[0])  # no transcript, unknown voice
+    assert result.mel.shape[-1] == 80 and result.mel.shape[0] > 0
+
+
+def test_posterior_reads_the_reference_voice_and_the_decoder_the_target(voices) -> None:
+    checkpoint, train, speakers = voices
+    synth = Synthesizer.from_checkpoint(checkpoint)
+    ref, a, b = train[0], speakers[0], speakers[1]
+    kwargs = dict(reference_text=ref.text)
+    # z depends on the reference's voice, not on the voice spoken in
+    into_a = synth.transfer("Hello there.", ref.audio, speaker=a, reference_speaker=b, **kwargs)
+    into_b = synth.transfer("Hello there.", ref.audio, speaker=b, reference_speaker=b, **kwargs)
+    torch.testing.assert_close(into_a.z, into_b.z)
+    torch.testing.assert_close(into_a.z, synth.embed(ref.audio, speaker=b, **kwargs).mean[0])
+    unknown = synth.transfer("Hello there.", ref.audio, speaker=a, **kwargs)  # a voice it does not know
+    assert not torch.allclose(unknown.z, into_a.z)
+    with pytest.raises(ValueError, match="unknown speaker 'nobody'"):
+        synth.transfer("Hello there.", ref.audio, speaker=a, reference_speaker="nobody", **kwargs)
+
+
+def test_a_model_without_unknown_voice_reads_the_reference_as_the_target_voice(voices) -> None:
+    from conftest import TINY_MODEL
+
+    from prosody_vae.config import ExperimentConfig
+    from prosody_vae.tts.model import build_model
+
+    checkpoint, train, speakers = voices
+    trained = Synthesizer.from_checkpoint(checkpoint)
+    raw = {key: dict(value) for key, value in TINY_MODEL.items()}
+    raw["prosody"]["speaker_dim"] = 4  # no dropout fields: the model every earlier checkpoint builds
+    config = ExperimentConfig.from_dict(raw)
+    model = build_model(config, n_symbols=trained.tokenizer.vocab_size, n_speakers=len(speakers))
+    synth = Synthesizer(model=model, tokenizer=trained.tokenizer, config=config, speakers=speakers)
+    ref = train[0]
+    result = synth.transfer("Hello there.", ref.audio, reference_text=ref.text, speaker=speakers[1])
+    as_target = synth.embed(ref.audio, reference_text=ref.text, speaker=speakers[1]).mean[0]
+    torch.testing.assert_close(result.z, as_target)
+    with pytest.raises(ValueError, match="needs the voice of each reference"):
+        synth.embed(ref.audio, reference_text=ref.text)
+    with pytest.raises(ValueError, match="--reference-text"):
+        synth.embed(ref.audio, speaker=speakers[0])
+
+
+def _reference_without_sidecar(train, folder, name: str, transcript: str | None):
+    folder.mkdir(parents=True, exist_ok=True)
+    audio = folder / f"{name}.wav"
+    shutil.copy(train[0].audio, audio)
+    if transcript is not None:
+        audio.with_suffix(".txt").write_text(transcript + "\n", encoding="utf-8")
+    return audio
+
+
+def test_transfer_reads_the_sidecar_or_goes_without(voices, tmp_path, monkeypatch) -> None:
+    checkpoint, train, speakers = voices
+    seen = []
+    original = Synthesizer.transfer
+
+    def recording(self, text, reference, **kwargs):
+        seen.append(kwargs["reference_text"])
+        return original(self, text, reference, **kwargs)
+
+    monkeypatch.setattr(Synthesizer, "transfer", recording)
+    sidecar = _reference_without_sidecar(train, tmp_path / "refs", "with_txt", "The lantern was red.")
+    bare = _reference_without_sidecar(train, tmp_path / "refs", "bare", None)
+    common = ["--checkpoint", str(checkpoint), "--text", "Hello there.", "--speaker", speakers[0]]
+    common += ["--gl-iters", "2", "--threads", "1"]
+    for reference, extra in ((sidecar, []), (bare, []), (sidecar, ["--no-reference-text"])):
+        out = tmp_path / f"{reference.stem}_{len(extra)}.wav"
+        assert main(["transfer", *common, "--reference", str(reference), "--out", str(out), *extra]) == 0
+        assert out.is_file()
+    assert seen == ["The lantern was red.", None, None]
+
+
+def test_transfer_batch_reads_sidecars(voices, tmp_path) -> None:
+    checkpoint, train, speakers = voices
+    refs = tmp_path / "refs"
+    _reference_without_sidecar(train, refs, "given", "Ignored beside a given transcript.")
+    _reference_without_sidecar(train, refs, "sidecar", "The lantern was red.")
+    _reference_without_sidecar(train, refs, "bare", None)
+    batch = tmp_path / "batch.tsv"
+    batch.write_text(
+        "Hello there.\trefs/given.wav\tA transcript on the line.\n"
+        "Hello there.\trefs/sidecar.wav\n"
+        "Hello there.\trefs/bare.wav\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    argv = ["transfer", "--checkpoint", str(checkpoint), "--batch", str(batch), "--out", str(out)]
+    argv += [
+        "--speaker",
+        speakers[1],
+        "--reference-speaker",
+        speakers[0],
+        "--gl-iters",
+        "2",
+        "--threads",
+        "1",
+    ]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["reference_text"] for r in rows] == ["A transcript on the line.", "The lantern was red.", None]
+    assert {(r["speaker"], r["reference_speaker"]) for r in rows} == {(speakers[1], speakers[0])}
+
+
+def test_shipped_model_needs_the_transcript_in_one_clear_line(voices, tmp_path, capsys) -> None:
+    from prosody_vae.inference.packed import builtin_model_path
+
+    _, train, _ = voices
+    bare = _reference_without_sidecar(train, tmp_path, "bare", None)
+    synth = Synthesizer.from_checkpoint(builtin_model_path())  # trained before text_summary_dropout existed
+    assert not synth.transcript_optional and synth.model.prosody.null_text_summary is None
+    with pytest.raises(ValueError, match="--reference-text"):
+        synth.embed(bare)
+    common = [
+        "transfer",
+        "--checkpoint",
+        str(builtin_model_path()),
+        "--text",
+        "Hello there.",
+        "--reference",
+        str(bare),
+        "--out",
+        str(tmp_path / "o.wav"),
+    ]
+    for extra, needle in (([], "pass --reference-text"), (["--no-reference-text"], "--no-reference-text:")):
+        assert main([*common, *extra, "--threads", "1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+        assert "pass reference_text" not in err[0]
+    assert not (tmp_path / "o.wav").exists()
