@@ -170,9 +170,24 @@ class ProsodyConfig:
     prior: Literal["standard", "associative"] = "standard"  # N(0, I) or the ACN prior
     acn_neighbours: int = 5  # K: the prior context is a random one of the K nearest training codes
     acn_refresh_every: int = 0  # steps between full code-bank refreshes; 0 = at each epoch start
+    # share of training items whose text summary is replaced by a learned null summary, so that the
+    # model also embeds references without a transcript; 0: none, and transfer needs the transcript
+    text_summary_dropout: float = 0.0
+    # share of training items whose posterior is not told the speaker (a learned unknown-speaker
+    # vector instead; the decoder always hears it), for references from voices outside the speaker
+    # table; multi-speaker models only
+    speaker_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         check_counts(self, "prosody", 1, "latent_dim", "ref_rnn_size", "text_summary_dim", "acn_neighbours")
+        check_numbers(self, "prosody", "text_summary_dropout", "speaker_dropout", zero_ok=True)
+        for name in ("text_summary_dropout", "speaker_dropout"):
+            value = getattr(self, name)
+            check(value < 1.0, f"prosody.{name} must lie in [0, 1), got {value!r}")
+        check(
+            self.text_summary or self.text_summary_dropout == 0.0,
+            "prosody.text_summary_dropout needs prosody.text_summary: true",
+        )
         check_counts(self, "prosody", 0, "speaker_dim", "acn_refresh_every")
         check_choice(self, "prosody", "prior")
         channels = self.ref_channels
@@ -355,4 +370,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
     """Write ``config`` as YAML; :func:`load_config` reads it back equal."""
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from prosody_vae.atomic import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

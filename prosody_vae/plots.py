@@ -106,9 +106,15 @@ def plot_training_curves(steps, kl, beta, capacity: float, *, title: str = "") -
 
 
 def save_figure(fig: Figure, path, *, dpi: int = 100) -> None:
-    """Write a figure to ``path`` (format from the suffix) and close it, so long runs do not leak."""
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    """Write a figure to ``path`` (format from the suffix) atomically and close it, so long runs do
+    not leak."""
+    from prosody_vae.atomic import atomic_path
+
+    try:
+        with atomic_path(path) as temporary:
+            fig.savefig(temporary, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 def figure_to_array(fig: Figure) -> np.ndarray:

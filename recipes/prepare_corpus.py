@@ -33,7 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}"
     )
-    parser.add_argument("--force", action="store_true", help="rerun stages already marked done")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="rerun stages already marked done; if --out was prepared from different input, delete "
+        "its manifest, features and splits first",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        choices=("phonemes", "characters"),
+        default="phonemes",
+        help="the experiments' text.tokenizer: transcripts it cannot read are dropped and reported",
+    )
     parser.add_argument("--min-duration", type=float, default=0.5, help="seconds; shorter files are dropped")
     parser.add_argument("--max-duration", type=float, default=20.0, help="seconds; longer files are dropped")
     parser.add_argument("--valid-fraction", type=float, default=0.02)
@@ -71,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         mic=args.mic,
         stages=[stage.strip() for stage in args.stages.split(",") if stage.strip()],
         force=args.force,
+        tokenizer=args.tokenizer,
         progress=not args.no_progress,
     )
     return 0

@@ -218,9 +218,11 @@ def test_embed_writes_posteriors_and_skips_a_bad_file(trained, tiny_prepared, tm
     corrupt.write_bytes(b"RIFF\x00\x00 not really a wav")
     manifest = tiny_prepared / "splits" / "valid.jsonl"
     out = tmp_path / "emb.npz"
-    assert _run("embed", str(manifest), str(corrupt), "--checkpoint", str(checkpoint), "--out", str(out)) == 0
+    # one reference skipped: the embeddings are written, the exit status says something was left out
+    assert _run("embed", str(manifest), str(corrupt), "--checkpoint", str(checkpoint), "--out", str(out)) == 1
     captured = capsys.readouterr()
     assert "skipped corrupt" in captured.err and "corrupt.wav" in captured.err
+    assert "1 skipped" in captured.out
     data = np.load(out)
     valid = read_manifest(manifest)
     assert list(data["ids"]) == [u.id for u in valid]
@@ -257,7 +259,7 @@ def test_batch_transfer_skips_bad_lines_and_summarises(trained, tiny_prepared, t
             "--gl-iters",
             "2",
         )
-        == 0
+        == 1  # lines were skipped: the outputs are written and the exit status says not all
     )
     captured = capsys.readouterr()
     assert f"{batch}:3: expected text<TAB>reference" in captured.err

@@ -117,9 +117,22 @@ def test_filelist(tmp_path: Path) -> None:
     filelist.write_text("../clips/one.wav|\n")
     with pytest.raises(ValueError, match=r"train.txt:1"):
         read_filelist(filelist)
+    # a repeated id is skipped and reported, as the readers' docstring says, not fatal
     filelist.write_text("../clips/one.wav|a\n../clips/one.wav|b\n")
-    with pytest.raises(ValueError, match=r"train.txt:2.*'one'"):
-        read_filelist(filelist)
+    problems: list[tuple[str, str]] = []
+    assert [u.text for u in read_filelist(filelist, problems=problems)] == ["a"]
+    assert problems == [("one", f"duplicate id: {filelist.resolve()}:2 repeats the file stem of line 1")]
+
+
+def test_kaldi_duplicate_ids_are_skipped_and_reported(tmp_path: Path) -> None:
+    _audio(tmp_path / "u1.wav")
+    (tmp_path / "wav.scp").write_text(f"u1 {tmp_path / 'u1.wav'}\nu1 {tmp_path / 'u1.wav'}\n")
+    (tmp_path / "text").write_text("u1 first text\nu1 second text\n")
+    problems: list[tuple[str, str]] = []
+    utts = read_kaldi(tmp_path, problems=problems)
+    assert [(u.id, u.text) for u in utts] == [("u1", "first text")]
+    assert [utt_id for utt_id, _ in problems] == ["u1", "u1"]
+    assert all(reason.startswith("duplicate id:") for _, reason in problems)
 
 
 def test_blizzard2013(tmp_path: Path) -> None:

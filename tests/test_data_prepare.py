@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +118,95 @@ def test_cli_on_a_filelist(tmp_path: Path) -> None:
     train = read_manifest(tmp_path / "out" / "splits" / "train.jsonl")
     assert {u.speaker for u in train} <= {"spk0", "spk1"}
     assert len(list((tmp_path / "out" / "features").glob("*.pt"))) == 3
+
+
+# --- validated at the door: texts training cannot read, changed input, repeated ids ---------------
+def _manifest_corpus(root: Path, texts: dict[str, str]) -> Path:
+    """A corpus in our manifest format, one 0.6 s tone per utterance; returns the manifest."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, (utt_id, text) in enumerate(texts.items()):
+        t = np.arange(int(0.6 * SR)) / SR
+        sf.write(
+            root / f"{utt_id}.wav", (0.3 * np.sin(2 * np.pi * (120 + 10 * i) * t)).astype(np.float32), SR
+        )
+        lines.append(json.dumps({"id": utt_id, "audio": f"{utt_id}.wav", "text": text}))
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root / "manifest.jsonl"
+
+
+def _prepare(manifest: Path, out: Path, **kwargs):
+    defaults = dict(config=CONFIG, num_workers=0, valid_fraction=0.25, test_fraction=0.0, progress=False)
+    return prepare_corpus("manifest", manifest, out, log=lambda _: None, **{**defaults, **kwargs})
+
+
+@pytest.mark.parametrize("tokenizer", ["phonemes", "characters"])
+def test_texts_the_tokenizer_cannot_read_are_dropped_and_listed(tmp_path: Path, tokenizer: str) -> None:
+    texts = {f"ok{i}": f"A fine sentence number {i}." for i in range(4)}
+    texts |= {"ru": "Привет, мир.", "zh": "你好。", "sym": "Tea ☃ time."}
+    out = tmp_path / "out"
+    result = _prepare(_manifest_corpus(tmp_path / "corpus", texts), out, tokenizer=tokenizer)
+    assert [u.id for u in read_manifest(result.manifest)] == [f"ok{i}" for i in range(4)]
+    rejected = dict(result.validation.rejected)
+    assert set(rejected) == {"ru", "zh", "sym"}
+    assert all(reason.startswith("untokenisable text: cannot speak") for reason in rejected.values())
+    assert "Cyrillic" in rejected["ru"] and "CJK" in rejected["zh"]
+    assert "untokenisable text: 3" in (out / "validation.txt").read_text()
+    split_ids = {u.id for name in ("train", "valid") for u in read_manifest(result.split(name))}
+    assert split_ids == {f"ok{i}" for i in range(4)}  # training never meets the others
+
+
+def test_prepare_refuses_changed_input_redoes_it_with_force_and_repeats_nothing(tmp_path: Path) -> None:
+    from prosody_vae.data.prepare import PreparedElsewhereError
+
+    texts = {f"u{i}": f"Sentence {i}." for i in range(4)}
+    manifest = _manifest_corpus(tmp_path / "corpus", texts)
+    out = tmp_path / "out"
+    _prepare(manifest, out)
+    before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = _prepare(manifest, out)  # the same input: nothing is redone
+    assert again.validation is None and again.extraction is None
+    assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+
+    # another corpus listing, into the same --out: refused before anything is touched
+    other = _manifest_corpus(tmp_path / "other", {f"v{i}": f"Other {i}." for i in range(4)})
+    with pytest.raises(PreparedElsewhereError, match=r"corpus .*differ.*--force"):
+        _prepare(other, out)
+    with pytest.raises(PreparedElsewhereError, match=r"audio \(hop_length\)"):
+        _prepare(manifest, out, config=dataclasses.replace(CONFIG, hop_length=160))
+    with pytest.raises(PreparedElsewhereError, match="tokenizer"):
+        _prepare(manifest, out, tokenizer="characters")
+    assert [u.id for u in read_manifest(out / "manifest.jsonl")] == list(texts)
+    # --force: the old manifest, features and splits go, and the new input is prepared
+    redone = _prepare(other, out, force=True)
+    assert [u.id for u in read_manifest(redone.manifest)] == [f"v{i}" for i in range(4)]
+    assert sorted(p.stem for p in (out / "features").glob("*.pt")) == [f"v{i}" for i in range(4)]
+
+
+def test_repeated_ids_are_skipped_and_reported_not_fatal(tmp_path: Path) -> None:
+    manifest = _manifest_corpus(tmp_path / "corpus", {f"u{i}": f"Sentence {i}." for i in range(4)})
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([*lines, lines[0].replace("Sentence 0.", "Again.")]) + "\n")
+    result = _prepare(manifest, tmp_path / "out")
+    assert [u.text for u in read_manifest(result.manifest)][:1] == ["Sentence 0."]
+    assert [utt_id for utt_id, reason in result.validation.rejected if reason.startswith("duplicate id")] == [
+        "u0"
+    ]
+
+
+def test_the_prepare_command_drops_what_it_cannot_read(tmp_path: Path, capsys) -> None:
+    from prosody_vae.cli import main
+
+    manifest = _manifest_corpus(tmp_path / "corpus", {"a": "Fine.", "b": "Also fine.", "c": "Привет."})
+    config = tmp_path / "exp.yaml"
+    config.write_text(
+        "audio: {sample_rate: 16000, n_fft: 512, hop_length: 128, win_length: 512, n_mels: 20, f_max: 7600.0}\n"
+        "text: {tokenizer: characters}\n"
+    )
+    argv = ["prepare", "--corpus", "manifest", "--root", str(manifest), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--config", str(config), "--num-workers", "0"]) == 0
+    assert "untokenisable text: 1" in capsys.readouterr().out
+    assert [u.id for u in read_manifest(tmp_path / "out" / "manifest.jsonl")] == ["a", "b"]
+    assert main([*argv, "--tokenizer", "phonemes", "--num-workers", "0"]) == 2  # another input: refused
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already prepared from different input" in err[0]

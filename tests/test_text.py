@@ -100,7 +100,7 @@ def test_unknown_symbol_skip_warns_and_drops() -> None:
     tok = CharacterTokenizer(on_unknown="skip")
     with pytest.warns(UserWarning, match="'#'"):
         ids = tok.encode("a # b")
-    assert tok.decode(ids) == "a  b"
+    assert tok.decode(ids) == "a b"  # the dropped symbol leaves one word boundary, not two
 
 
 @pytest.mark.parametrize("text", ["", "   ", "...", "!?"])
@@ -178,5 +178,67 @@ def test_text_without_pronounceable_symbols_is_named() -> None:
     from prosody_vae.text.tokenizers import TextError
 
     tokenizer = build_tokenizer(kind="phonemes")
-    with pytest.raises(TextError, match="nothing to say in '日本'"):
+    with pytest.raises(TextError, match="cannot speak '日', '本' .*CJK.* in '日本'"):
         tokenizer.encode("日本")
+
+
+# --- what cannot be spoken is an error or a notice, never dropped in silence -------------------------
+@pytest.mark.parametrize("kind", ["characters", "phonemes"])
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("Привет, мир?", "Cyrillic"),  # espeak-ng phonemised this to ",?": a 0.03 s wav
+        ("Hello Привет world.", "'п'"),  # ... and this spelled out the Cyrillic letters' names
+        ("Hello 你好 world.", "CJK"),
+        ("Hello ☃ world", "'☃'"),
+    ],
+)
+def test_unpronounceable_text_is_an_error_naming_it(kind: str, text: str, named: str) -> None:
+    with pytest.raises(TextError, match=named):
+        build_tokenizer(kind).encode(text)
+
+
+def test_unpronounceable_letters_dropped_on_request_with_a_notice() -> None:
+    from prosody_vae.text.tokenizers import TextNotice
+
+    tok = build_tokenizer("characters", on_unknown="skip")
+    with pytest.warns(TextNotice, match="Cyrillic"):
+        assert tok.decode(tok.encode("Hello мир world.")) == "hello world."
+
+
+@pytest.mark.parametrize("kind", ["characters", "phonemes"])
+def test_a_nul_character_does_not_drop_the_rest(kind: str) -> None:
+    tok = build_tokenizer(kind)
+    assert tok.encode("Hello\x00 world, and more.") == tok.encode("Hello world, and more.")
+    assert normalize_text("a\x00b\u200bc") == "a bc"  # control: a space; zero-width: nothing
+
+
+@pytest.mark.parametrize("kind", ["characters", "phonemes"])
+def test_ssml_tags_are_not_spoken_and_are_named_in_a_notice(kind: str) -> None:
+    from prosody_vae.text.tokenizers import TextNotice
+
+    tok = build_tokenizer(kind)
+    with pytest.warns(TextNotice, match='<break time="1s"/>'):
+        ids = tok.encode('<speak>Hello <break time="1s"/> world &amp; more</speak>')
+    assert ids == tok.encode("Hello world and more")
+
+
+def test_strip_markup_leaves_plain_text_alone() -> None:
+    from prosody_vae.text.normalise import strip_markup
+
+    assert strip_markup("a < b and c > d") == ("a < b and c > d", [])
+    assert strip_markup("x<p>y</p><!-- no -->z") == ("x y  z", ["<p>", "</p>", "<!-- no -->"])
+
+
+def test_encode_each_reports_each_bad_text_in_its_place() -> None:
+    tok = build_tokenizer("phonemes")
+    good, bad, empty = tok.encode_each(["The lantern was red.", "Привет", "..."])
+    assert good == tok.encode("The lantern was red.")
+    assert isinstance(bad, TextError) and "Cyrillic" in str(bad)
+    assert isinstance(empty, TextError) and "nothing to say" in str(empty)
+
+
+def test_long_text_in_an_error_is_shortened() -> None:
+    with pytest.raises(TextError) as caught:
+        build_tokenizer("characters").encode("word " * 2000 + "мир")
+    assert len(str(caught.value)) < 400 and "10003 characters" in str(caught.value)

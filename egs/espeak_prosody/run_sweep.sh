@@ -67,8 +67,9 @@ if [[ $stage -le 1 && $stop_stage -ge 1 ]]; then
     fi
     sets=(--set "train.steps=$steps")
     for kv in $(overrides "$run"); do sets+=(--set "$kv"); done
-    resume=()
-    compgen -G "$out/checkpoints/step_*.pt" > /dev/null && resume=(--resume)
+    # --resume continues the run in $out, or starts it when there is no checkpoint yet (a folder that
+    # holds a run without --resume or --force is refused)
+    resume=(--resume)
     log "stage 1: training $run (${sets[*]}) ${resume[*]}"
     "$python" -m prosody_vae.cli train --config egs/espeak_prosody/conf/train_cpu.yaml --out "$out" \
       --threads "$threads" "${sets[@]}" "${resume[@]}"

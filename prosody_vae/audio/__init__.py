@@ -5,7 +5,7 @@ computed in data preparation and one computed at synthesis time agree.
 """
 
 from prosody_vae.audio.features import MelSpectrogram, f0_energy, log_mel, num_frames
-from prosody_vae.audio.io import MAX_CHANNELS, SILENCE_PEAK, AudioError, load_audio, process_audio
+from prosody_vae.audio.io import MAX_CHANNELS, SILENCE_PEAK, AudioError, load_audio, process_audio, write_wav
 from prosody_vae.config import AudioConfig
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "log_mel",
     "num_frames",
     "process_audio",
+    "write_wav",
 ]

@@ -1,4 +1,5 @@
-"""Reading audio: decode, mix to mono, resample, trim silence, peak-normalise, with one-line errors.
+"""Reading audio: decode, mix to mono, resample, trim silence, peak-normalise, with one-line errors;
+and writing it atomically (:func:`write_wav`).
 
 Every failure is an :class:`AudioError` whose message is ``"<path>: <problem>"``, so a batch job can
 report the file and move on.
@@ -6,15 +7,17 @@ report the file and move on.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import librosa
 import numpy as np
 import soundfile as sf
 
+from prosody_vae.atomic import atomic_path
 from prosody_vae.config import AudioConfig
 
-__all__ = ["MAX_CHANNELS", "SILENCE_PEAK", "AudioError", "load_audio", "process_audio"]
+__all__ = ["MAX_CHANNELS", "SILENCE_PEAK", "AudioError", "load_audio", "process_audio", "write_wav"]
 
 # A signal whose peak stays below -80 dBFS is treated as silent: one 16-bit LSB is about -90 dBFS,
 # so this catches digital silence with dither or a DC offset but not a quiet real recording.
@@ -133,3 +136,21 @@ def load_audio(path: str | Path, config: AudioConfig) -> np.ndarray:
         # OSError-family errors for missing files; both are user errors about this path.
         raise AudioError(path, f"cannot read audio ({error})") from error
     return process_audio(data, int(sample_rate), config, source=str(path))
+
+
+def write_wav(path: str | Path, wav: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> Path:
+    """Write ``wav`` (N,) to ``path`` atomically: a full disk or a kill leaves the old file (or none),
+    never a truncated wav that reads as valid. Non-finite samples are refused (``ValueError``), and a
+    failed write is an ``OSError`` naming ``path``."""
+    path = Path(path)
+    if path.suffix.lower().lstrip(".").upper() not in sf.available_formats():
+        raise ValueError(f"{path}: cannot tell the audio format from the name; end it in .wav, .flac or .ogg")
+    wav = np.asarray(wav)
+    if not np.isfinite(wav).all():
+        raise ValueError(f"{path}: refusing to write NaN or infinite samples")
+    try:
+        with atomic_path(path) as temporary:
+            sf.write(temporary, wav, sample_rate, subtype=subtype)
+    except (sf.LibsndfileError, RuntimeError) as error:  # soundfile reports a failed write so
+        raise OSError(errno.EIO, f"could not write audio ({str(error).strip()})", str(path)) from None
+    return path

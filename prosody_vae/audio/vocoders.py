@@ -24,6 +24,7 @@ from prosody_vae.audio import AudioConfig
 
 __all__ = [
     "BUILTIN_VOCODERS",
+    "MAX_VOCODE_FRAMES",
     "GriffinLimVocoder",
     "TorchScriptVocoder",
     "VocoderError",
@@ -229,12 +230,24 @@ def _same(a, b) -> bool:
         return False
 
 
-def vocode(vocoder: nn.Module, mel: Tensor, f0: Tensor | None = None) -> Tensor:
-    """Waveform of one utterance or a batch: (T, n_mels) -> (N,), (B, T, n_mels) -> (B, N).
+# One utterance longer than this is vocoded in pieces, each cut at the quietest frame of the second
+# half of its window, so that memory stays bounded whatever the length (about 24 s at 22.05 kHz and
+# hop 256; long texts are synthesised with pauses between sentences, where the cuts then fall).
+MAX_VOCODE_FRAMES = 2048
 
-    ``f0`` ((T,) or (B, T) Hz, 0 = unvoiced) goes to vocoders that declare ``needs_f0``; for one that
-    does, a missing F0 is a :class:`VocoderError` (the model predicts no pitch).
-    """
+
+def _quiet_cuts(mel: Tensor, max_frames: int) -> list[int]:
+    """Frame indices that cut ``mel`` (T, n_mels) into pieces of at most ``max_frames`` frames."""
+    energy = mel.float().mean(dim=-1)  # (T,) mean log-mel: lowest in pauses
+    cuts, start = [0], 0
+    while mel.shape[0] - start > max_frames:
+        low = start + max_frames // 2
+        start = low + int(torch.argmin(energy[low : start + max_frames]))
+        cuts.append(start)
+    return [*cuts, mel.shape[0]]
+
+
+def _vocode_once(vocoder: nn.Module, mel: Tensor, f0: Tensor | None) -> Tensor:
     if getattr(vocoder, "needs_f0", False):
         if f0 is None:
             raise VocoderError(
@@ -243,3 +256,33 @@ def vocode(vocoder: nn.Module, mel: Tensor, f0: Tensor | None = None) -> Tensor:
             )
         return vocoder(mel, f0)
     return vocoder(mel)
+
+
+def vocode(
+    vocoder: nn.Module, mel: Tensor, f0: Tensor | None = None, *, max_frames: int = MAX_VOCODE_FRAMES
+) -> Tensor:
+    """Waveform of one utterance or a batch: (T, n_mels) -> (N,), (B, T, n_mels) -> (B, N).
+
+    ``f0`` ((T,) or (B, T) Hz, 0 = unvoiced) goes to vocoders that declare ``needs_f0``; for one that
+    does, a missing F0 is a :class:`VocoderError` (the model predicts no pitch). One utterance longer
+    than ``max_frames`` is vocoded in pieces cut at quiet frames and joined (:data:`MAX_VOCODE_FRAMES`).
+    A waveform with a NaN or infinite sample is a :class:`VocoderError`: it would be written as a
+    file that plays as silence or a click, with nothing to say it is broken.
+    """
+    if mel.dim() == 2 and mel.shape[0] > max_frames:
+        cuts = _quiet_cuts(mel, max_frames)
+        wav = torch.cat(
+            [
+                _vocode_once(vocoder, mel[a:b], None if f0 is None else f0[a:b])
+                for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+            ]
+        )
+    else:
+        wav = _vocode_once(vocoder, mel, f0)
+    if not bool(torch.isfinite(wav).all()):
+        bad = int((~torch.isfinite(wav)).sum())
+        raise VocoderError(
+            f"the {type(vocoder).__name__} returned {bad} NaN or infinite sample(s) of {wav.numel()}; "
+            "no audio was made from it"
+        )
+    return wav

@@ -2,9 +2,14 @@
 
 Each subcommand lives in its own module of this package and registers itself with :func:`command`:
 it adds its arguments to a sub-parser and names the function that runs it. A handler parses nothing
-itself; it calls library functions and prints a short result. User errors (bad files, bad options,
-unusable checkpoints) print one line ``error: ...`` and exit with status 2; no traceback (set
-``PROSODY_VAE_DEBUG=1`` to see one).
+itself; it calls library functions and prints a short result. :func:`main` is the one place that
+turns errors into exit statuses: a user error (a bad file, value, option or checkpoint: a
+``ValueError``), a file-system error (``OSError``: permissions, a folder where a file belongs, no
+space left) and a run that cannot go on (:class:`prosody_vae.errors.ProsodyVAEError`) print one line
+``error: <file or value>: <cause>`` and exit with status 2; no traceback (set ``PROSODY_VAE_DEBUG=1``
+to see one). Commands over many items exit with status 1 when some were skipped (``N of M ...,
+K skipped``; ``--keep-going`` makes that 0), and an interrupted command with 128 + the signal number
+(130 for Ctrl-C, 143 for SIGTERM).
 
 Results go to stdout; notes, notices and progress bars to stderr. ``-v`` adds detail, ``-q`` keeps
 only warnings and errors and hides the progress bars (bars also stay hidden when stderr is not a
@@ -20,8 +25,9 @@ import sys
 from collections.abc import Sequence
 
 from prosody_vae.cli._registry import COMMANDS, HelpFormatter, command, log, set_threads
+from prosody_vae.errors import ProsodyVAEError, one_line
 
-__all__ = ["command", "main", "set_threads"]
+__all__ = ["command", "describe_error", "main", "set_threads"]
 
 # Importing a module registers its subcommands, in this order in ``--help``.
 _MODULES = ("data", "train", "synthesis", "evaluate", "export")
@@ -92,16 +98,26 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     logger.propagate = False
 
 
+def describe_error(error: BaseException) -> str:
+    """The one line ``main`` prints for an error it reports: ``<file>: <cause>`` when the error names
+    a file (as ``OSError`` does, in its own fields), else the message, on one line."""
+    if isinstance(error, OSError) and error.filename is not None:
+        cause = error.strerror or one_line(error)
+        target = f" -> {error.filename2}" if error.filename2 is not None else ""
+        return one_line(f"{error.filename}{target}: {cause}")
+    return one_line(error) or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.verbose or 0, args.quiet)
     log.debug(f"prosody-vae {args.command}: {vars(args)}")
     try:
         return COMMANDS[args.command].run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError, ProsodyVAEError) as error:
         if os.environ.get("PROSODY_VAE_DEBUG"):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {describe_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

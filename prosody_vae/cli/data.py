@@ -47,6 +47,25 @@ def _prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, type=Path, help="corpus folder, or a manifest/filelist path")
     p.add_argument("--out", required=True, type=Path, help="prepared data folder (features, splits)")
     p.add_argument("--num-workers", type=int, default=2, help="feature extraction processes")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="experiment YAML whose audio section and text.tokenizer the data is prepared for "
+        "(default: the built-in audio config and the phonemes tokenizer)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        choices=["phonemes", "characters"],
+        default=None,
+        help="tokenizer whose unreadable transcripts are dropped (default: --config's, else phonemes)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="prepare again: rerun every stage; when --out was prepared from different input, first "
+        "delete its manifest, features and splits",
+    )
 
 
 @command(
@@ -55,9 +74,24 @@ def _prepare_arguments(p: argparse.ArgumentParser) -> None:
     arguments=_prepare_arguments,
 )
 def prepare(args: argparse.Namespace) -> int:
+    from prosody_vae.config import AudioConfig, load_config
     from prosody_vae.data import prepare_corpus
 
-    prepare_corpus(corpus=args.corpus, root=args.root, out=args.out, num_workers=args.num_workers)
+    audio, tokenizer = AudioConfig(), "phonemes"
+    if args.config is not None:
+        config = load_config(args.config)
+        audio, tokenizer = config.audio, config.text.tokenizer
+    if args.num_workers < 0:
+        raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
+    prepare_corpus(
+        corpus=args.corpus,
+        root=args.root,
+        out=args.out,
+        config=audio,
+        num_workers=args.num_workers,
+        tokenizer=args.tokenizer or tokenizer,
+        force=args.force,
+    )
     return 0
 
 

@@ -4,7 +4,11 @@ Two jobs, requested together or separately:
 
 * pairs: ``--ref-dir R --out-dir O`` (matched by file stem), ``--ref-scp a.scp --out-scp b.scp``
   (``id path`` lists, matched by id) or ``--manifest synth/manifest.jsonl``; prints a table and,
-  with ``--report DIR``, writes metrics.csv, summary.json and figures;
+  with ``--report DIR``, writes metrics.csv, summary.json and figures. Manifest pairs whose target
+  voice (``speaker``) and reference voice (``reference_speaker``, or ``--reference-voices``: corpus
+  manifests naming the voice of each reference file) are known are also scored across voices:
+  correlations relative to each voice's mean, and speaker-identity checks
+  (:mod:`prosody_vae.evaluation.speakers`);
 * model diagnostics: ``--diagnostics`` (the shipped model) or ``--checkpoint ckpt.pt`` on a data
   split (KL per dimension vs C, beta, active units) and ``--bound iwae --k 1,5,50``; written to
   ``DIR/diagnostics.json`` with ``--report``.
@@ -44,6 +48,16 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     pairs.add_argument("--num-workers", type=int, default=2, help="scoring processes (F0 extraction)")
     pairs.add_argument("--plots", type=int, default=6, help="F0 overlay figures for the first N pairs")
     pairs.add_argument("--strict", action="store_true", help="exit 1 if any item was skipped")
+    pairs.add_argument(
+        "--reference-voices",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="MANIFEST",
+        help="corpus manifests whose speaker field names each reference's voice (with --manifest): "
+        "pairs with a reference voice and a target voice (the synthesis manifest's speaker) are also "
+        "scored across voices",
+    )
     model = p.add_argument_group("model diagnostics (with --diagnostics, --checkpoint or --bound)")
     model.add_argument(
         "--diagnostics", action="store_true", help="measure a model on --data/--split (see --checkpoint)"
@@ -88,7 +102,14 @@ def _pairing(args: argparse.Namespace):
     if first is None or second is None:
         raise ValueError(f"{name} must be given together")
     if name == "--manifest":
-        return pairs_from_manifest(first)
+        pairing = pairs_from_manifest(first)
+        if args.reference_voices:
+            from prosody_vae.evaluation import label_reference_voices
+
+            pairing = label_reference_voices(pairing, args.reference_voices)
+        return pairing
+    if args.reference_voices:
+        raise ValueError("--reference-voices needs --manifest (a synthesis manifest names the target voices)")
     return pairs_from_dirs(first, second) if name == "--ref-dir/--out-dir" else pairs_from_scp(first, second)
 
 
@@ -102,6 +123,10 @@ def evaluate(args: argparse.Namespace) -> int:
 
     set_threads(args)
     diagnostics_wanted = args.diagnostics or args.checkpoint is not None or args.bound is not None
+    if diagnostics_wanted:
+        from prosody_vae.devices import resolve_device
+
+        resolve_device(args.device)  # a missing GPU: one line, before any work
     if args.plots < 0 or args.num_workers < 0:
         raise ValueError(f"--plots and --num-workers must be >= 0, got {args.plots} and {args.num_workers}")
     pairing = _pairing(args)

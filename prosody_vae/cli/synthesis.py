@@ -6,7 +6,16 @@ format (:mod:`prosody_vae.inference.references`, :mod:`prosody_vae.inference.wri
 that had to be resampled or mixed to mono is used with a ``notice:`` line on stderr. Without ``--checkpoint`` the commands use the model shipped in
 the package (:func:`prosody_vae.inference.packed.builtin_model_path`), and say so on stderr. A
 reference without ``--reference-text`` has its transcript read from ``<name>.txt`` beside it when the
-model needs one (the demo writes its references that way).
+model reads one (the demo writes its references that way); with neither, a model trained with
+``prosody.text_summary_dropout`` embeds it without a transcript, and any other stops with an error
+naming ``--reference-text``. ``transfer --reference-speaker`` names the reference's voice when it is
+one of a multi-speaker model's speakers (``--speaker`` is the voice to speak in).
+
+Outputs are written atomically. A command that writes a folder never overwrites a file in it: a
+second run into the same folder writes ``<name>_2.wav``, ... and adds its rows to the folder's
+``manifest.jsonl`` (:mod:`prosody_vae.inference.writer`). ``transfer --batch`` and ``embed`` go on
+past a bad line or reference and end with ``N of M ..., K skipped``; the exit status is then 1, or 0
+with ``--keep-going``.
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from prosody_vae.atomic import atomic_path, reserve_path, write_text_atomic
 from prosody_vae.cli._registry import command, model_path, progress_bar, set_threads, timed
+from prosody_vae.errors import one_line
 
 
 # ---------------------------------------------------------------------------------------- options
@@ -34,6 +45,10 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speaker", default=None, help="speaker name (multi-speaker models)")
     p.add_argument("--device", default="cpu", help="torch device the model runs on")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def _keep_going_option(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--keep-going", action="store_true", help=f"{text} (default: exit 1 then)")
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
@@ -60,7 +75,20 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reference-text",
         default=None,
-        help="transcript of the reference, for models with a text summary (default: <name>.txt beside it)",
+        help="transcript of the reference, for models with a text summary (default: <name>.txt beside it; "
+        "without either, models trained with prosody.text_summary_dropout embed the reference without one)",
+    )
+    p.add_argument(
+        "--no-reference-text",
+        action="store_true",
+        help="embed the reference without a transcript even when one is given or beside it "
+        "(models trained with prosody.text_summary_dropout)",
+    )
+    p.add_argument(
+        "--reference-speaker",
+        default=None,
+        help="the voice that spoke the reference, when it is one of the model's speakers (multi-speaker "
+        "models; default: a voice the model does not know)",
     )
     p.add_argument("--sample", action="store_true", help="sample z from q(z|reference) instead of its mean")
     p.add_argument(
@@ -73,6 +101,7 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", type=Path, default=None, help="output wav (default transfer.wav; a folder with --batch)"
     )
+    _keep_going_option(p, "with --batch: exit 0 although some lines were skipped")
 
 
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
@@ -157,23 +186,29 @@ def _embed_arguments(p: argparse.ArgumentParser) -> None:
         help="transcript (a single reference only; others: <name>.txt beside the audio, or a manifest)",
     )
     p.add_argument("--out", type=Path, default=Path("embeddings.npz"), help="output .npz file")
+    _keep_going_option(p, "exit 0 although some references were skipped")
 
 
 # ---------------------------------------------------------------------------------------- helpers
 def _with_notices(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Show each :class:`ReferenceNotice` once as ``notice: ...`` on stderr while ``run`` runs."""
+    """Show each :class:`ReferenceNotice` (a reference converted or shortened) and
+    :class:`~prosody_vae.text.tokenizers.TextNotice` (markup stripped from a text) once as
+    ``notice: ...`` on stderr while ``run`` runs."""
 
     @functools.wraps(run)
     def wrapped(args: argparse.Namespace) -> int:
         from prosody_vae.inference.synthesizer import ReferenceNotice
+        from prosody_vae.text.tokenizers import TextNotice
 
+        notices = (ReferenceNotice, TextNotice)
         with warnings.catch_warnings():
-            warnings.simplefilter("always", ReferenceNotice)
+            for notice in notices:
+                warnings.simplefilter("always", notice)
             previous = warnings.showwarning
             shown: set[str] = set()  # a reference read again for a figure is noticed once
 
             def show(message, category, *rest, **kwargs) -> None:
-                if issubclass(category, ReferenceNotice):
+                if issubclass(category, notices):
                     if str(message) not in shown:
                         shown.add(str(message))
                         print(f"notice: {message}", file=sys.stderr)
@@ -190,11 +225,13 @@ def _load(args: argparse.Namespace, *, text: str | None = None):
     """The synthesizer (speaker and text checked up front, before any reference is read)."""
     import torch
 
+    from prosody_vae.devices import resolve_device
     from prosody_vae.inference.synthesizer import Synthesizer
 
     set_threads(args)
     if text is not None and not text.strip():
         raise ValueError("--text is empty")
+    resolve_device(args.device)  # a missing GPU: one line, before the model is read
     if getattr(args, "seed", None) is not None:
         torch.manual_seed(args.seed)
     path = model_path(args.checkpoint)
@@ -206,13 +243,33 @@ def _load(args: argparse.Namespace, *, text: str | None = None):
     return synth
 
 
-def _transcript(synth, reference: Path | None, given: str | None) -> str | None:
-    """``given``, or for a model that reads one the transcript in ``<name>.txt`` beside ``reference``."""
+def _transcript(
+    synth, reference: Path | None, given: str | None, *, option: str = "--reference-text"
+) -> str | None:
+    """``given``, or for a model that reads one the transcript in ``<name>.txt`` beside ``reference``.
+
+    None when there is neither and the model can do without (trained with
+    ``prosody.text_summary_dropout``); a ``ValueError`` naming the reference and ``option`` when it
+    cannot.
+    """
     from prosody_vae.inference.api import transcript_beside
 
     if given is not None or reference is None or not synth.model.uses_text_summary:
         return given
-    return transcript_beside(reference)
+    found = transcript_beside(reference)
+    if found is None and not synth.transcript_optional:
+        raise ValueError(
+            f"{reference}: this model needs the reference's transcript (it was trained without "
+            f"prosody.text_summary_dropout): pass {option} or write it to {reference.with_suffix('.txt')}"
+        )
+    return found
+
+
+def _output_folder(folder: Path) -> Path:
+    """``folder`` checked to take outputs and a manifest (:func:`prosody_vae.inference.writer.check_output_folder`)."""
+    from prosody_vae.inference.writer import check_output_folder as check
+
+    return check(folder)
 
 
 def _writer(args: argparse.Namespace, synth):
@@ -243,15 +300,21 @@ def transfer(args: argparse.Namespace) -> int:
         return _transfer_batch(args)
     if args.text is None or args.reference is None:
         raise ValueError("transfer needs --text and --reference (or --batch FILE)")
+    if args.out is not None and args.out.is_dir():
+        raise IsADirectoryError(
+            21, "is a folder; transfer writes one wav: name the file (or use --batch)", str(args.out)
+        )
     synth = _load(args, text=args.text)
+    _check_reference_options(args, synth)
     writer = _writer(args, synth)
-    reference_text = _transcript(synth, args.reference, args.reference_text)
+    reference_text = _reference_text(args, synth, args.reference, args.reference_text)
     with timed("transfer (embedding and decoding)"):
         result = synth.transfer(
             args.text,
             args.reference,
             reference_text=reference_text,
             speaker=args.speaker,
+            reference_speaker=args.reference_speaker,
             sample=args.sample,
         )
     writer.write(
@@ -262,8 +325,30 @@ def transfer(args: argparse.Namespace) -> int:
         reference=args.reference,
         reference_text=reference_text,
         title="transfer",
+        speaker=args.speaker,
+        reference_speaker=args.reference_speaker,
     )
     return 0
+
+
+def _check_reference_options(args: argparse.Namespace, synth) -> None:
+    """``--no-reference-text`` and ``--reference-speaker`` checked once, before any reference is read."""
+    if args.reference_speaker is not None:
+        synth.speaker_ids(args.reference_speaker, 1)  # a name the model does not know: one clear error
+    if args.no_reference_text:
+        if args.reference_text is not None:
+            raise ValueError("--no-reference-text and --reference-text exclude each other")
+        if not synth.transcript_optional:
+            raise ValueError(
+                "--no-reference-text: this model needs the reference's transcript "
+                "(it was trained without prosody.text_summary_dropout)"
+            )
+
+
+def _reference_text(args: argparse.Namespace, synth, reference: Path, given: str | None) -> str | None:
+    """The transcript transfer embeds ``reference`` with: none with ``--no-reference-text``, else
+    ``given`` or ``<name>.txt`` beside it (see :func:`_transcript`)."""
+    return None if args.no_reference_text else _transcript(synth, reference, given)
 
 
 def _transfer_batch(args: argparse.Namespace) -> int:
@@ -271,20 +356,22 @@ def _transfer_batch(args: argparse.Namespace) -> int:
     from prosody_vae.inference.references import read_batch_file
 
     lines, problems = read_batch_file(args.batch)
+    out = _output_folder(args.out or Path("transfer_batch"))
     synth = _load(args)
+    _check_reference_options(args, synth)
     writer = _writer(args, synth)
-    out = args.out or Path("transfer_batch")
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
     with progress_bar(args, total=len(lines), desc="transfer") as bar:
         for item in lines:
-            reference_text = _transcript(synth, item.reference, item.reference_text)
             try:
+                reference_text = _reference_text(args, synth, item.reference, item.reference_text)
                 result = synth.transfer(
                     item.text,
                     item.reference,
                     reference_text=reference_text,
                     speaker=args.speaker,
+                    reference_speaker=args.reference_speaker,
                     sample=args.sample,
                 )
                 writer.write(
@@ -294,21 +381,33 @@ def _transfer_batch(args: argparse.Namespace) -> int:
                     text=item.text,
                     reference=item.reference,
                     reference_text=reference_text,
+                    speaker=args.speaker,
+                    reference_speaker=args.reference_speaker,
+                    new_name=True,
                 )
             except ValueError as error:  # AudioError, TextError, a missing transcript: this line only
-                print(f"skipped {args.batch}:{item.line}: {error}", file=sys.stderr)
+                print(f"skipped {args.batch}:{item.line}: {one_line(error)}", file=sys.stderr)
             bar.update()
     total = len(lines) + len(problems)
     if not writer.rows:
         raise ValueError(f"{args.batch}: none of {total} line(s) could be synthesised")
     _finish(writer, out, title="transfer")
-    print(f"{len(writer.rows)} of {total} line(s) synthesised, {total - len(writer.rows)} skipped")
+    return _partial(args, f"{len(writer.rows)} of {total} line(s) synthesised", total - len(writer.rows))
+
+
+def _partial(args: argparse.Namespace, done: str, skipped: int) -> int:
+    """Print ``<done>, K skipped``; the exit status: 1 when something was skipped, unless --keep-going."""
+    print(f"{done}, {skipped} skipped")
+    if skipped and not args.keep_going:
+        print(f"exit status 1: {skipped} skipped (--keep-going makes that 0)", file=sys.stderr)
+        return 1
     return 0
 
 
 @command("sample", help="speak --text with prosody drawn from the prior", arguments=_sample_arguments)
 @_with_notices
 def sample(args: argparse.Namespace) -> int:
+    _output_folder(args.out)
     synth = _load(args, text=args.text)
     options = {"temperature": args.temperature, "speaker": args.speaker}
     reference_text = _transcript(synth, args.near, args.reference_text)
@@ -330,6 +429,7 @@ def sample(args: argparse.Namespace) -> int:
             writer.write(
                 result,
                 args.out / f"{stem}_{index:02d}.wav",
+                new_name=True,
                 kind="sample",
                 text=args.text,
                 reference=args.near,
@@ -349,6 +449,7 @@ def sample(args: argparse.Namespace) -> int:
 )
 @_with_notices
 def interpolate(args: argparse.Namespace) -> int:
+    _output_folder(args.out)
     synth = _load(args, text=args.text)
     writer = _writer(args, synth)
     start_text = _transcript(synth, args.start, args.start_text)
@@ -372,6 +473,7 @@ def interpolate(args: argparse.Namespace) -> int:
             writer.write(
                 result,
                 args.out / f"interp_{index:02d}.wav",
+                new_name=True,
                 kind="interpolate",
                 text=args.text,
                 reference=near,
@@ -459,6 +561,7 @@ def traverse(args: argparse.Namespace) -> int:
     from prosody_vae.prosody.bounds import dimensions_by_activity
 
     values = _traverse_values(args)
+    _output_folder(args.out)
     synth = _load(args, text=args.text)
     if not 0 <= args.dim < synth.latent_dim:
         raise ValueError(f"--dim must lie in [0, {synth.latent_dim}) for this model, got {args.dim}")
@@ -485,6 +588,7 @@ def traverse(args: argparse.Namespace) -> int:
             writer.write(
                 result,
                 args.out / f"rank{args.dim}_{index:02d}.wav",
+                new_name=True,
                 kind="traverse",
                 text=args.text,
                 reference=args.reference,
@@ -492,7 +596,8 @@ def traverse(args: argparse.Namespace) -> int:
                 title=f"rank {args.dim} (z[{dimension}]) {value:+.2f}",
             )
             bar.update()
-    (args.out / "activity.json").write_text(
+    write_text_atomic(
+        reserve_path(args.out / "activity.json"),
         json.dumps(
             {
                 "rank": args.dim,
@@ -504,7 +609,7 @@ def traverse(args: argparse.Namespace) -> int:
                 "source": source,
             },
             indent=1,
-        )
+        ),
     )
     references = () if args.reference is None else (args.reference,)
     _finish(writer, args.out, title=f"rank {args.dim} (z[{dimension}])", references=references)
@@ -524,6 +629,8 @@ def embed(args: argparse.Namespace) -> int:
     from prosody_vae.inference.references import collect_references
 
     references = collect_references(args.references)
+    if args.out.is_dir():
+        raise IsADirectoryError(21, "is a folder; embed writes one .npz file: name the file", str(args.out))
     if args.reference_text is not None and len(references) != 1:
         raise ValueError(
             f"--reference-text applies to a single reference, got {len(references)}; "
@@ -538,7 +645,7 @@ def embed(args: argparse.Namespace) -> int:
                 ref.audio, reference_text=ref.text or args.reference_text, speaker=speaker
             )
         except ValueError as error:
-            print(f"skipped {ref.id}: {error}", file=sys.stderr)
+            print(f"skipped {ref.id}: {one_line(error)}", file=sys.stderr)
             continue
         ids.append(ref.id)
         audio.append(str(ref.audio))
@@ -546,15 +653,16 @@ def embed(args: argparse.Namespace) -> int:
     if not rows:
         raise ValueError(f"none of {len(references)} reference(s) could be embedded")
     stacked = torch.stack(rows).numpy()  # (N, 3, D)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        args.out,
-        ids=np.array(ids),
-        audio=np.array(audio),
-        mean=stacked[:, 0],
-        std=stacked[:, 1],
-        kl=stacked[:, 2],
-    )
+    out = args.out if args.out.suffix == ".npz" else args.out.with_name(f"{args.out.name}.npz")  # as savez
+    with atomic_path(out) as temporary:
+        np.savez(
+            temporary,
+            ids=np.array(ids),
+            audio=np.array(audio),
+            mean=stacked[:, 0],
+            std=stacked[:, 1],
+            kl=stacked[:, 2],
+        )
     skipped = len(references) - len(ids)
-    print(f"wrote {args.out}: {len(ids)} embedding(s) of {synth.latent_dim} dimensions, {skipped} skipped")
-    return 0
+    done = f"wrote {out}: {len(ids)} of {len(references)} embedding(s) of {synth.latent_dim} dimensions"
+    return _partial(args, done, skipped)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio import AudioConfig, f0_energy, load_audio, log_mel, process_audio
 from prosody_vae.data.manifest import Utterance
 
@@ -139,7 +140,7 @@ def _check_config(cache_dir: Path, config: AudioConfig) -> None:
                 "use a new cache folder"
             )
     else:
-        stored_path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(stored_path, json.dumps(wanted, indent=2) + "\n")
 
 
 def extract_features(

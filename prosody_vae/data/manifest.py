@@ -96,11 +96,14 @@ def _parse_line(line: str, base: Path) -> Utterance:
     return utterance
 
 
-def read_manifest(path: str | Path) -> list[Utterance]:
+def read_manifest(path: str | Path, *, problems: list[tuple[str, str]] | None = None) -> list[Utterance]:
     """Read a JSON-lines manifest; relative audio paths are resolved against its folder.
 
     Blank lines are ignored. Raises ``ValueError`` naming the file and the 1-based line number for a
-    malformed line or a duplicate id, and ``FileNotFoundError`` if the file does not exist.
+    malformed line (or a file that is not UTF-8 text) and ``FileNotFoundError`` if the file does not
+    exist. A repeated id is a ``ValueError`` too, unless a ``problems`` list is passed: then the
+    later line is skipped and reported there as ``(id, "duplicate id: ...")``, as the corpus readers
+    do (:mod:`prosody_vae.data.readers`).
     """
     path = Path(path)
     if not path.is_file():
@@ -108,20 +111,27 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     base = path.resolve().parent
     utterances: list[Utterance] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                utterance = _parse_line(line, base)
-            except (ValueError, TypeError) as error:  # json.JSONDecodeError is a ValueError
-                raise ValueError(f"{path}:{number}: malformed manifest line: {error}") from error
-            if utterance.id in seen:
-                raise ValueError(
-                    f"{path}:{number}: duplicate utterance id {utterance.id!r} (first on line {seen[utterance.id]})"
-                )
-            seen[utterance.id] = number
-            utterances.append(utterance)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not a UTF-8 text manifest ({error.reason} at byte {error.start})"
+        ) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            utterance = _parse_line(line, base)
+        except (ValueError, TypeError, RecursionError) as error:  # json.JSONDecodeError is a ValueError
+            raise ValueError(f"{path}:{number}: malformed manifest line: {error}") from error
+        if utterance.id in seen:
+            message = f"{path}:{number}: duplicate utterance id {utterance.id!r} (first on line {seen[utterance.id]})"
+            if problems is None:
+                raise ValueError(message)
+            problems.append((utterance.id, f"duplicate id: {message}; the first is used"))
+            continue
+        seen[utterance.id] = number
+        utterances.append(utterance)
     return utterances
 
 

@@ -7,18 +7,28 @@ Output layout (``out``)::
     features/                 <id>.pt feature cache (+ audio_config.json)
     features_failed.tsv       utterances whose extraction failed, with reasons
     splits/{train,valid,test}.jsonl
+    prepare.json              the input fingerprint (corpus, audio config, tokenizer, options)
     .done/<stage>             completion markers
 
 Each stage is idempotent in the icefall/ESPnet way: a finished stage leaves a marker and is skipped
 next time; rerunning a stage (``force``) removes the markers of the stages after it, because their
 inputs may have changed. Feature extraction is itself resumable, so an interrupted features stage
-just continues.
+just continues. Every file is written atomically (a temporary name, then a rename).
+
+The manifest stage drops, and lists in ``validation.txt``, every utterance the training tokenizer
+cannot read (``untokenisable text: ...``, e.g. a Cyrillic or CJK transcript), so that training never
+meets one, and skips repeated ids (``duplicate id: ...``). ``prepare.json`` records what ``out`` was
+prepared from: preparing the same input again does nothing, while different input (another corpus
+listing, audio config, tokenizer or split option) is refused before anything is touched, unless
+``force``, which then deletes the old manifest, features and splits and prepares from scratch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import shutil
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +36,30 @@ from typing import Literal
 
 import yaml
 
+from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio import AudioConfig
 from prosody_vae.data.feature_cache import ExtractionReport, extract_features, feature_path
 from prosody_vae.data.manifest import Utterance, read_manifest, write_manifest
 from prosody_vae.data.readers import CORPUS_READERS
 from prosody_vae.data.splits import SPLITS, split_utterances
-from prosody_vae.data.validate import ValidationReport, validate_utterances
+from prosody_vae.data.validate import ValidationReport, untokenisable, validate_utterances
+from prosody_vae.text import build_tokenizer
 
-__all__ = ["CORPORA", "STAGES", "PreparedCorpus", "prepare_corpus", "read_audio_config"]
+__all__ = [
+    "CORPORA",
+    "STAGES",
+    "PreparedCorpus",
+    "PreparedElsewhereError",
+    "prepare_corpus",
+    "read_audio_config",
+]
+
+_FINGERPRINT_FILE = "prepare.json"
+
+
+class PreparedElsewhereError(ValueError):
+    """``out`` was prepared from different input; the message says what differs."""
+
 
 STAGES = ("manifest", "features", "splits")
 CORPORA = (*CORPUS_READERS, "manifest")
@@ -81,10 +107,79 @@ def read_audio_config(path: str | Path) -> AudioConfig:
 
 def _read_corpus(corpus: str, root: Path, mic: str, problems: list[tuple[str, str]]) -> list[Utterance]:
     if corpus == "manifest":
-        return read_manifest(root)
+        return read_manifest(root, problems=problems)  # repeated ids: skipped and reported
     if corpus == "vctk":
         return CORPUS_READERS["vctk"](root, mic, problems=problems)
     return CORPUS_READERS[corpus](root, problems=problems)
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _input_record(
+    utterances: list[Utterance] | None,
+    problems: list,
+    config: AudioConfig,
+    tokenizer: dict | None,
+    options: dict,
+) -> dict:
+    """What ``out`` is prepared from: the corpus listing as read (its digest; None when the corpus
+    was not read), the audio config, the tokenizer and the options that change the results."""
+    listing = None
+    if utterances is not None:
+        listing = _digest([dataclasses.asdict(utt) for utt in utterances] + [list(p) for p in problems])
+    return {
+        "corpus": listing,
+        "audio": dataclasses.asdict(config),
+        "tokenizer": tokenizer,
+        "options": options,
+    }
+
+
+def _check_fingerprint(out: Path, record: dict, force: bool, log: Callable[[str], None]) -> None:
+    """Compare ``record`` with ``out/prepare.json``: same input, go on; different input, refuse, or
+    with ``force`` delete what was prepared from the old input; then store ``record``."""
+    path = out / _FINGERPRINT_FILE
+    stored = None
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            log(f"[prepare] {path}: unreadable; recording this input")
+    if isinstance(stored, dict):
+        if record["corpus"] is None or stored.get("corpus") is None:  # one side unread: no comparison
+            record = {**record, "corpus": record["corpus"] or stored.get("corpus")}
+            stored = {**stored, "corpus": record["corpus"]}
+        differs = [key for key in record if stored.get(key) != record[key]]
+        if differs and not force:
+            details = []
+            for key in differs:
+                old, new = stored.get(key), record[key]
+                if isinstance(old, dict) and isinstance(new, dict):
+                    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                    details.append(f"{key} ({', '.join(changed)})")
+                else:
+                    details.append(
+                        "corpus (its listing of ids, audio paths and texts)" if key == "corpus" else key
+                    )
+            raise PreparedElsewhereError(
+                f"{out}: already prepared from different input: {'; '.join(details)} differ; "
+                "prepare into a new --out, or pass --force to delete its manifest, features and splits "
+                "and prepare again"
+            )
+        if differs:
+            for name in ("manifest.jsonl", "validation.txt", "features_failed.tsv", "audio_config.json"):
+                (out / name).unlink(missing_ok=True)
+            for folder in ("features", "splits", ".done"):
+                shutil.rmtree(out / folder, ignore_errors=True)
+            log(f"[prepare] {out}: input changed ({', '.join(differs)}); --force: deleted the old results")
+    elif (out / ".done").is_dir() and any((out / ".done").iterdir()):
+        log(f"[prepare] {out}: no {_FINGERPRINT_FILE} (prepared by an older version); recording this input")
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+    if not path.is_file() or path.read_text(encoding="utf-8", errors="replace") != text:
+        write_text_atomic(path, text)
 
 
 def prepare_corpus(
@@ -104,6 +199,7 @@ def prepare_corpus(
     mic: str = "mic1",
     stages: Sequence[str] = STAGES,
     force: bool = False,
+    tokenizer: Literal["phonemes", "characters"] | None = "phonemes",
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> PreparedCorpus:
@@ -119,7 +215,11 @@ def prepare_corpus(
         valid_fraction, test_fraction, seed, group_by, held_out_texts: see ``split_utterances``.
         mic: VCTK microphone.
         stages: which of ``STAGES`` to run (in pipeline order).
-        force: rerun stages that are already marked done.
+        force: rerun stages that are already marked done; when ``out`` was prepared from different
+            input, first delete its manifest, features and splits (without ``force`` that is a
+            :class:`PreparedElsewhereError`).
+        tokenizer: the ``text.tokenizer`` of the experiments that will train on the data; utterances
+            whose text it cannot read are rejected in the manifest stage. None skips that check.
         progress: progress bar during extraction.
         log: where stage messages go.
     """
@@ -130,6 +230,26 @@ def prepare_corpus(
         raise ValueError(f"unknown stage(s) {unknown}; stages are {STAGES}")
     config = AudioConfig() if config is None else config
     root, out = Path(root).expanduser(), Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(20, "exists and is not a folder", str(out))
+    text_reader = build_tokenizer(tokenizer) if tokenizer is not None else None
+    problems: list[tuple[str, str]] = []
+    # The corpus is read only when the manifest stage runs: the later stages read out's manifest.
+    utterances = _read_corpus(corpus, root, mic, problems) if "manifest" in stages else None
+    options = {
+        "corpus": corpus,
+        "min_duration": min_duration,
+        "max_duration": max_duration,
+        "valid_fraction": valid_fraction,
+        "test_fraction": test_fraction,
+        "seed": seed,
+        "group_by": group_by,
+        "held_out_texts": _digest(sorted(held_out_texts)),
+    }
+    record = _input_record(
+        utterances, problems, config, None if text_reader is None else text_reader.config(), options
+    )
+    _check_fingerprint(out, record, force, log)
     result = PreparedCorpus(out=out)
     markers = out / ".done"
     markers.mkdir(parents=True, exist_ok=True)
@@ -144,16 +264,21 @@ def prepare_corpus(
         if stage != "manifest" and not result.manifest.is_file():
             raise ValueError(f"{result.manifest}: not found; run the manifest stage first")
         if stage == "manifest":
-            problems: list[tuple[str, str]] = []
-            utterances = _read_corpus(corpus, root, mic, problems)
             report = validate_utterances(
                 utterances, config, min_duration=min_duration, max_duration=max_duration
             )
+            if text_reader is not None:
+                dropped = untokenisable(report.kept, text_reader)
+                bad = {utt_id for utt_id, _ in dropped}
+                report.kept = [utt for utt in report.kept if utt.id not in bad]
+                report.rejected += dropped
             report.rejected[:0] = problems  # reader problems first, then validation rejections
             write_manifest(result.manifest, report.kept)
             details = "".join(f"{utt_id}\t{reason}\n" for utt_id, reason in report.rejected)
-            (out / "validation.txt").write_text(report.summary() + "\n\n" + details, encoding="utf-8")
-            (out / "audio_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+            write_text_atomic(out / "validation.txt", report.summary() + "\n\n" + details)
+            write_text_atomic(
+                out / "audio_config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n"
+            )
             result.validation = report
             log(f"[manifest] {result.manifest}\n{report.summary()}")
         elif stage == "features":
@@ -162,7 +287,7 @@ def prepare_corpus(
                 utterances, result.features, config, num_workers=num_workers, progress=progress
             )
             failed = "".join(f"{utt_id}\t{reason}\n" for utt_id, reason in report.failed)
-            (out / "features_failed.tsv").write_text(failed, encoding="utf-8")
+            write_text_atomic(out / "features_failed.tsv", failed)
             result.extraction = report
             log(f"[features] {result.features}\n{report.summary()}")
         else:

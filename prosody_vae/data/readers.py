@@ -47,11 +47,14 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """Non-blank lines with 1-based numbers; a missing file is a FileNotFoundError naming it."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                yield number, line
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if line.strip():
+            yield number, line
 
 
 def _require_dir(root: str | Path) -> Path:
@@ -128,14 +131,16 @@ def read_vctk(root: str | Path, mic: str = "mic1", *, problems: Problems | None 
     return utterances
 
 
-def _kaldi_table(path: Path) -> dict[str, tuple[int, str]]:
-    """``<key> <value...>`` lines as ``{key: (line number, value)}``; duplicate keys are errors."""
+def _kaldi_table(path: Path, found: Problems) -> dict[str, tuple[int, str]]:
+    """``<key> <value...>`` lines as ``{key: (line number, value)}``; a repeated key is reported in
+    ``found`` and its later lines skipped (the first line is used)."""
     table: dict[str, tuple[int, str]] = {}
     for number, line in _lines(path):
         parts = line.strip().split(maxsplit=1)
         key, value = parts[0], parts[1].strip() if len(parts) > 1 else ""
         if key in table:
-            raise ValueError(f"{path}:{number}: duplicate key {key!r} (first on line {table[key][0]})")
+            found.append((key, f"duplicate id: {path}:{number} repeats line {table[key][0]}, which is used"))
+            continue
         table[key] = (number, value)
     return table
 
@@ -156,11 +161,11 @@ def read_kaldi(data_dir: str | Path, *, problems: Problems | None = None) -> lis
             "cut the segments into files first (e.g. with extract-segments) and write a plain wav.scp"
         )
     wav_scp = data_dir / "wav.scp"
-    wavs = _kaldi_table(wav_scp)
-    texts = _kaldi_table(data_dir / "text")
-    speakers = _kaldi_table(data_dir / "utt2spk") if (data_dir / "utt2spk").is_file() else {}
-    utterances: list[Utterance] = []
     found: Problems = []
+    wavs = _kaldi_table(wav_scp, found)
+    texts = _kaldi_table(data_dir / "text", found)
+    speakers = _kaldi_table(data_dir / "utt2spk", found) if (data_dir / "utt2spk").is_file() else {}
+    utterances: list[Utterance] = []
     for utt_id, (number, location) in wavs.items():
         if location.endswith("|"):
             raise ValueError(
@@ -188,8 +193,8 @@ def read_filelist(path: str | Path, *, problems: Problems | None = None) -> list
     """A ``path|text|speaker`` list (speaker optional, default ``"default"``), one utterance a line.
 
     The id is the audio file's stem. Relative audio paths are relative to the list's folder (as in a
-    manifest). A line without a text, or a second file with the same stem, is a ``ValueError``
-    naming the line.
+    manifest). A line without a text is a ``ValueError`` naming the line; a second line with the same
+    stem is reported and skipped (the first is used).
     """
     path = Path(path).expanduser().resolve()
     utterances: list[Utterance] = []
@@ -203,9 +208,10 @@ def read_filelist(path: str | Path, *, problems: Problems | None = None) -> list
         audio = (audio if audio.is_absolute() else path.parent / audio).resolve()
         utt_id = audio.stem
         if utt_id in seen:
-            raise ValueError(
-                f"{path}:{number}: id {utt_id!r} (file stem) already used on line {seen[utt_id]}"
+            found.append(
+                (utt_id, f"duplicate id: {path}:{number} repeats the file stem of line {seen[utt_id]}")
             )
+            continue
         seen[utt_id] = number
         if not audio.is_file():
             found.append((utt_id, f"missing audio: {audio}"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +17,9 @@ import soundfile as sf
 
 from prosody_vae.audio import MAX_CHANNELS, AudioConfig
 from prosody_vae.data.manifest import Utterance
+from prosody_vae.text import TextError
 
-__all__ = ["ValidationReport", "validate_utterances"]
+__all__ = ["ValidationReport", "untokenisable", "validate_utterances"]
 
 
 @dataclass
@@ -122,3 +123,29 @@ def validate_utterances(
         else:
             report.rejected.append((utt.id, reason))
     return report
+
+
+def untokenisable(utterances: Sequence[Utterance], tokenizer) -> list[tuple[str, str]]:
+    """``(id, "untokenisable text: <reason>")`` for every utterance whose text ``tokenizer`` cannot
+    encode (letters of another script, symbols, nothing to say), in input order.
+
+    One pass over the corpus (one espeak-ng call for the phoneme tokenizer). Training reads every
+    text through the tokenizer; an utterance that fails there would end the run at its batch, and at
+    the same batch again on every resume.
+    """
+    texts = [utt.text for utt in utterances]
+    encode_each = getattr(tokenizer, "encode_each", None)
+    if encode_each is not None:
+        results = encode_each(texts)
+    else:  # any object with encode(text), as ProsodyDataset accepts
+        results = []
+        for text in texts:
+            try:
+                results.append(tokenizer.encode(text))
+            except TextError as error:
+                results.append(error)
+    return [
+        (utt.id, f"untokenisable text: {result}")
+        for utt, result in zip(utterances, results, strict=True)
+        if isinstance(result, TextError)
+    ]

@@ -14,6 +14,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from prosody_vae.atomic import write_text_atomic
 from prosody_vae.demo.run import QUANTITIES, DemoResult, Rendition
 from prosody_vae.demo.styles import STYLES
 
@@ -293,6 +294,6 @@ def write_report(result: DemoResult, out_dir: str | Path) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     blocks = _blocks(result)
     markdown, page = out_dir / "report.md", out_dir / "report.html"
-    markdown.write_text(_markdown(blocks) + "\n", encoding="utf-8")
-    page.write_text(_html(blocks) + "\n", encoding="utf-8")
+    write_text_atomic(markdown, _markdown(blocks) + "\n")
+    write_text_atomic(page, _html(blocks) + "\n")
     return markdown, page

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from prosody_vae.atomic import write_text_atomic
+from prosody_vae.audio.io import write_wav
 from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.data.espeak import held_out_sentences, measure_prosody, phonemes, synthesize
 from prosody_vae.data.espeak.labels import f0_contour
@@ -103,9 +104,8 @@ class _Writer:
         source: str | None = None,
     ) -> tuple[Rendition, np.ndarray]:
         path = self.out_dir / kind / f"{name}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
         wav = vocode(self.vocoder, result.mel, result.f0).float().cpu().numpy()
-        sf.write(path, wav, self.synth.audio.sample_rate)
+        write_wav(path, wav, self.synth.audio.sample_rate)
         rendition = Rendition(
             kind=kind,
             name=name,
@@ -216,7 +216,7 @@ def run_demo(
     for style, text in zip(styles, reference_texts, strict=False):
         path = out_dir / "references" / f"{style.name}.wav"
         synthesize(text, pitch=style.pitch, pitch_range=style.pitch_range, rate=style.rate, out_path=path)
-        path.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
+        write_text_atomic(path.with_suffix(".txt"), text + "\n")
         references.append(
             Rendition(
                 "reference", style.name, text, str(path.relative_to(out_dir)), _measure(path, text, synth)
@@ -285,7 +285,7 @@ def run_demo(
         correlations=correlations,
         vocoder=_vocoder_name(synth, gl_iters),
     )
-    (out_dir / "summary.json").write_text(json.dumps(asdict(result), indent=2))
+    write_text_atomic(out_dir / "summary.json", json.dumps(asdict(result), indent=2))
     write_report(result, out_dir)
     return result
 

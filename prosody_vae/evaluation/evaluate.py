@@ -9,6 +9,7 @@ from pathlib import Path
 from .pairs import EvaluationItem, Pairing, Problem
 from .result import EvaluationResult
 from .scoring import analysis_config, score_items
+from .speakers import voice_similarity
 
 __all__ = ["evaluate_pairs"]
 
@@ -54,6 +55,7 @@ def evaluate_pairs(
     keep_tracks: int = 0,
     level: float = 0.95,
     progress: bool | None = False,
+    similarity: bool = True,
 ) -> EvaluationResult:
     """Score every item: pairwise metrics for pairs, prosody statistics for unpaired outputs.
 
@@ -68,6 +70,8 @@ def evaluate_pairs(
         level: confidence level of the intervals.
         progress: a bar over the items on stderr: True always, False never, None when stderr is a
             terminal.
+        similarity: for pairs whose two voices are known (``speaker`` and ``reference_speaker``),
+            also run the cepstral voice-similarity check (reads each of their files once more).
 
     Returns:
         An :class:`EvaluationResult` whose ``problems`` lists every item skipped while pairing or
@@ -88,4 +92,12 @@ def evaluate_pairs(
         shown = "; ".join(f"{p.id}: {p.reason}" for p in problems[:3]) or "the input lists no items"
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ValueError(f"no usable pairs to evaluate: {shown}{more}")
-    return EvaluationResult(scores=good, problems=problems, config=config, level=level)
+    voiced = [s.item for s in good if s.item.paired and s.item.speaker and s.item.reference_speaker]
+    check = None
+    if similarity and voiced:
+        check = voice_similarity(
+            [(i.reference, i.reference_speaker, i.output, i.speaker) for i in voiced], config
+        )
+    return EvaluationResult(
+        scores=good, problems=problems, config=config, level=level, voice_similarity=check
+    )

@@ -13,9 +13,11 @@ Sources:
   ``#`` comments are skipped; relative paths are relative to the list's folder. Kaldi pipe entries
   (``id cmd |``) are not supported and are reported as problems;
 * a synthesis manifest (JSONL, one object per synthesised utterance with ``id``, ``output``,
-  ``reference`` (path or null), ``text``, ``reference_text``, ``kind``; paths relative to the
+  ``reference`` (path or null), ``text``, ``reference_text``, ``kind``, and optionally ``speaker``
+  (the target voice) and ``reference_speaker`` (the reference's voice); paths relative to the
   manifest's folder). Items with a null reference are *unpaired*: only their own prosody is measured
-  (prior samples have nothing to be compared with).
+  (prior samples have nothing to be compared with). Pairs with both voices are also scored across
+  voices (:mod:`prosody_vae.evaluation.speakers`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class EvaluationItem:
         reference: the reference audio file; None for an unpaired item (prosody statistics only).
         kind: the manifest's ``kind`` (``transfer``, ``sample``, ...); None for folders and lists.
         text: what the output says, when known.
+        speaker: the voice the output is in (the target voice), when known.
+        reference_speaker: the voice that spoke the reference, when known.
     """
 
     id: str
@@ -63,6 +67,8 @@ class EvaluationItem:
     reference: Path | None = None
     kind: str | None = None
     text: str | None = None
+    speaker: str | None = None
+    reference_speaker: str | None = None
 
     @property
     def paired(self) -> bool:
@@ -83,6 +89,14 @@ class Pairing:
             self.problems.append(Problem(item.id, str(path), "file not found"))
         if not missing:
             self.items.append(item)
+
+
+def _text_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 list or manifest; a ``ValueError`` naming it when it is not text."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
 def _audio_by_stem(folder: Path, side: str, problems: list[Problem]) -> dict[str, Path]:
@@ -128,7 +142,7 @@ def _read_scp(path: Path, problems: list[Problem]) -> dict[str, Path]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: list not found")
     entries: dict[str, Path] = {}
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(_text_lines(path), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -170,7 +184,7 @@ def pairs_from_manifest(manifest: str | Path) -> Pairing:
         raise FileNotFoundError(f"{path}: manifest not found")
     pairing = Pairing()
     seen: set[str] = set()
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(_text_lines(path), start=1):
         if not raw.strip():
             continue
         where = f"{path}:{number}"
@@ -193,6 +207,7 @@ def pairs_from_manifest(manifest: str | Path) -> Pairing:
             continue
         seen.add(item_id)
         kind, text = entry.get("kind"), entry.get("text")
+        speaker, reference_speaker = entry.get("speaker"), entry.get("reference_speaker")
         pairing.add(
             EvaluationItem(
                 id=item_id,
@@ -200,6 +215,10 @@ def pairs_from_manifest(manifest: str | Path) -> Pairing:
                 reference=reference,
                 kind=kind if isinstance(kind, str) else None,
                 text=text if isinstance(text, str) else None,
+                speaker=speaker if isinstance(speaker, str) and speaker else None,
+                reference_speaker=reference_speaker
+                if isinstance(reference_speaker, str) and reference_speaker
+                else None,
             )
         )
     return pairing

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
+from prosody_vae.atomic import atomic_path, write_text_atomic
+from prosody_vae.plots import save_figure
 
 from .figures import plot_f0_overlay, plot_metric_histograms
 from .result import PAIR_METRICS, EvaluationResult
@@ -20,7 +21,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
     """Indented JSON with a trailing newline (payload must already be JSON-safe: no nan)."""
-    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
     return path
 
 
@@ -28,7 +29,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     columns: dict[str, None] = {}
     for row in rows:
         columns.update(dict.fromkeys(row))
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as temporary, temporary.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), restval="")
         writer.writeheader()
         writer.writerows(rows)
@@ -36,8 +37,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

@@ -11,17 +11,25 @@ from prosody_vae.audio import AudioConfig
 
 from .pairs import Problem
 from .scoring import ItemScore
+from .speakers import (
+    NORMALISED_QUANTITIES,
+    CrossVoiceItem,
+    VoiceSimilarity,
+    cross_voice_correlations,
+    identity_check,
+)
 from .statistics import Correlation, MetricSummary, correlate, summarise
 
 __all__ = ["EvaluationResult", "PAIR_METRICS", "TRANSFER_QUANTITIES", "json_safe"]
 
-# The pairwise metrics in table order (lower is better for the first six; see docs/evaluation.md).
+# The pairwise metrics in table order (lower is better for the first seven; see docs/evaluation.md).
 PAIR_METRICS = (
     "ffe",
     "gpe",
     "vde",
     "mcd13",
     "mcd_db",
+    "mcd_world_db",
     "log_f0_rmse_cents",
     "f0_correlation",
     "duration_ratio",
@@ -59,12 +67,15 @@ class EvaluationResult:
         problems: items skipped while pairing or scoring, with the reason.
         config: the analysis (sample rate, F0 range).
         level: confidence level of the intervals.
+        voice_similarity: the cepstral nearest-voice check of the pairs with both voices known
+            (:func:`~prosody_vae.evaluation.speakers.voice_similarity`), or None.
     """
 
     scores: list[ItemScore]
     problems: list[Problem] = field(default_factory=list)
     config: AudioConfig = field(default_factory=AudioConfig)
     level: float = 0.95
+    voice_similarity: VoiceSimilarity | None = None
 
     # ---- selections ------------------------------------------------------------------------------
 
@@ -89,16 +100,55 @@ class EvaluationResult:
     @staticmethod
     def rows(scores: list[ItemScore]) -> list[dict[str, Any]]:
         """One flat row per score: id, kind, files, then the metrics."""
+        voices = any(s.item.speaker or s.item.reference_speaker for s in scores)
         return [
             {
                 "id": s.item.id,
                 "kind": s.item.kind or "",
                 "reference": str(s.item.reference) if s.item.reference is not None else "",
                 "output": str(s.item.output),
+                **(
+                    {"reference_speaker": s.item.reference_speaker or "", "speaker": s.item.speaker or ""}
+                    if voices
+                    else {}
+                ),
                 **(s.values or {}),
             }
             for s in scores
         ]
+
+    def cross_voice_items(self, kind: str | None = None) -> list[CrossVoiceItem]:
+        """The scored pairs whose reference voice and target voice are both known."""
+        prefix_stats = [stat for _, _, stat, _ in NORMALISED_QUANTITIES]
+        return [
+            CrossVoiceItem(
+                reference=str(s.item.reference),
+                reference_voice=s.item.reference_speaker,
+                target_voice=s.item.speaker,
+                reference_stats={k: s.values.get(f"ref_{k}", math.nan) for k in prefix_stats},
+                output_stats={k: s.values.get(f"out_{k}", math.nan) for k in prefix_stats},
+            )
+            for s in self.paired(kind)
+            if s.item.speaker and s.item.reference_speaker
+        ]
+
+    def cross_voice(self, kind: str | None = None) -> dict[str, Any] | None:
+        """Speaker-normalised correlations and the identity checks (:mod:`.speakers`), or None when
+        no pair has both voices."""
+        items = self.cross_voice_items(kind)
+        if not items:
+            return None
+        correlations = cross_voice_correlations(items, level=self.level)
+        return {
+            "n_pairs": len(items),
+            "voice_means": "of the evaluated set: references per reference voice, outputs per target voice",
+            "normalised_correlations": correlations.pooled,
+            "raw_correlations": correlations.raw,
+            "by_reference_voice": correlations.by_reference_voice,
+            "by_target_voice": correlations.by_target_voice,
+            "identity": identity_check(items),
+            "voice_similarity": self.voice_similarity if kind is None else None,
+        }
 
     # ---- summaries -------------------------------------------------------------------------------
 
@@ -131,6 +181,7 @@ class EvaluationResult:
                 "paired": self.summary(paired),
                 "transfer_correlations": self.correlations(paired),
                 "unpaired": self.summary(unpaired),
+                "cross_voice": self.cross_voice(kind),
             }
 
         return json_safe(
@@ -164,6 +215,7 @@ class EvaluationResult:
                 lines.append(
                     f"| r(ref, out) {label} | {c.r:.3f} | [{c.ci_low:.3f}, {c.ci_high:.3f}] | {c.n} |"
                 )
+        lines += self._cross_voice_lines()
         if unpaired:
             lines += ["", f"unpaired items: {len(unpaired)}", f"| statistic | mean | {pct} CI | std | n |"]
             lines.append("|---|---|---|---|---|")
@@ -178,6 +230,44 @@ class EvaluationResult:
                 f"  skipped {problem.id}: {problem.reason}" + (f" ({problem.path})" if problem.path else "")
             )
         return "\n".join(lines)
+
+    def _cross_voice_lines(self) -> list[str]:
+        """The cross-voice table: normalised r pooled and per reference voice, then identity checks."""
+        section = self.cross_voice()
+        if section is None:
+            return []
+        labels = [label for _, label, _, _ in NORMALISED_QUANTITIES]
+        keys = [key for key, *_ in NORMALISED_QUANTITIES]
+
+        def cells(correlations: dict[str, Correlation]) -> str:
+            return " | ".join(f"{correlations[k].r:.3f} (n={correlations[k].n})" for k in keys)
+
+        lines = [
+            "",
+            f"cross-voice transfer, {section['n_pairs']} pairs: r(ref, out) relative to each voice's mean",
+            f"| voices | {' | '.join(labels)} |",
+            "|---|" + "---|" * len(keys),
+            f"| pooled, speaker-normalised | {cells(section['normalised_correlations'])} |",
+            f"| pooled, raw | {cells(section['raw_correlations'])} |",
+        ]
+        for voice, correlations in section["by_reference_voice"].items():
+            lines.append(f"| reference voice {voice} | {cells(correlations)} |")
+        for voice, correlations in section["by_target_voice"].items():
+            lines.append(f"| target voice {voice} | {cells(correlations)} |")
+        identity = section["identity"]
+        lines.append(
+            f"identity: output F0 level inside the target voice's range {identity.inside_range:.2f} "
+            f"(n={identity.n_range}); nearer the target voice than the reference voice "
+            f"{identity.nearer_target:.2f} (n={identity.n_nearer})"
+        )
+        similarity = section["voice_similarity"]
+        if similarity is not None:
+            lines.append(
+                f"voice similarity (mean cepstrum): nearest voice is the target {similarity.accuracy:.2f} "
+                f"(n={similarity.n}); nearer the target than the reference voice "
+                f"{similarity.nearer_target:.2f} (n={similarity.n_nearer})"
+            )
+        return lines
 
 
 def _row(name: str, s: MetricSummary) -> str:

@@ -4,10 +4,17 @@ Both files of a pair are loaded as the model loads audio (:func:`prosody_vae.aud
 mono, resampled to the analysis rate, leading and trailing silence trimmed at ``trim_top_db`` and
 peak-normalised. So a system's extra silence or output gain does not enter the DTW path or the
 level-sensitive c0 of MCD13; pauses inside the utterance are kept. The metrics themselves are
-:func:`prosody_vae.metrics.compare_prosody` (pairs) and :func:`prosody_vae.metrics.utterance_prosody`
-(unpaired items); their conventions are documented there.
+:func:`prosody_vae.metrics.compare_prosody` (pairs) plus ``mcd_world_db``
+(:func:`prosody_vae.metrics.world_mel_cepstral_distortion`, the standard MCD), and
+:func:`prosody_vae.metrics.utterance_prosody` (unpaired items); their conventions are documented there.
 
 F0 extraction (WORLD Harvest) dominates the cost, hence the process pool.
+
+Files outside the range an utterance-level metric means something for are skipped and reported, not
+scored: shorter than :data:`MIN_SCORED_SECONDS` after trimming (a 0.05 s output would give a duration
+ratio of 400 and drag every mean), or longer than :data:`MAX_SCORED_SECONDS` (the pairwise metrics
+align whole utterances, in memory and time that grow with the product of the two lengths; the length
+is read from the header, so such a file is never loaded).
 """
 
 from __future__ import annotations
@@ -17,15 +24,57 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from prosody_vae.audio import AudioConfig, f0_energy, load_audio, log_mel
-from prosody_vae.metrics import compare_prosody, mel_cepstral_distortion, utterance_prosody
+from prosody_vae.audio import AudioConfig, AudioError, f0_energy, load_audio, log_mel
+from prosody_vae.metrics import (
+    compare_prosody,
+    mel_cepstral_distortion,
+    utterance_prosody,
+    world_mel_cepstral_distortion,
+)
 
 from .pairs import EvaluationItem
 
-__all__ = ["F0Tracks", "ItemScore", "analysis_config", "score_item", "score_items"]
+__all__ = [
+    "MAX_SCORED_SECONDS",
+    "MIN_SCORED_SECONDS",
+    "F0Tracks",
+    "ItemScore",
+    "analysis_config",
+    "score_item",
+    "score_items",
+]
+
+# An output or reference shorter than this after silence trimming is not scored (as a reference
+# this short is not embedded: MIN_REFERENCE_SECONDS of the synthesizer).
+MIN_SCORED_SECONDS = 0.25
+# ... nor one longer than this (by its header): utterances, not recordings, are compared.
+MAX_SCORED_SECONDS = 20.0
+
+
+def _scorable(path, config: AudioConfig) -> np.ndarray:
+    """``path`` loaded for scoring; an :class:`AudioError` when it is too long or too short to score."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        info = None  # load_audio names what is wrong with the file
+    if info is not None and info.samplerate > 0 and info.frames / info.samplerate > MAX_SCORED_SECONDS:
+        raise AudioError(
+            path,
+            f"too long to score: {info.frames / info.samplerate:.1f} s > {MAX_SCORED_SECONDS:g} s "
+            "(metrics compare utterances; cut the recording into utterances)",
+        )
+    wav = load_audio(path, config)
+    if len(wav) / config.sample_rate < MIN_SCORED_SECONDS:
+        raise AudioError(
+            path,
+            f"too short to score: {len(wav) / config.sample_rate:.2f} s after trimming silence "
+            f"< {MIN_SCORED_SECONDS:g} s",
+        )
+    return wav
 
 
 def analysis_config(sample_rate: int = 22050, *, f0_min: float = 50.0, f0_max: float = 600.0) -> AudioConfig:
@@ -71,14 +120,18 @@ def score_item(item: EvaluationItem, config: AudioConfig, *, keep_tracks: bool =
     """
     current = str(item.output)
     try:
-        out_wav = load_audio(item.output, config)
+        out_wav = _scorable(item.output, config)
         if item.reference is None:
             stats = utterance_prosody(out_wav, config.sample_rate, config=config)
             return ItemScore(item, {f"out_{key}": value for key, value in stats.items()})
         current = str(item.reference)
-        ref_wav = load_audio(item.reference, config)
+        ref_wav = _scorable(item.reference, config)
         current = ""
         values = compare_prosody(ref_wav, out_wav, config.sample_rate, config=config)
+        # the standard MCD, comparable with published numbers; both files are already trimmed
+        values["mcd_world_db"] = world_mel_cepstral_distortion(
+            ref_wav, out_wav, config.sample_rate, trim_top_db=None
+        ).value
         tracks = None
         if keep_tracks:
             mcd = mel_cepstral_distortion(

@@ -49,13 +49,10 @@ class Speech:
         return len(self.waveform) / self.sample_rate
 
     def save(self, path: str | Path) -> Path:
-        """Write a 16-bit PCM WAV (folders are created); returns the path."""
-        import soundfile as sf
+        """Write a 16-bit PCM WAV atomically (folders are created); returns the path."""
+        from prosody_vae.audio.io import write_wav
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, self.waveform, self.sample_rate, subtype="PCM_16")
-        return path
+        return write_wav(path, self.waveform, self.sample_rate, subtype="PCM_16")
 
 
 def transcript_beside(audio: str | Path) -> str | None:
@@ -63,4 +60,9 @@ def transcript_beside(audio: str | Path) -> str | None:
     path = Path(audio).with_suffix(".txt")
     if not path.is_file():
         return None
-    return path.read_text(encoding="utf-8").strip() or None
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: transcript is not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None

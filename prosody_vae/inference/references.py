@@ -31,11 +31,20 @@ class Reference:
     speaker: str | None = None
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``; a ``ValueError`` naming the file (and ``what`` it is) when it is
+    not text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: {what} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
 def _sidecar_text(audio: Path) -> str | None:
     path = audio.with_suffix(".txt")
     if not path.is_file():
         return None
-    return path.read_text(encoding="utf-8").strip() or None
+    return read_text_file(path, "transcript").strip() or None
 
 
 def _from_audio(path: Path) -> Reference:
@@ -67,7 +76,7 @@ def collect_references(items: Sequence[str | Path]) -> list[Reference]:
         elif path.suffix.lower() in _LIST_SUFFIXES:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: list file not found")
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in read_text_file(path, "list file").splitlines():
                 if line.strip() and not line.lstrip().startswith("#"):
                     audio = Path(line.strip())
                     found.append(_from_audio(audio if audio.is_absolute() else path.parent / audio))
@@ -103,7 +112,7 @@ def read_batch_file(path: str | Path) -> tuple[list[BatchLine], list[str]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: batch file not found")
     lines, problems = [], []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(read_text_file(path, "batch file").splitlines(), start=1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         fields = raw.rstrip("\r\n").split("\t")

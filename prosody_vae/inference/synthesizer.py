@@ -16,6 +16,7 @@ shipped model::
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,14 +34,23 @@ from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.checkpoint import CheckpointError, load_checkpoint
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.inference.api import Speech, transcript_beside
+from prosody_vae.inference.pieces import (
+    MAX_DECODER_SECONDS,
+    PAUSE_SECONDS,
+    PIECES_PER_BATCH,
+    decoder_step_cap,
+    join_pieces,
+    split_pieces,
+)
 from prosody_vae.prosody.bounds import kl_per_dimension_summary
 from prosody_vae.prosody.priors import AssociativePrior
 from prosody_vae.prosody.vae import ProsodyOutput
 from prosody_vae.text import Tokenizer, build_tokenizer
-from prosody_vae.tts.model import ProsodyTTS, build_model
-from prosody_vae.tts.pitch import decode_pitch
+from prosody_vae.tts.model import UNKNOWN_SPEAKER, ProsodyTTS, build_model
+from prosody_vae.tts.pitch import decode_pitch, smooth_f0
 
 __all__ = [
+    "MAX_REFERENCE_SECONDS",
     "MIN_REFERENCE_SECONDS",
     "ReferenceNotice",
     "Synthesis",
@@ -52,12 +62,26 @@ __all__ = [
 # A reference shorter than this (after silence trimming) holds about one stressed syllable: too
 # little for an F0 level, a range or a rate, so the embedding would be mostly the encoder's bias.
 MIN_REFERENCE_SECONDS = 0.25
+# The posterior reads at most the first this many seconds of a reference (after silence trimming):
+# the training utterances are shorter (prepare's max_duration is 20 s), and the reference encoder's
+# memory and time grow with the length. A longer reference is cut, with a ReferenceNotice.
+MAX_REFERENCE_SECONDS = 20.0
 
 Reference = str | Path | np.ndarray | Tensor
 
 
 class ReferenceNotice(UserWarning):
-    """A reference was converted on load (resampled to the model's rate, or mixed to mono)."""
+    """A reference was converted on load (resampled to the model's rate, or mixed to mono), or cut
+    to :data:`MAX_REFERENCE_SECONDS`."""
+
+
+def transcript_required(what: str) -> str:
+    """The one-line message for a reference without the transcript a model needs (``what``: its name)."""
+    return (
+        f"{what}: this model needs the reference's transcript (it was trained without "
+        "prosody.text_summary_dropout): give it with --reference-text (reference_text= in Python) "
+        "or in <name>.txt beside the audio"
+    )
 
 
 @dataclass
@@ -226,12 +250,28 @@ class Synthesizer:
     def reference_mel(self, reference: Reference) -> Tensor:
         """Log-mel (T, n_mels) of a reference: an audio file, a waveform at the model's rate, or a mel."""
         if isinstance(reference, Tensor) and reference.dim() == 2:
-            return reference.to(self.device)
+            return self._capped(reference, "reference mel").to(self.device)
         if isinstance(reference, str | Path):
-            wav = self.load_reference(reference)
+            wav = self._capped(self.load_reference(reference), reference)
         else:
-            wav = np.asarray(reference, dtype=np.float32)
+            wav = self._capped(np.asarray(reference, dtype=np.float32), "reference waveform")
         return self._mel(torch.from_numpy(np.ascontiguousarray(wav)).to(self.device))
+
+    def _capped(self, reference: np.ndarray | Tensor, source: object) -> np.ndarray | Tensor:
+        """The first :data:`MAX_REFERENCE_SECONDS` of a waveform (N,) or a log-mel (T, n_mels), with a
+        :class:`ReferenceNotice` when the reference was longer."""
+        is_mel = reference.ndim == 2
+        rate = self.audio.sample_rate / (self.audio.hop_length if is_mel else 1)  # frames or samples per s
+        limit = int(MAX_REFERENCE_SECONDS * rate)
+        if reference.shape[0] <= limit:
+            return reference
+        warnings.warn(
+            f"{source}: reference is {reference.shape[0] / rate:.1f} s; the posterior reads its first "
+            f"{MAX_REFERENCE_SECONDS:g} s",
+            ReferenceNotice,
+            stacklevel=3,
+        )
+        return reference[:limit]
 
     def speaker_ids(self, speaker: str | None, n: int) -> Tensor | None:
         """Speaker ids (n,) for multi-speaker models, None for single-speaker ones."""
@@ -243,6 +283,40 @@ class Synthesizer:
             raise ValueError(f"this model is multi-speaker: pass a speaker, one of {self.speakers}")
         return torch.full((n,), self.speakers.index(speaker), dtype=torch.long, device=self.device)
 
+    @property
+    def speaker_optional(self) -> bool:
+        """Whether a reference's voice may be left unknown (multi-speaker models trained with
+        ``prosody.speaker_dropout``: a learned unknown-speaker vector stands in for it)."""
+        return self.model.speaker_embedding is not None and self.model.prosody.speaker_optional
+
+    @property
+    def transcript_optional(self) -> bool:
+        """Whether references may come without a transcript: the model reads none, or was trained with
+        ``prosody.text_summary_dropout`` (a learned null summary stands in for an absent one)."""
+        return not self.model.uses_text_summary or self.model.prosody.text_optional
+
+    def _reference_speaker_ids(self, names: Sequence[str | None]) -> Tensor | None:
+        """The posterior's speaker ids (B,) of references spoken by ``names`` (None: a voice not in the
+        model's table, :data:`~prosody_vae.tts.model.UNKNOWN_SPEAKER`); None for single-speaker models."""
+        if self.model.speaker_embedding is None:
+            for name in names:
+                self.speaker_ids(name, 1)  # a name this model does not know is still an error
+            return None
+        ids = []
+        for name in names:
+            if name is None and not self.speaker_optional:
+                raise ValueError(
+                    "this model needs the voice of each reference, one of "
+                    f"{self.speakers} (it was trained without prosody.speaker_dropout)"
+                )
+            ids.append(UNKNOWN_SPEAKER if name is None else self.speakers.index(self._known(name)))
+        return torch.tensor(ids, dtype=torch.long, device=self.device)
+
+    def _known(self, speaker: str) -> str:
+        if speaker not in self.speakers:
+            raise ValueError(f"unknown speaker {speaker!r}; this model knows {self.speakers}")
+        return speaker
+
     # ------------------------------------------------------------------ prosody
     @torch.no_grad()
     def embed(
@@ -253,7 +327,21 @@ class Synthesizer:
         speaker: str | None = None,
         sample: bool = False,
     ) -> ProsodyOutput:
-        """Posterior over z for one reference: a ProsodyOutput with batch size 1."""
+        """Posterior over z for one reference: a ProsodyOutput with batch size 1.
+
+        Args:
+            reference: an audio file, a waveform at the model's rate, or a log-mel (T, n_mels).
+            reference_text: its transcript. None (or empty) embeds it without one, which a model
+                trained with ``prosody.text_summary_dropout`` does with its learned null summary; a
+                model trained without raises a ``ValueError`` that names the reference.
+            speaker: the voice that spoke the reference (multi-speaker models), a name of
+                :attr:`speakers`; None for a voice outside them, which a model trained with
+                ``prosody.speaker_dropout`` reads as "unknown" and a model trained without refuses.
+            sample: a draw from the posterior instead of its mean.
+        """
+        if not reference_text and not self.transcript_optional:
+            what = str(reference) if isinstance(reference, str | Path) else "reference"
+            raise ValueError(transcript_required(what))
         return self.embed_batch(
             [self.reference_mel(reference)],
             texts=[reference_text],
@@ -272,8 +360,10 @@ class Synthesizer:
     ) -> ProsodyOutput:
         """Posterior over z for several reference mels, each (T_i, n_mels): outputs with B = len(mels).
 
-        The mels are zero-padded to one batch; the reference encoder reads only each item's valid
-        frames, so the result does not depend on what else is in the batch.
+        ``texts`` and ``speakers`` are per reference, as ``reference_text`` and ``speaker`` of
+        :meth:`embed` (None entries: no transcript, a voice outside the model's speakers). The mels are
+        zero-padded to one batch; the reference encoder reads only each item's valid frames, so the
+        result does not depend on what else is in the batch.
         """
         if not mels:
             raise ValueError("no reference to embed")
@@ -281,15 +371,21 @@ class Synthesizer:
         batch = pad_sequence([m.to(self.device) for m in mels], batch_first=True)  # (B, T, n_mels)
         tokens = token_lengths = None
         if self.model.uses_text_summary:
-            if texts is None or any(not t for t in texts):
-                raise ValueError(
-                    "this model's prosody posterior reads the reference transcript: pass reference_text"
-                )
-            tokens, token_lengths = self.tokens(list(texts))
-        speaker_ids = None
-        if self.model.speaker_embedding is not None:
-            names = list(speakers) if speakers is not None else [None] * len(mels)
-            speaker_ids = torch.cat([self.speaker_ids(name, 1) for name in names])
+            given = [t or None for t in texts] if texts is not None else [None] * len(mels)
+            if len(given) != len(mels):
+                raise ValueError(f"texts has {len(given)} entries for {len(mels)} references")
+            missing = [i for i, t in enumerate(given) if t is None]
+            if missing and not self.model.prosody.text_optional:
+                raise ValueError(transcript_required(f"reference {missing[0]}"))
+            if len(missing) < len(given):
+                # an absent transcript is 0 tokens: the model's null summary stands in for it
+                ids = [[] if t is None else self.tokenizer.encode(t) for t in given]
+                token_lengths = torch.tensor([len(i) for i in ids], device=self.device)
+                tokens = torch.zeros(len(ids), int(token_lengths.max()), dtype=torch.long, device=self.device)
+                for row, seq in enumerate(ids):
+                    tokens[row, : len(seq)] = torch.tensor(seq, dtype=torch.long, device=self.device)
+        names = list(speakers) if speakers is not None else [None] * len(mels)
+        speaker_ids = self._reference_speaker_ids(names)
         return self.model.encode_prosody(
             batch,
             lengths,
@@ -331,11 +427,42 @@ class Synthesizer:
     def synthesize(
         self, texts: list[str], z: Tensor, *, speaker: str | None = None, max_steps: int | None = None
     ) -> list[Synthesis]:
-        """Mels for texts (B) with latents z (B, D); returns a list of :class:`Synthesis`."""
+        """Mels for texts (B) with latents z (B, D); returns a list of :class:`Synthesis`.
+
+        Work is bounded whatever the input (:mod:`prosody_vae.inference.pieces`): a text longer than
+        ``MAX_PIECE_CHARACTERS`` is split at sentence ends and spoken piece by piece with the same z,
+        the pieces joined with a short pause (mel and F0 stay aligned); pieces are decoded
+        ``PIECES_PER_BATCH`` at a time; and each piece's decoder stops after ``MAX_DECODER_SECONDS``
+        of audio at most. ``max_steps`` (decoder steps per piece) may lower that cap, not raise it.
+        """
+        cap = decoder_step_cap(self.audio, self.model.backbone.r)
+        if max_steps is not None and not 1 <= max_steps <= cap:
+            raise ValueError(
+                f"max_steps must lie in [1, {cap}] ({MAX_DECODER_SECONDS:g} s of audio), got {max_steps}"
+            )
+        if len(texts) != z.shape[0]:
+            raise ValueError(f"{len(texts)} text(s) but {z.shape[0]} latent(s)")
+        pieces, owners = split_pieces(texts)
+        if len(pieces) > PIECES_PER_BATCH:
+            self.tokens(pieces)  # every piece readable (TextError) before hours of decoding
+        decoded: list[Synthesis] = []
+        for start in range(0, len(pieces), PIECES_PER_BATCH):
+            part = slice(start, start + PIECES_PER_BATCH)
+            rows = torch.tensor(owners[part], device=z.device)
+            decoded += self._synthesize_batch(pieces[part], z[rows], speaker, max_steps, cap)
+        pause = round(PAUSE_SECONDS * self.audio.sample_rate / self.audio.hop_length)
+        return join_pieces(
+            decoded, owners, len(texts), pause_frames=pause, floor=math.log(self.audio.log_floor)
+        )
+
+    def _synthesize_batch(
+        self, texts: list[str], z: Tensor, speaker: str | None, max_steps: int | None, cap: int
+    ) -> list[Synthesis]:
+        """One decoder batch of :meth:`synthesize`: texts (B) with latents z (B, D)."""
         tokens, lengths = self.tokens(texts)
         if max_steps is None:
             # generous: about 12 frames per token at r = 1, well past any real utterance of the corpus
-            max_steps = int(lengths.max()) * 12 // self.model.backbone.r + 20
+            max_steps = min(int(lengths.max()) * 12 // self.model.backbone.r + 20, cap)
         out = self.model.infer(
             tokens,
             lengths,
@@ -344,7 +471,12 @@ class Synthesizer:
             max_steps=max_steps,
         )
         steps = self.model.backbone.decoder_lengths(out.mel_lengths)
-        f0 = None if getattr(out, "pitch", None) is None else decode_pitch(out.pitch, out.mel_lengths)
+        # the predicted F0 track, its one- or two-frame onset jumps removed (see smooth_f0)
+        f0 = (
+            None
+            if getattr(out, "pitch", None) is None
+            else smooth_f0(decode_pitch(out.pitch, out.mel_lengths))
+        )
         return [
             Synthesis(
                 mel=out.mel_post[i, : int(out.mel_lengths[i])],
@@ -363,10 +495,32 @@ class Synthesizer:
         *,
         reference_text: str | None = None,
         speaker: str | None = None,
+        reference_speaker: str | None = None,
         sample: bool = False,
     ) -> Synthesis:
-        """Speak ``text`` with the prosody of ``reference`` (posterior mean unless ``sample``)."""
-        posterior = self.embed(reference, reference_text=reference_text, speaker=speaker, sample=sample)
+        """Speak ``text`` with the prosody of ``reference`` (posterior mean unless ``sample``).
+
+        Args:
+            text: what to say.
+            reference: an audio file, a waveform at the model's rate, or a log-mel (T, n_mels).
+            reference_text: the reference's transcript, or None to embed it without one (a model
+                trained with ``prosody.text_summary_dropout``; others raise a ``ValueError``). A
+                ``<name>.txt`` beside the file is not read here: :meth:`speak` and the command line do.
+            speaker: the target voice, one of :attr:`speakers` (multi-speaker models).
+            reference_speaker: the voice that spoke the reference, when it is one of :attr:`speakers`;
+                None for any other voice. The posterior reads this voice and the decoder ``speaker``,
+                so the reference's prosody relative to its own voice is rendered in the target voice's
+                range (see :mod:`prosody_vae.tts.model`). With None, a model trained with
+                ``prosody.speaker_dropout`` uses its learned unknown-speaker vector; a model trained
+                without has none, and is given the target voice instead (it then reads the reference
+                as if the target voice had spoken it, as the reference implementation always does).
+            sample: a draw from the posterior instead of its mean.
+        """
+        if reference_speaker is None and not self.speaker_optional:
+            reference_speaker = speaker
+        posterior = self.embed(
+            reference, reference_text=reference_text, speaker=reference_speaker, sample=sample
+        )
         return self.synthesize([text], posterior.z, speaker=speaker)[0]
 
     def speak(
@@ -376,25 +530,28 @@ class Synthesizer:
         *,
         reference_text: str | None = None,
         speaker: str | None = None,
+        reference_speaker: str | None = None,
         sample: bool = False,
     ) -> Speech:
         """``text`` spoken with the prosody of ``reference``, as audio: :meth:`transfer`, then :attr:`vocoder`.
 
         ``reference`` is an audio file, a waveform at the model's rate or a log-mel (T, n_mels). A
         model with a text summary reads the reference's transcript: ``reference_text``, or for a file
-        the text of ``<name>.txt`` beside it (a ``ValueError`` naming both when neither exists).
-        Returns a :class:`~prosody_vae.inference.api.Speech` (``waveform`` (N,), ``sample_rate``,
-        ``synthesis``, ``save(path)``).
+        the text of ``<name>.txt`` beside it; without either, a model trained with
+        ``prosody.text_summary_dropout`` embeds the reference without one, and any other raises a
+        ``ValueError`` naming the file. ``speaker`` and ``reference_speaker`` are the target voice and
+        the reference's, as for :meth:`transfer`. Returns a :class:`~prosody_vae.inference.api.Speech`
+        (``waveform`` (N,), ``sample_rate``, ``synthesis``, ``save(path)``).
         """
         if reference_text is None and self.model.uses_text_summary and isinstance(reference, str | Path):
             reference_text = transcript_beside(reference)
-            if reference_text is None:
-                raise ValueError(
-                    f"{reference}: this model reads the reference's transcript: pass reference_text, "
-                    f"or write it to {Path(reference).with_suffix('.txt')}"
-                )
         synthesis = self.transfer(
-            text, reference, reference_text=reference_text, speaker=speaker, sample=sample
+            text,
+            reference,
+            reference_text=reference_text,
+            speaker=speaker,
+            reference_speaker=reference_speaker,
+            sample=sample,
         )
         if self.vocoder is None:
             self.vocoder = load_vocoder(None, self.audio, default=self.default_vocoder).to(self.device)

@@ -13,10 +13,11 @@ not "twenty-one"), so that a hyphen in the output always comes from the text and
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
-__all__ = ["normalize_text", "number_to_words", "ordinal_to_words", "year_to_words"]
+__all__ = ["normalize_text", "number_to_words", "ordinal_to_words", "strip_markup", "year_to_words"]
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -114,13 +115,48 @@ _DASH_RANGE = re.compile(r"(\d)\s*[\u2013\u2014]\s*(\d)")  # 1990-1995 with an e
 _LONG_DASH = re.compile(r"\s*[\u2013\u2014\u2015]+\s*|\s+--+\s+|(?<=\w)--+(?=\w)")
 
 
+def _invisible_to_space(text: str) -> str:
+    """Control characters (NUL, escape, ...) become spaces and format characters (zero-width space,
+    soft hyphen, ...) disappear: neither is spoken, and espeak-ng ends its input at a NUL, which would
+    silently drop the rest of the text."""
+    out = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cc":
+            out.append(" ")
+        elif category != "Cf":
+            out.append(ch)
+    return "".join(out)
+
+
 def _fold_unicode(text: str) -> str:
+    text = _invisible_to_space(text)
     text = _DASH_RANGE.sub(r"\1 to \2", text)
     text = _LONG_DASH.sub(" - ", text)  # a dash between words is a pause
     text = "".join(_UNICODE.get(ch, ch) for ch in text)
     # NFKD splits accented letters into base + combining mark; dropping the marks maps "cafe\u0301" to "cafe".
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+# --- markup ----------------------------------------------------------------------------------------
+# SSML/XML/HTML tags (<speak>, <break time="1s"/>, </p>), comments and declarations. Text is not markup,
+# so a "<" that opens no tag ("a < b") is left for the tokenizer to reject by name.
+_MARKUP = re.compile(r"<!--.*?-->|<[?!][^<>]*>|</?[A-Za-z][\w:.-]*(?:\s[^<>]*)?/?>", re.DOTALL)
+
+
+def strip_markup(text: str) -> tuple[str, list[str]]:
+    """``text`` without SSML/XML tags, and the tags removed (in order; empty when there were none).
+
+    Each tag becomes a space, so the words on either side stay apart; when a tag was found, character
+    entities (``&amp;``, ``&lt;``) are decoded too, as markup writes them so. Tags are not spoken and
+    their meaning (a break, an emphasis) is not rendered: the tokenizers strip them with a
+    :class:`~prosody_vae.text.tokenizers.TextNotice`.
+    """
+    tags = _MARKUP.findall(text)
+    if not tags:
+        return text, []
+    return html.unescape(_MARKUP.sub(" ", text)), tags
 
 
 # --- abbreviations ---------------------------------------------------------------------------------

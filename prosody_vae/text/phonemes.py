@@ -23,6 +23,8 @@ import subprocess
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from prosody_vae.errors import ProsodyVAEError
+
 __all__ = ["Phonemizer", "PhonemizerError"]
 
 # Punctuation tokens: , . ! ? ; : and a hyphen that is not inside a word ("a - b", not "well-known").
@@ -32,7 +34,7 @@ _SPEAKABLE = re.compile(r"[a-z0-9]", re.IGNORECASE)
 _MAX_BATCHED_WORDS = 60  # espeak-ng splits a clause at roughly 70 words
 
 
-class PhonemizerError(RuntimeError):
+class PhonemizerError(ProsodyVAEError, RuntimeError):
     """espeak-ng is missing or failed."""
 
 
@@ -122,7 +124,7 @@ class Phonemizer:
         try:
             proc = subprocess.run(
                 [self._executable, "-q", "--ipa", "-v", self.voice],
-                input=text + "\n",
+                input=text.replace("\0", " ") + "\n",  # espeak-ng would end its input at a NUL
                 capture_output=True,
                 text=True,
                 encoding="utf-8",

@@ -4,23 +4,41 @@ Both normalise the text first (:func:`normalize_text`, idempotent, so already-no
 then map symbols to ids through a fixed symbol list. Id 0 is padding. Unknown symbols raise
 :class:`TextError` naming them and the text; ``on_unknown="skip"`` drops them with a warning instead
 (useful for scraping a corpus, never the default: silently dropped words make misaligned data).
+
+What cannot be spoken is never dropped in silence. Both tokenizers read English: words in Latin
+letters, digits (spelled out by the normaliser) and the punctuation ``, . ! ? ; : - '``. Letters of
+other scripts (Cyrillic, CJK, Greek, ...) and other symbols (``~ # / *``, emoji) are unknown symbols,
+a :class:`TextError` naming them (espeak-ng would otherwise drop a word in another script, or spell
+its letters one by one). SSML or other markup tags are not spoken: they are stripped with a
+:class:`TextNotice` that names them (:func:`~prosody_vae.text.normalise.strip_markup`). Control
+characters such as NUL are spaces (:func:`normalize_text`).
 """
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from prosody_vae.text.normalise import normalize_text
+from prosody_vae.text.normalise import normalize_text, strip_markup
 from prosody_vae.text.phonemes import Phonemizer
-from prosody_vae.text.symbols import CHARACTER_SYMBOLS, EOS, PAD, PHONEME_SYMBOLS, SYMBOLS_VERSION
+from prosody_vae.text.symbols import (
+    CHARACTER_SYMBOLS,
+    EOS,
+    PAD,
+    PHONEME_SYMBOLS,
+    PUNCTUATION,
+    SPACE,
+    SYMBOLS_VERSION,
+)
 
 __all__ = [
     "CharacterTokenizer",
     "PhonemeTokenizer",
     "TextError",
+    "TextNotice",
     "Tokenizer",
     "build_tokenizer",
 ]
@@ -30,6 +48,36 @@ OnUnknown = Literal["raise", "skip"]
 
 class TextError(ValueError):
     """Text that cannot be tokenised: empty after normalisation, or with unknown symbols."""
+
+
+class TextNotice(UserWarning):
+    """Text was changed before it was spoken (markup stripped, unknown symbols dropped on request)."""
+
+
+_READABLE = frozenset((SPACE, *PUNCTUATION))
+
+
+def _readable(ch: str) -> bool:
+    """Whether the tokenizers can say ``ch``: a Latin letter, a digit, a space or kept punctuation."""
+    if ch in _READABLE or ch.isdigit():
+        return True
+    return ch.isalpha() and unicodedata.name(ch, "").startswith("LATIN ")
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, its middle cut out when long (a page of text is one line)."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[: limit // 2]) + " ... " + repr(text[-limit // 4 :]) + f" ({len(text)} characters)"
+
+
+def _describe(chars: list[str]) -> str:
+    shown = ", ".join(repr(c) for c in chars[:8]) + (f" and {len(chars) - 8} more" if len(chars) > 8 else "")
+    scripts = {unicodedata.name(c, "?").split(" ")[0] for c in chars if c.isalpha()}
+    scripts = {word if len(word) <= 3 else word.title() for word in scripts}  # CJK, Cyrillic, Greek
+    if scripts:
+        return f"{shown} ({'/'.join(sorted(scripts))} letters: this tokenizer reads English in Latin letters)"
+    return f"{shown} (write symbols as words)"
 
 
 @runtime_checkable
@@ -83,28 +131,70 @@ class _SymbolTokenizer(ABC):
         return self.encode_batch([text])[0]
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """Several texts at once (one espeak-ng call for the phoneme tokenizer)."""
+        """Several texts at once (one espeak-ng call for the phoneme tokenizer); the first text that
+        cannot be tokenised raises its :class:`TextError`."""
+        encoded = self.encode_each(texts)
+        for ids in encoded:
+            if isinstance(ids, TextError):
+                raise ids
+        return encoded
+
+    def encode_each(self, texts: Sequence[str]) -> list[list[int] | TextError]:
+        """Like :meth:`encode_batch`, but a text that cannot be tokenised gives its :class:`TextError`
+        in its place instead of raising, so that a corpus can be checked in one pass."""
         if isinstance(texts, str):
             raise TypeError("encode_batch takes a sequence of texts, not a single str; use encode")
-        normalised = [normalize_text(t) for t in texts]
-        for raw, norm in zip(texts, normalised, strict=True):
-            if not any(ch.isalnum() for ch in norm):
-                raise TextError(f"nothing to say in {raw!r}: empty after normalisation ({norm!r})")
-        return [self._to_ids(s, raw) for s, raw in zip(self._symbolize(normalised), texts, strict=True)]
+        results: list[list[int] | TextError | None] = []
+        readable: dict[int, str] = {}  # index -> normalised text to symbolise
+        for index, raw in enumerate(texts):
+            try:
+                readable[index] = self._prepare(raw)
+                results.append(None)
+            except TextError as error:
+                results.append(error)
+        indices = list(readable)
+        for index, symbols in zip(indices, self._symbolize([readable[i] for i in indices]), strict=True):
+            try:
+                results[index] = self._to_ids(symbols, texts[index])
+            except TextError as error:
+                results[index] = error
+        return results
+
+    def _prepare(self, raw: str) -> str:
+        """The normalised text to symbolise: markup stripped (with a notice), everything readable."""
+        text, tags = strip_markup(raw)
+        if tags:
+            shown = " ".join(tags[:4]) + (f" and {len(tags) - 4} more" if len(tags) > 4 else "")
+            warnings.warn(
+                f"markup is not spoken: removed {shown} from {_quote(raw)}", TextNotice, stacklevel=4
+            )
+        norm = normalize_text(text)
+        unreadable = sorted({ch for ch in norm if not _readable(ch)})
+        if unreadable:
+            message = f"cannot speak {_describe(unreadable)} in {_quote(raw)}"
+            if self.on_unknown == "raise":
+                raise TextError(message)
+            warnings.warn(message + "; dropped (on_unknown='skip')", TextNotice, stacklevel=4)
+            norm = normalize_text("".join(" " if ch in unreadable else ch for ch in norm))
+        if not any(ch.isalnum() for ch in norm):
+            raise TextError(f"nothing to say in {_quote(raw)}: empty after normalisation ({norm!r})")
+        return norm
 
     def _to_ids(self, symbols: str, raw: str) -> list[int]:
         if not symbols.strip():
             # e.g. a script espeak-ng has no rules for: it returns no phonemes at all
-            raise TextError(f"nothing to say in {raw!r}: the {self.kind} tokenizer finds no symbols in it")
+            raise TextError(
+                f"nothing to say in {_quote(raw)}: the {self.kind} tokenizer finds no symbols in it"
+            )
         unknown = sorted({s for s in symbols if s not in self._ids or s in (PAD, EOS)})
         if unknown:
-            message = f"unknown {self.kind} symbol(s) {unknown!r} in {raw!r}"
+            message = f"unknown {self.kind} symbol(s) {unknown!r} in {_quote(raw)}"
             if self.on_unknown == "raise":
                 raise TextError(message + "; normalise or remove them, or pass on_unknown='skip'")
-            warnings.warn(message + "; dropped (on_unknown='skip')", stacklevel=3)
+            warnings.warn(message + "; dropped (on_unknown='skip')", TextNotice, stacklevel=4)
         ids = [self._ids[s] for s in symbols if s not in unknown]
         if not ids:
-            raise TextError(f"nothing left of {raw!r} after dropping unknown symbols")
+            raise TextError(f"nothing left of {_quote(raw)} after dropping unknown symbols")
         if self.add_eos:
             ids.append(self.eos_id)
         return ids

@@ -20,6 +20,7 @@ from prosody_vae.config import ExperimentConfig
 from prosody_vae.data.dataset import ProsodyDataset, collate
 from prosody_vae.data.manifest import Utterance, read_manifest
 from prosody_vae.data.sampler import LengthBucketSampler
+from prosody_vae.data.validate import untokenisable
 from prosody_vae.text import Tokenizer, build_tokenizer
 from prosody_vae.training.distributed import DistributedContext
 
@@ -95,6 +96,20 @@ def _read_split(root: Path, name: str) -> list[Utterance]:
     return utterances
 
 
+def _check_texts(root: Path, config: ExperimentConfig, utterances: list[Utterance], tokenizer) -> None:
+    """Refuse, before the first step, data with a text the tokenizer cannot read: it would end the
+    run when its batch came, and again at the same batch on every resume."""
+    bad = untokenisable(utterances, tokenizer)
+    if bad:
+        shown = "; ".join(f"{utt_id}: {reason}" for utt_id, reason in bad[:3])
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise ValueError(
+            f"{root}: {len(bad)} utterance(s) of the {config.data.train_split}/{config.data.valid_split} "
+            f"splits cannot be tokenised: {shown}{more}; prepare the data again (prosody-vae prepare "
+            "--force drops and lists them) or remove them from the splits"
+        )
+
+
 def build_training_data(
     config: ExperimentConfig, context: DistributedContext, *, tokenizer_config: dict | None = None
 ) -> TrainingData:
@@ -109,6 +124,7 @@ def build_training_data(
     tokenizer = (
         build_tokenizer(**tokenizer_config) if tokenizer_config else build_tokenizer(config.text.tokenizer)
     )
+    _check_texts(root, config, train_utts + valid_utts, tokenizer)
     speakers = sorted({u.speaker for u in train_utts})
     features = root / "features"
     train_set = ProsodyDataset(train_utts, features, tokenizer, speakers=speakers)

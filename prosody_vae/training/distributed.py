@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from prosody_vae.data.dataset import Batch
+from prosody_vae.devices import resolve_device
 
 __all__ = [
     "DistributedContext",
@@ -43,9 +44,7 @@ def setup_distributed(device: str | None = None) -> DistributedContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
-    if use_cuda and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    use_cuda = resolve_device(device).type == "cuda"  # an unknown name or a missing GPU: ValueError
     if use_cuda:
         torch.cuda.set_device(local_rank)
         resolved = torch.device("cuda", local_rank)

@@ -49,6 +49,13 @@ class TrainResult:
     interrupted: bool  # stopped by SIGINT/SIGTERM (a checkpoint was written first)
     skipped_steps: int  # updates discarded for non-finite gradients in this session
     last_valid: dict[str, float]  # the last validation scalars of this session ({} if none ran)
+    signal: int | None = None  # the signal that stopped it (signal.SIGINT or SIGTERM), else None
+
+    @property
+    def exit_status(self) -> int:
+        """0 for a finished run; 128 + the signal number for an interrupted one (130, 143), as
+        shells report a process a signal stopped."""
+        return 128 + self.signal if self.interrupted and self.signal is not None else 0
 
 
 class _StopRequested:
@@ -56,6 +63,7 @@ class _StopRequested:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signal: int | None = None
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> _StopRequested:
@@ -66,6 +74,7 @@ class _StopRequested:
 
     def _handle(self, signum, frame) -> None:
         self.requested = True
+        self.signal = signum
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
@@ -77,6 +86,7 @@ def train(
     out_dir: str | Path,
     *,
     resume: bool | str | Path = False,
+    force: bool = False,
     device: str | None = None,
     max_steps: int | None = None,
     progress: bool = True,
@@ -86,14 +96,21 @@ def train(
     Args:
         config: the experiment; saved beside the checkpoints and inside each of them.
         out_dir: experiment folder (``checkpoints/``, ``tensorboard/``, ``log.jsonl``, ``config.yaml``).
+            A new run needs a folder that holds no run (see ``force``).
         resume: True to continue from the latest checkpoint in ``out_dir`` (fresh start when there is
             none), or a checkpoint path.
+        force: start a new run even though ``out_dir`` holds one, whose files are moved to
+            ``<out_dir>.old-<N>/`` (nothing is deleted).
         device: "cpu", "cuda" or None (CUDA when available).
-        max_steps: stop after this global step even if ``config.train.steps`` is larger (the schedule
-            still follows ``config.train.steps``); useful to train in several sessions.
+        max_steps: stop after this global step (>= 1) even if ``config.train.steps`` is larger (the
+            schedule still follows ``config.train.steps``); useful to train in several sessions.
         progress: show a progress bar (rank 0).
     """
-    state = setup_training(config, out_dir, resume=resume, device=device, progress=progress)
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1
+    ):
+        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
+    state = setup_training(config, out_dir, resume=resume, force=force, device=device, progress=progress)
     steps = config.train.steps
     final_step = min(steps, max_steps) if max_steps is not None else steps
     try:
@@ -109,7 +126,7 @@ def train(
         if state.context.is_main and (
             last is None or state.checkpoints.latest() is None or not last.exists()
         ):
-            state.save()  # a run that wrote none (no update, e.g. max_steps=0), or whose last one is gone
+            state.save()  # a run that wrote none (no update: resumed at its last step), or whose last one is gone
     finally:
         state.monitor.close()
     return TrainResult(
@@ -118,6 +135,7 @@ def train(
         interrupted=interrupted,
         skipped_steps=state.skipped,
         last_valid=state.last_valid,
+        signal=stop.signal,
     )
 
 

@@ -55,7 +55,8 @@ class TrainingMonitor:
         from torch.utils.tensorboard import SummaryWriter
 
         self._writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=purge_step(start_step))
-        self._log = open(out_dir / "log.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._log_path = out_dir / "log.jsonl"
+        self._log = open(self._log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         if progress:
             self._bar = tqdm(
                 total=config.train.steps,
@@ -93,8 +94,7 @@ class TrainingMonitor:
         mean = {key: float(np.mean([r[key] for r in self._window])) for key in record}
         self._window.clear()
         mean.update(step=step, lr=lr, capacity=self.capacity)
-        self._log.write(json.dumps(mean) + "\n")
-        self._log.flush()
+        self._append(mean)
         for key, value in mean.items():
             if key not in ("step", "capacity"):
                 self._writer.add_scalar(f"train/{key}", value, step)
@@ -106,13 +106,20 @@ class TrainingMonitor:
                 l1=f"{mean['postnet_l1']:.0f}",
             )
 
+    def _append(self, record: dict) -> None:
+        """One line of ``log.jsonl``, flushed; a failed write (no space left) names the file."""
+        try:
+            self._log.write(json.dumps(record) + "\n")
+            self._log.flush()
+        except OSError as error:
+            raise OSError(error.errno, error.strerror or str(error), str(self._log_path)) from None
+
     def log_valid(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
             return
         for key, value in scalars.items():
             self._writer.add_scalar(key, value, step)
-        self._log.write(json.dumps({"step": step, **scalars}) + "\n")
-        self._log.flush()
+        self._append({"step": step, **scalars})
         summary = ", ".join(f"{k.split('/')[-1]} {v:.3g}" for k, v in scalars.items())
         self.write(f"[valid @ {step}] {summary}")
 
@@ -122,8 +129,7 @@ class TrainingMonitor:
             return
         for key, value in scalars.items():
             self._writer.add_scalar(key, value, step)
-        self._log.write(json.dumps({"step": step, **scalars}) + "\n")
-        self._log.flush()
+        self._append({"step": step, **scalars})
 
     def log_figure(self, tag: str, figure, step: int) -> None:
         if self.enabled:
@@ -150,4 +156,8 @@ class TrainingMonitor:
         if self._writer is not None:
             self._writer.close()
         if self._log is not None:
-            self._log.close()
+            log, self._log = self._log, None
+            try:
+                log.close()
+            except OSError:
+                pass  # a failed flush was already reported by the write that failed

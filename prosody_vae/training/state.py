@@ -25,14 +25,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader
 
-from prosody_vae.checkpoint import CheckpointManager, load_checkpoint
+from prosody_vae.checkpoint import CheckpointError, CheckpointManager, describe_load_error, load_checkpoint
 from prosody_vae.config import ExperimentConfig, save_config
+from prosody_vae.errors import ProsodyVAEError, one_line
 from prosody_vae.prosody.capacity import CapacityObjective
 from prosody_vae.prosody.dual_optimizer import DualOptimizer
 from prosody_vae.prosody.priors import AssociativePrior
 from prosody_vae.training.acn import RefreshSchedule
 from prosody_vae.training.data import TrainingData, build_training_data
 from prosody_vae.training.distributed import DistributedContext, setup_distributed
+from prosody_vae.training.folder import check_experiment_folder, clear_partial_writes, move_aside, trim_log
 from prosody_vae.training.initialise import initialise_from
 from prosody_vae.training.monitor import TrainingMonitor
 from prosody_vae.training.objective import TrainingModule
@@ -42,7 +44,7 @@ from prosody_vae.tts.model import ProsodyTTS, build_model
 __all__ = ["TrainingError", "TrainingState", "epoch_loader", "setup_training"]
 
 
-class TrainingError(RuntimeError):
+class TrainingError(ProsodyVAEError, RuntimeError):
     """Training cannot continue (e.g. too many non-finite losses); a checkpoint was written first."""
 
 
@@ -140,18 +142,28 @@ def setup_training(
     out_dir: str | Path,
     *,
     resume: bool | str | Path = False,
+    force: bool = False,
     device: str | None = None,
     progress: bool = True,
 ) -> TrainingState:
     """Build a run: data, model, objective, optimisers, schedule, monitor; restored from a checkpoint
     when ``resume`` is True (the latest in ``out_dir``; a fresh start when there is none) or a path.
 
+    A new run (no ``resume``) needs an ``out_dir`` that holds no run (``checkpoints/``,
+    ``tensorboard/``, ``log.jsonl``): else an :class:`~prosody_vae.training.folder.ExperimentExistsError`,
+    unless ``force``, which moves the old run's files to ``<out_dir>.old-<N>/`` once the new run is
+    set up (:mod:`prosody_vae.training.folder`).
+
     Also initialises the process group under ``torchrun``, seeds the global RNG (``train.seed`` plus
-    the rank) and writes ``out_dir/config.yaml`` (rank 0).
+    the rank), removes the temporary files of a write that a kill interrupted, cuts ``log.jsonl``
+    back to the resumed step and writes ``out_dir/config.yaml`` (rank 0).
     """
     out_dir = Path(out_dir)
+    move_old_run = check_experiment_folder(out_dir, resume=bool(resume), force=force)
     context = setup_distributed(device)
     torch.manual_seed(config.train.seed + context.rank)
+    if context.is_main and not move_old_run:
+        clear_partial_writes(out_dir)
     checkpoints = CheckpointManager(out_dir / "checkpoints", keep_last=config.train.keep_last)
     resume_path = checkpoints.latest() if resume is True else (Path(resume) if resume else None)
     saved = load_checkpoint(resume_path, map_location=context.device) if resume_path is not None else None
@@ -172,10 +184,15 @@ def setup_training(
     scheduler = build_scheduler(optimizer, config.optim)
     refresh = _code_bank_schedule(module.model, data, config)
     network = _distributed(module, context)
-    position = _restore(saved, module, optimizer, scheduler, data) if saved is not None else {}
+    position = _restore(saved, resume_path, module, optimizer, scheduler, data) if saved is not None else {}
     if context.is_main:
+        if move_old_run:
+            print(f"[train] --force: moved the run that was in {out_dir} to {move_aside(out_dir)}")
         out_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, out_dir / "config.yaml")
+        dropped = trim_log(out_dir / "log.jsonl", position.get("step", 0))
+        if dropped:
+            print(f"[train] {out_dir / 'log.jsonl'}: dropped {dropped} record(s) after the resumed step")
     monitor = TrainingMonitor(
         out_dir, config, enabled=context.is_main, progress=progress, start_step=position.get("step", 0)
     )
@@ -247,6 +264,7 @@ def _distributed(module: TrainingModule, context: DistributedContext) -> nn.Modu
 
 def _restore(
     saved: dict[str, Any],
+    path: Path,
     module: TrainingModule,
     optimizer: DualOptimizer,
     scheduler: LambdaLR,
@@ -255,14 +273,25 @@ def _restore(
     """Load a checkpoint into the run's pieces; returns the position fields of :class:`TrainingState`.
 
     The sampler's state is checked against the data and batching of this run (a changed corpus,
-    batch size or world size is refused there). The RNG state comes last: nothing after it draws
-    before the first step.
+    batch size or world size is refused there). Weights or optimiser state that do not fit the model
+    this config builds (a changed shape) are a one-line :class:`CheckpointError` naming ``path``. The
+    RNG state comes last: nothing after it draws before the first step.
     """
-    module.load_state_dict(saved["training_module"])
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
+    try:
+        module.load_state_dict(saved["training_module"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise CheckpointError(
+            f"{path}: cannot resume with this config, the checkpoint's model differs "
+            f"({describe_load_error(error)}); resume with the config it was trained with, "
+            "or start a new run"
+        ) from None
+    try:
+        data.sampler.load_state_dict(saved["sampler"])
+    except (ValueError, KeyError) as error:
+        raise CheckpointError(f"{path}: cannot resume on this data: {one_line(error)}") from None
     torch.set_rng_state(saved["rng"]["torch"])
-    data.sampler.load_state_dict(saved["sampler"])
     return {
         "step": saved["step"],
         "epoch": data.sampler.epoch,
