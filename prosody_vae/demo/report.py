@@ -20,6 +20,15 @@ from prosody_vae.demo.styles import STYLES
 
 __all__ = ["write_report"]
 
+# What the listener should expect of the sound itself, by vocoder (the report's audio paragraph).
+_VOCODER_NOTES = {
+    "WORLD": "WORLD builds the voice from the predicted F0, so the melody you hear is the model's; its "
+    "fixed aperiodicity and mel-derived envelope make the voice buzzier than a recording: judge the "
+    "prosody (pitch level, melody, tempo), not the voice quality.",
+    "Griffin-Lim": "Griffin-Lim estimates the phase it does not know, so the outputs sound buzzy and "
+    "metallic; judge the prosody (pitch level, melody, tempo), not the voice quality.",
+}
+
 
 # ------------------------------------------------------------------------------------ the content
 # Each piece renders itself both ways; the two pages are the same list of pieces.
@@ -190,8 +199,7 @@ def _blocks(result: DemoResult) -> list[Block]:
         _Paragraph(
             _line(
                 f"Audio: every output was turned from a mel spectrogram into sound by {result.vocoder}. "
-                "Griffin-Lim estimates the phase it does not know, so the outputs sound buzzy and "
-                "metallic; judge the prosody (pitch level, melody, tempo), not the voice quality.",
+                + _VOCODER_NOTES["WORLD" if result.vocoder.startswith("WORLD") else "Griffin-Lim"],
             )
         ),
         _Heading(2, "Transfer fidelity"),
