@@ -238,3 +238,14 @@ def test_audio_error_survives_pickling():
     assert isinstance(error, AudioError)
     assert str(error) == "x.wav: all-silent"
     assert error.path == "x.wav"
+
+
+def test_mel_filterbank_is_the_one_the_mel_uses():
+    import torch
+
+    from prosody_vae.audio import AudioConfig, MelSpectrogram
+    from prosody_vae.audio.features import mel_filterbank
+
+    config = AudioConfig()
+    buffers = [b for name, b in MelSpectrogram(config).named_buffers() if name.endswith("fb")]
+    assert len(buffers) == 1 and torch.equal(buffers[0], mel_filterbank(config))

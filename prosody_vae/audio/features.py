@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from prosody_vae.audio.io import AudioError
 from prosody_vae.config import AudioConfig
 
-__all__ = ["MelSpectrogram", "f0_energy", "log_mel", "num_frames"]
+__all__ = ["MelSpectrogram", "f0_energy", "log_mel", "mel_filterbank", "num_frames"]
 
 
 def num_frames(num_samples: int, config: AudioConfig) -> int:
@@ -35,6 +35,22 @@ def num_frames(num_samples: int, config: AudioConfig) -> int:
     if num_samples < 0:
         raise ValueError(f"num_samples must be >= 0, got {num_samples}")
     return 1 + num_samples // config.hop_length
+
+
+def mel_filterbank(config: AudioConfig) -> Tensor:
+    """The analysis's mel filterbank, (n_fft // 2 + 1, n_mels): Slaney scale and area normalisation.
+
+    The one definition the mel, the Griffin-Lim inverse and the WORLD envelope share.
+    """
+    return torchaudio.functional.melscale_fbanks(
+        n_freqs=config.n_fft // 2 + 1,
+        f_min=config.f_min,
+        f_max=config.f_max,
+        n_mels=config.n_mels,
+        sample_rate=config.sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
 
 
 class MelSpectrogram(nn.Module):

@@ -21,6 +21,7 @@ import torchaudio
 from torch import Tensor, nn
 
 from prosody_vae.audio import AudioConfig
+from prosody_vae.audio.features import mel_filterbank
 
 __all__ = [
     "BUILTIN_VOCODERS",
@@ -58,15 +59,7 @@ class GriffinLimVocoder(nn.Module):
     def __init__(self, config: AudioConfig, *, n_iter: int = 32, power: float = 1.2):
         super().__init__()
         self.config = config
-        fb = torchaudio.functional.melscale_fbanks(
-            n_freqs=config.n_fft // 2 + 1,
-            f_min=config.f_min,
-            f_max=config.f_max,
-            n_mels=config.n_mels,
-            sample_rate=config.sample_rate,
-            norm="slaney",
-            mel_scale="slaney",
-        )  # (n_freq, n_mels)
+        fb = mel_filterbank(config)  # (n_freq, n_mels)
         self.register_buffer("inverse_fb", torch.linalg.pinv(fb), persistent=False)  # (n_mels, n_freq)
         self.power = power
         self.griffin_lim = torchaudio.transforms.GriffinLim(

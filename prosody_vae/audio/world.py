@@ -28,9 +28,9 @@ from __future__ import annotations
 import numpy as np
 import pyworld
 import torch
-import torchaudio
 from torch import Tensor, nn
 
+from prosody_vae.audio.features import mel_filterbank
 from prosody_vae.config import AudioConfig
 
 __all__ = ["WorldVocoder"]
@@ -51,15 +51,7 @@ class WorldVocoder(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config
-        fb = torchaudio.functional.melscale_fbanks(
-            n_freqs=config.n_fft // 2 + 1,
-            f_min=config.f_min,
-            f_max=config.f_max,
-            n_mels=config.n_mels,
-            sample_rate=config.sample_rate,
-            norm="slaney",
-            mel_scale="slaney",
-        ).numpy()  # (n_freq, n_mels)
+        fb = mel_filterbank(config).numpy()  # (n_freq, n_mels)
         area = fb.sum(axis=0)  # (n_mels,) a band's value is about |X| times its area
         spread = fb / np.maximum(fb.max(axis=0, keepdims=True), 1e-12)  # triangles peaking at 1
         covered = spread.sum(axis=1, keepdims=True)  # (n_freq, 1)
