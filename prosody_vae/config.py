@@ -177,6 +177,12 @@ class ProsodyConfig:
     # vector instead; the decoder always hears it), for references from voices outside the speaker
     # table; multi-speaker models only
     speaker_dropout: float = 0.0
+    # Capacitron's hierarchical decomposition of capacity (docs/hierarchical.md): a high-level latent
+    # z_s of high_latent_dim over z_p (latent_dim, what the decoder reads); capacity.capacity then
+    # holds the low-level rate at C_p and capacity.high_capacity the high-level one at C_s
+    hierarchical: bool = False
+    high_latent_dim: int = 16
+    hierarchy_hidden_dim: int = 64  # width of the q(z_s | z_p) and p(z_p | z_s) heads
 
     def __post_init__(self) -> None:
         check_counts(self, "prosody", 1, "latent_dim", "ref_rnn_size", "text_summary_dim", "acn_neighbours")
@@ -190,6 +196,15 @@ class ProsodyConfig:
         )
         check_counts(self, "prosody", 0, "speaker_dim", "acn_refresh_every")
         check_choice(self, "prosody", "prior")
+        check_counts(self, "prosody", 1, "high_latent_dim", "hierarchy_hidden_dim")
+        check(
+            isinstance(self.hierarchical, bool),
+            f"prosody.hierarchical must be a bool, got {self.hierarchical!r}",
+        )
+        check(
+            not (self.hierarchical and self.prior == "associative"),
+            "prosody.hierarchical replaces the prior of z by p(z_p | z_s): it needs prosody.prior: standard",
+        )
         channels = self.ref_channels
         check(
             isinstance(channels, tuple)
@@ -205,7 +220,8 @@ class ProsodyConfig:
 
 @dataclass(frozen=True)
 class CapacityConfig:
-    capacity: float = 50.0  # C, nats per utterance
+    capacity: float = 50.0  # C, nats per utterance (C_p, the low-level set's, with prosody.hierarchical)
+    high_capacity: float = 10.0  # C_s, the high-level set's, nats per utterance (prosody.hierarchical only)
     beta_init: float = 1.0
     beta_optimizer: Literal["adam", "sgd"] = "adam"  # "adam" holds KL near C; "sgd" is the paper's setting
     beta_lr: float = (
@@ -214,7 +230,7 @@ class CapacityConfig:
     beta_momentum: float = 0.9  # SGD only
 
     def __post_init__(self) -> None:
-        check_numbers(self, "capacity", "capacity", zero_ok=True)
+        check_numbers(self, "capacity", "capacity", "high_capacity", zero_ok=True)
         check_numbers(self, "capacity", "beta_init", "beta_lr")
         check_choice(self, "capacity", "beta_optimizer")
         check_numbers(self, "capacity", "beta_momentum", zero_ok=True)

@@ -92,6 +92,16 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sample", action="store_true", help="sample z from q(z|reference) instead of its mean")
     p.add_argument(
+        "--via",
+        choices=("zp", "zs"),
+        default="zp",
+        help="hierarchical models: zp transfers everything the reference gives (up to C_s + C_p nats), "
+        "zs only its high-level z_s (up to C_s nats), the rest sampled from p(z_p | z_s)",
+    )
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help="with --via zs: scales the spread of p(z_p | z_s)"
+    )
+    p.add_argument(
         "--batch",
         type=Path,
         default=None,
@@ -117,9 +127,17 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
         help="reference audio: draw from p(z | c) with c its code, variations around it (associative prior)",
     )
     p.add_argument(
+        "--style-from",
+        type=Path,
+        default=None,
+        help="reference audio: every rendition shares its high-level z_s, z_p drawn from p(z_p | z_s) "
+        "(hierarchical models)",
+    )
+    p.add_argument(
         "--reference-text",
         default=None,
-        help="transcript of --near, for models with a text summary (default: <name>.txt beside it)",
+        help="transcript of --near or --style-from, for models with a text summary "
+        "(default: <name>.txt beside it)",
     )
     p.add_argument(
         "--walk",
@@ -316,6 +334,8 @@ def transfer(args: argparse.Namespace) -> int:
             speaker=args.speaker,
             reference_speaker=args.reference_speaker,
             sample=args.sample,
+            via=args.via,
+            temperature=args.temperature,
         )
     writer.write(
         result,
@@ -332,7 +352,10 @@ def transfer(args: argparse.Namespace) -> int:
 
 
 def _check_reference_options(args: argparse.Namespace, synth) -> None:
-    """``--no-reference-text`` and ``--reference-speaker`` checked once, before any reference is read."""
+    """``--no-reference-text``, ``--reference-speaker`` and ``--via`` checked once, before any
+    reference is read."""
+    if args.via == "zs" and not synth.hierarchical:
+        raise ValueError("--via zs needs a hierarchical model (trained with prosody.hierarchical: true)")
     if args.reference_speaker is not None:
         synth.speaker_ids(args.reference_speaker, 1)  # a name the model does not know: one clear error
     if args.no_reference_text:
@@ -373,6 +396,8 @@ def _transfer_batch(args: argparse.Namespace) -> int:
                     speaker=args.speaker,
                     reference_speaker=args.reference_speaker,
                     sample=args.sample,
+                    via=args.via,
+                    temperature=args.temperature,
                 )
                 writer.write(
                     result,
@@ -409,8 +434,16 @@ def _partial(args: argparse.Namespace, done: str, skipped: int) -> int:
 def sample(args: argparse.Namespace) -> int:
     _output_folder(args.out)
     synth = _load(args, text=args.text)
+    if args.style_from is not None:
+        if args.near is not None or args.walk is not None:
+            raise ValueError("--style-from excludes --near and --walk")
+        if not synth.hierarchical:
+            raise ValueError(
+                "--style-from needs a hierarchical model (trained with prosody.hierarchical: true)"
+            )
     options = {"temperature": args.temperature, "speaker": args.speaker}
-    reference_text = _transcript(synth, args.near, args.reference_text)
+    reference = args.style_from if args.style_from is not None else args.near
+    reference_text = _transcript(synth, reference, args.reference_text)
     near = {"reference_text": reference_text, **options}
     with timed("decoding"):
         if args.walk is not None:  # a standard-prior model raises a clear ValueError here, before any output
@@ -419,6 +452,11 @@ def sample(args: argparse.Namespace) -> int:
         elif args.near is not None:
             results = synth.sample_near(args.text, args.near, args.n, **near)
             stem, title = "near", f"sample near {args.near.name}"
+        elif args.style_from is not None:
+            results = synth.sample(
+                args.text, args.n, style_from=args.style_from, style_text=reference_text, **options
+            )
+            stem, title = "style", f"sample in the style of {args.style_from.name}"
         else:
             results = synth.sample(args.text, args.n, **options)
             stem, title = "sample", "prior sample"
@@ -432,12 +470,12 @@ def sample(args: argparse.Namespace) -> int:
                 new_name=True,
                 kind="sample",
                 text=args.text,
-                reference=args.near,
-                reference_text=reference_text if args.near is not None else None,
+                reference=reference,
+                reference_text=reference_text if reference is not None else None,
                 title=f"{title} {index}",
             )
             bar.update()
-    references = () if args.near is None else (args.near,)
+    references = () if reference is None else (reference,)
     _finish(writer, args.out, title=f"{title}s, temperature {args.temperature:g}", references=references)
     return 0
 

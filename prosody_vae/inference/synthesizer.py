@@ -5,6 +5,12 @@ Transfer is deterministic by default: the reference is encoded to its posterior 
 implementation samples in eval mode, so the same reference gave different prosody on every call).
 Pass ``sample=True`` for a draw from q(z | reference) instead.
 
+A hierarchical model (``prosody.hierarchical``, docs/hierarchical.md) decodes from z_p under a
+high-level z_s. :meth:`Synthesizer.transfer` then takes ``via``: ``"zp"`` (the default) transfers z_p,
+everything the reference gave (up to C_s + C_p nats); ``"zs"`` fixes the reference's z_s (up to C_s
+nats) and samples the rest from p(z_p | z_s). :meth:`Synthesizer.sample` takes ``style_from``, a
+reference whose z_s all ``n`` renditions share.
+
 The mel-level methods (:meth:`Synthesizer.transfer`, ``sample``, ``interpolate``, ...) return
 :class:`Synthesis` objects; :meth:`Synthesizer.speak` adds the vocoder and returns audio
 (:class:`~prosody_vae.inference.api.Speech`), and :meth:`Synthesizer.from_pretrained` loads the
@@ -43,6 +49,7 @@ from prosody_vae.inference.pieces import (
     split_pieces,
 )
 from prosody_vae.prosody.bounds import kl_per_dimension_summary
+from prosody_vae.prosody.hierarchical import HierarchicalOutput
 from prosody_vae.prosody.priors import AssociativePrior
 from prosody_vae.prosody.vae import ProsodyOutput
 from prosody_vae.text import Tokenizer, build_tokenizer
@@ -210,6 +217,16 @@ class Synthesizer:
     def latent_dim(self) -> int:
         return self.model.prosody.latent_dim
 
+    @property
+    def hierarchical(self) -> bool:
+        """Whether the model has a high-level z_s over the z_p it decodes from (docs/hierarchical.md):
+        ``transfer(via="zs")`` and ``sample(style_from=...)`` need one."""
+        return self.model.hierarchical
+
+    def _require_hierarchical(self, what: str) -> None:
+        if not self.hierarchical:
+            raise ValueError(f"{what} needs a hierarchical model (trained with prosody.hierarchical: true)")
+
     # ------------------------------------------------------------------ inputs
     def tokens(self, texts: list[str]) -> tuple[Tensor, Tensor]:
         """Token ids (B, L) and lengths (B,) for a list of texts."""
@@ -326,8 +343,9 @@ class Synthesizer:
         reference_text: str | None = None,
         speaker: str | None = None,
         sample: bool = False,
-    ) -> ProsodyOutput:
-        """Posterior over z for one reference: a ProsodyOutput with batch size 1.
+    ) -> ProsodyOutput | HierarchicalOutput:
+        """Posterior over z for one reference: a ProsodyOutput with batch size 1 (a
+        HierarchicalOutput, with z_s, for a hierarchical model).
 
         Args:
             reference: an audio file, a waveform at the model's rate, or a log-mel (T, n_mels).
@@ -357,7 +375,7 @@ class Synthesizer:
         texts: Sequence[str | None] | None = None,
         speakers: Sequence[str | None] | None = None,
         sample: bool = False,
-    ) -> ProsodyOutput:
+    ) -> ProsodyOutput | HierarchicalOutput:
         """Posterior over z for several reference mels, each (T_i, n_mels): outputs with B = len(mels).
 
         ``texts`` and ``speakers`` are per reference, as ``reference_text`` and ``speaker`` of
@@ -417,7 +435,7 @@ class Synthesizer:
                 texts=None if texts is None else texts[start:end],
                 speakers=None if speakers is None else speakers[start:end],
             )
-            kl.append(out.kl_per_dim)
+            kl.append(out.kl_p_per_dim if self.hierarchical else out.kl_per_dim)  # z_p's, what is decoded
         if not kl:
             raise ValueError("latent activity needs at least one reference")
         return kl_per_dimension_summary(torch.cat(kl))
@@ -497,6 +515,8 @@ class Synthesizer:
         speaker: str | None = None,
         reference_speaker: str | None = None,
         sample: bool = False,
+        via: Literal["zp", "zs"] = "zp",
+        temperature: float = 1.0,
     ) -> Synthesis:
         """Speak ``text`` with the prosody of ``reference`` (posterior mean unless ``sample``).
 
@@ -515,13 +535,22 @@ class Synthesizer:
                 without has none, and is given the target voice instead (it then reads the reference
                 as if the target voice had spoken it, as the reference implementation always does).
             sample: a draw from the posterior instead of its mean.
+            via: for a hierarchical model, ``"zp"`` transfers the z_p the reference gives (all of its
+                prosody the model holds, up to C_s + C_p nats); ``"zs"`` keeps only its high-level
+                z_s (up to C_s nats) and draws z_p from p(z_p | z_s). A flat model takes ``"zp"`` only.
+            temperature: with ``via="zs"``, scales the spread of p(z_p | z_s) (0: its mean).
         """
+        if via not in ("zp", "zs"):
+            raise ValueError(f"via must be 'zp' or 'zs', got {via!r}")
+        if via == "zs":
+            self._require_hierarchical("transfer via z_s")
         if reference_speaker is None and not self.speaker_optional:
             reference_speaker = speaker
         posterior = self.embed(
             reference, reference_text=reference_text, speaker=reference_speaker, sample=sample
         )
-        return self.synthesize([text], posterior.z, speaker=speaker)[0]
+        z = posterior.z if via == "zp" else self.model.prosody.sample_low(posterior.z_s, temperature)
+        return self.synthesize([text], z, speaker=speaker)[0]
 
     def speak(
         self,
@@ -532,6 +561,7 @@ class Synthesizer:
         speaker: str | None = None,
         reference_speaker: str | None = None,
         sample: bool = False,
+        via: Literal["zp", "zs"] = "zp",
     ) -> Speech:
         """``text`` spoken with the prosody of ``reference``, as audio: :meth:`transfer`, then :attr:`vocoder`.
 
@@ -540,7 +570,7 @@ class Synthesizer:
         the text of ``<name>.txt`` beside it; without either, a model trained with
         ``prosody.text_summary_dropout`` embeds the reference without one, and any other raises a
         ``ValueError`` naming the file. ``speaker`` and ``reference_speaker`` are the target voice and
-        the reference's, as for :meth:`transfer`. Returns a :class:`~prosody_vae.inference.api.Speech`
+        the reference's, and ``via`` what a hierarchical model transfers, as for :meth:`transfer`. Returns a :class:`~prosody_vae.inference.api.Speech`
         (``waveform`` (N,), ``sample_rate``, ``synthesis``, ``save(path)``).
         """
         if reference_text is None and self.model.uses_text_summary and isinstance(reference, str | Path):
@@ -552,6 +582,7 @@ class Synthesizer:
             speaker=speaker,
             reference_speaker=reference_speaker,
             sample=sample,
+            via=via,
         )
         if self.vocoder is None:
             self.vocoder = load_vocoder(None, self.audio, default=self.default_vocoder).to(self.device)
@@ -561,12 +592,33 @@ class Synthesizer:
         )
 
     def sample(
-        self, text: str, n: int, *, temperature: float = 1.0, speaker: str | None = None
+        self,
+        text: str,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        speaker: str | None = None,
+        style_from: Reference | None = None,
+        style_text: str | None = None,
+        style_speaker: str | None = None,
     ) -> list[Synthesis]:
-        """``n`` renditions of ``text`` with prosody drawn from the prior (scaled by ``temperature``)."""
+        """``n`` renditions of ``text`` with prosody drawn from the prior (scaled by ``temperature``).
+
+        With ``style_from`` (a reference, as :meth:`transfer` takes one; hierarchical models only),
+        the renditions share that reference's high-level z_s (its posterior mean) and draw z_p from
+        p(z_p | z_s): the style is fixed, the rest varies. ``style_text`` and ``style_speaker`` are
+        its transcript and voice, as ``reference_text`` and ``reference_speaker`` of :meth:`transfer`.
+        """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        z = self.model.prosody.sample_prior(n, temperature=temperature)
+        if style_from is None:
+            z = self.model.prosody.sample_prior(n, temperature=temperature)
+        else:
+            self._require_hierarchical("sampling with the style of a reference")
+            if style_speaker is None and not self.speaker_optional:
+                style_speaker = speaker
+            z_s = self.embed(style_from, reference_text=style_text, speaker=style_speaker).z_s  # (1, D_s)
+            z = self.model.prosody.sample_low(z_s.expand(n, -1), temperature=temperature)  # (n, D_p)
         return self.synthesize([text] * n, z, speaker=speaker)
 
     def interpolate(

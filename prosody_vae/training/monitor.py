@@ -46,6 +46,8 @@ class TrainingMonitor:
         self.config = config
         self.log_every = config.train.log_every
         self.capacity = config.capacity.capacity
+        # C_s of a hierarchical model, whose steps log kl_high and beta_high as extra scalars
+        self.high_capacity = config.capacity.high_capacity if config.prosody.hierarchical else None
         self._writer = None
         self._log = None
         self._bar = None
@@ -94,11 +96,17 @@ class TrainingMonitor:
         mean = {key: float(np.mean([r[key] for r in self._window])) for key in record}
         self._window.clear()
         mean.update(step=step, lr=lr, capacity=self.capacity)
+        if self.high_capacity is not None:
+            mean["capacity_high"] = self.high_capacity
         self._append(mean)
         for key, value in mean.items():
-            if key not in ("step", "capacity"):
+            if key not in ("step", "capacity", "capacity_high"):
                 self._writer.add_scalar(f"train/{key}", value, step)
         self._writer.add_scalars("train/kl_vs_capacity", {"kl": mean["kl"], "C": self.capacity}, step)
+        if self.high_capacity is not None and "kl_high" in mean:
+            self._writer.add_scalars(
+                "train/kl_high_vs_capacity", {"kl": mean["kl_high"], "C": self.high_capacity}, step
+            )
         if self._bar is not None:
             self._bar.set_postfix(
                 kl=f"{mean['kl']:.1f}/{self.capacity:g}",

@@ -15,6 +15,12 @@ it only rescales the step, and without it the auxiliary terms would be drowned b
 thousands of nats. The multiplier's own loss ``-beta * (KL - C)`` stays in nats, so the beta learning
 rate has one meaning whatever the utterance length.
 
+A hierarchical model (``prosody.hierarchical``, docs/hierarchical.md) has two rates, each held at its
+own capacity with its own multiplier (:class:`~prosody_vae.prosody.capacity.MultiCapacityObjective`,
+terms ``"high"`` at ``capacity.high_capacity`` and ``"low"`` at ``capacity.capacity``): ``kl`` and
+``beta`` are then the low-level set's (z_p, which the decoder reads), ``kl_high`` and ``beta_high`` the
+high-level set's (z_s); both are 0 for a flat model.
+
 The wrapper is an ``nn.Module`` that owns both the model and the objective, so that
 DistributedDataParallel averages the gradient of ``beta_raw`` across ranks along with theta's:
 every rank then applies the same multiplier update and beta stays identical everywhere.
@@ -27,7 +33,7 @@ from typing import NamedTuple
 from torch import Tensor, nn
 
 from prosody_vae.data.dataset import Batch
-from prosody_vae.prosody.capacity import CapacityObjective
+from prosody_vae.prosody.capacity import CapacityObjective, MultiCapacityObjective
 from prosody_vae.prosody.likelihood import masked_l1
 from prosody_vae.tts.backbones.auxiliary_losses import guided_attention_loss, stop_loss
 from prosody_vae.tts.model import ProsodyTTS, ProsodyTTSOutput
@@ -43,8 +49,10 @@ class LossParts(NamedTuple):
     decoder_l1: Tensor  # nats per utterance
     postnet_l1: Tensor  # nats per utterance
     pitch: Tensor  # log-F0 + voicing NLL, nats per utterance; 0 for a decoder without pitch
-    kl: Tensor  # nats per utterance
-    beta: Tensor
+    kl: Tensor  # nats per utterance; a hierarchical model's low-level rate R_p
+    beta: Tensor  # the multiplier of kl
+    kl_high: Tensor  # a hierarchical model's high-level rate R_s, nats per utterance; 0 for a flat model
+    beta_high: Tensor  # its multiplier; 0 for a flat model
     stop: Tensor
     guided_attention: Tensor
     normalizer: Tensor  # n_mels * mean frames
@@ -57,7 +65,7 @@ class TrainingModule(nn.Module):
         self,
         *,
         model: ProsodyTTS,
-        objective: CapacityObjective,
+        objective: CapacityObjective | MultiCapacityObjective,
         stop_weight: float = 1.0,
         stop_pos_weight: float = 5.0,
         guided_attention_weight: float = 1.0,
@@ -65,6 +73,11 @@ class TrainingModule(nn.Module):
         pitch_scale: float = 0.05,
     ):
         super().__init__()
+        if model.hierarchical != isinstance(objective, MultiCapacityObjective):
+            raise ValueError(
+                "a hierarchical model needs a MultiCapacityObjective with terms 'high' and 'low', "
+                f"a flat one a CapacityObjective; got {type(objective).__name__}"
+            )
         self.model = model
         self.objective = objective
         self.stop_weight = stop_weight
@@ -114,7 +127,18 @@ class TrainingModule(nn.Module):
             pitch = (terms.log_f0 + terms.voicing).mean()
         # Both outputs are Laplace decoders of the same target; the objective sees their sum, as in
         # Tacotron 2 training. The constraint on the KL does not depend on this choice: beta absorbs it.
-        capacity = self.objective(decoder_l1 + postnet_l1 + pitch, output.prosody.kl.mean())
+        reconstruction = decoder_l1 + postnet_l1 + pitch
+        zero = reconstruction.new_zeros(())
+        if isinstance(self.objective, MultiCapacityObjective):
+            rates = {"high": output.prosody.kl_s.mean(), "low": output.prosody.kl_p.mean()}
+            both = self.objective(reconstruction, rates)
+            capacity_loss, beta_loss = both.loss, both.beta_loss
+            kl, beta = both.kl["low"], both.beta["low"]
+            kl_high, beta_high = both.kl["high"], both.beta["high"]
+        else:
+            capacity = self.objective(reconstruction, output.prosody.kl.mean())
+            capacity_loss, beta_loss = capacity.loss, capacity.beta_loss
+            kl, beta, kl_high, beta_high = capacity.kl, capacity.beta, zero, zero
         stop = stop_loss(taco.stop_logits, batch.mel_lengths, pos_weight=self.stop_pos_weight)
         if use_guided_attention and self.guided_attention_weight > 0:
             decoder_lengths = self.model.backbone.decoder_lengths(batch.mel_lengths)
@@ -127,16 +151,18 @@ class TrainingModule(nn.Module):
             guided = taco.mel.new_zeros(())
         if normalizer is None:
             normalizer = batch.mel_lengths.float().mean() * batch.mels.shape[-1]
-        loss = capacity.loss / normalizer + self.stop_weight * stop + self.guided_attention_weight * guided
+        loss = capacity_loss / normalizer + self.stop_weight * stop + self.guided_attention_weight * guided
         parts = LossParts(
             loss=loss,
-            beta_loss=capacity.beta_loss,
-            lagrangian=capacity.loss.detach(),
+            beta_loss=beta_loss,
+            lagrangian=capacity_loss.detach(),
             decoder_l1=decoder_l1.detach(),
             postnet_l1=postnet_l1.detach(),
             pitch=pitch.detach(),
-            kl=capacity.kl.detach(),
-            beta=capacity.beta.detach(),
+            kl=kl.detach(),
+            beta=beta.detach(),
+            kl_high=kl_high.detach(),
+            beta_high=beta_high.detach(),
             stop=stop.detach(),
             guided_attention=guided.detach(),
             normalizer=normalizer.detach(),

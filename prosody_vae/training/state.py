@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from prosody_vae.checkpoint import CheckpointError, CheckpointManager, describe_load_error, load_checkpoint
 from prosody_vae.config import ExperimentConfig, save_config
 from prosody_vae.errors import ProsodyVAEError, one_line
-from prosody_vae.prosody.capacity import CapacityObjective
+from prosody_vae.prosody.capacity import CapacityObjective, MultiCapacityObjective
 from prosody_vae.prosody.dual_optimizer import DualOptimizer
 from prosody_vae.prosody.priors import AssociativePrior
 from prosody_vae.training.acn import RefreshSchedule
@@ -81,7 +81,7 @@ class TrainingState:
         return self.module.model
 
     @property
-    def objective(self) -> CapacityObjective:
+    def objective(self) -> CapacityObjective | MultiCapacityObjective:
         return self.module.objective
 
     @property
@@ -218,7 +218,15 @@ def _build_module(config: ExperimentConfig, data: TrainingData, device: torch.de
     tc = config.train
     model = build_model(config, n_symbols=data.tokenizer.vocab_size, n_speakers=len(data.speakers))
     model = model.to(device)
-    objective = CapacityObjective(config.capacity.capacity, beta_init=config.capacity.beta_init).to(device)
+    cc = config.capacity
+    objective: CapacityObjective | MultiCapacityObjective
+    if config.prosody.hierarchical:  # C_s for z_s, C_p for z_p, one multiplier each
+        objective = MultiCapacityObjective(
+            {"high": cc.high_capacity, "low": cc.capacity}, beta_init=cc.beta_init
+        )
+    else:
+        objective = CapacityObjective(cc.capacity, beta_init=cc.beta_init)
+    objective = objective.to(device)
     return TrainingModule(
         model=model,
         objective=objective,

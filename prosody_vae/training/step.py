@@ -84,6 +84,8 @@ def train_step(state: TrainingState, batch: Batch) -> StepResult:
     if not info.stepped:  # inside a gradient-accumulation window
         return _result(state, info, _detached(parts))
     logged = _global_parts(parts, context)
+    if state.model.hierarchical:  # the high-level set's rate and multiplier beside the low-level ones
+        extra = {**(extra or {}), "kl_high": float(logged.kl_high), "beta_high": float(logged.beta_high)}
     state.scheduler.step()
     state.step += 1
     lr = state.scheduler.get_last_lr()[0]

@@ -41,6 +41,8 @@ def validate(
     seen = 0
     first = None
     means, kl_per_dim = [], []  # posterior means (n, D) and per-dimension KL (n, D): active units
+    hierarchical = module.model.hierarchical
+    high_means = []  # a hierarchical model's z_s means (n, D_s)
     for batch in loader:
         batch = batch.to(context.device)
         parts, output = module(batch, use_guided_attention=True)
@@ -53,6 +55,7 @@ def validate(
             "decoder_l1": parts.decoder_l1,
             "pitch": parts.pitch,
             "kl": parts.kl,
+            "kl_high": parts.kl_high,
             "stop": parts.stop,
             "diagonality": diag.mean(),
         }
@@ -60,18 +63,29 @@ def validate(
             totals[key] = totals.get(key, 0.0) + float(value) * n
         seen += n
         means.append(output.prosody.mean.float().cpu())
-        kl_per_dim.append(output.prosody.kl_per_dim.float().cpu())
+        if hierarchical:  # the low-level set, z_p (what the decoder reads); z_s's means for its units
+            kl_per_dim.append(output.prosody.kl_p_per_dim.float().cpu())
+            high_means.append(output.prosody.mean_s.float().cpu())
+        else:
+            kl_per_dim.append(output.prosody.kl_per_dim.float().cpu())
         if first is None:
             first = (batch, output)
     scalars = {}
     for key, total in totals.items():
         local = torch.tensor(total / max(seen, 1), device=context.device)
         scalars[f"valid/{key}"] = float(all_reduce_mean(local, context))
-    scalars["valid/beta"] = float(module.objective.beta)
+    if hierarchical:
+        scalars["valid/beta"] = float(module.objective.beta["low"])
+        scalars["valid/beta_high"] = float(module.objective.beta["high"])
+    else:
+        scalars.pop("valid/kl_high", None)  # always 0 for a flat model
+        scalars["valid/beta"] = float(module.objective.beta)
     if len(means) and sum(m.shape[0] for m in means) >= 2:
         # on this rank's share of the split (all of it in one process): the units the posterior
         # mean moves over the data (variance > 0.01), and where the KL goes, dimension by dimension
         scalars["valid/active_units"] = float(active_units(torch.cat(means)).count)
+        if hierarchical:
+            scalars["valid/active_units_high"] = float(active_units(torch.cat(high_means)).count)
         monitor.log_scalars(
             step,
             {f"valid_kl_per_dim/z{i:02d}": float(v) for i, v in enumerate(torch.cat(kl_per_dim).mean(0))},

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from prosody_vae.config import ExperimentConfig
+from prosody_vae.prosody.hierarchical import HierarchicalCapacitronVAE, HierarchicalOutput
 from prosody_vae.prosody.priors import AssociativePrior, Prior, StandardNormalPrior
 from prosody_vae.prosody.reference_encoder import ReferenceEncoder
 from prosody_vae.prosody.vae import CapacitronVAE, Posterior, ProsodyOutput
@@ -48,7 +49,7 @@ UNKNOWN_SPEAKER = -1
 
 class ProsodyTTSOutput(NamedTuple):
     tacotron: TacotronOutput
-    prosody: ProsodyOutput
+    prosody: ProsodyOutput | HierarchicalOutput  # the latter for a hierarchical model (z is z_p)
 
 
 class ProsodyTTS(nn.Module):
@@ -58,13 +59,19 @@ class ProsodyTTS(nn.Module):
         backbone: a :class:`Tacotron2` (or a module with its interface, such as
             :class:`~prosody_vae.tts.backbones.torchaudio_tacotron2.TorchaudioTacotron2Backbone`) whose
             ``conditioning_dim`` equals ``prosody.latent_dim`` plus ``speaker_dim``.
-        prosody: the prosody VAE. If it has a text summary, it reads the backbone's token embeddings.
+        prosody: the prosody VAE, flat or hierarchical (:class:`HierarchicalCapacitronVAE`, whose z_p
+            the decoder reads). If it has a text summary, it reads the backbone's token embeddings.
         n_speakers: size of the speaker table; 1 disables speaker conditioning.
         speaker_dim: speaker embedding size (0 when ``n_speakers == 1``).
     """
 
     def __init__(
-        self, *, backbone: nn.Module, prosody: CapacitronVAE, n_speakers: int = 1, speaker_dim: int = 0
+        self,
+        *,
+        backbone: nn.Module,
+        prosody: CapacitronVAE | HierarchicalCapacitronVAE,
+        n_speakers: int = 1,
+        speaker_dim: int = 0,
     ):
         super().__init__()
         if n_speakers < 1:
@@ -110,6 +117,11 @@ class ProsodyTTS(nn.Module):
         return vectors, known
 
     @property
+    def hierarchical(self) -> bool:
+        """Whether the prosody module has two latent sets (z_s over z_p, docs/hierarchical.md)."""
+        return isinstance(self.prosody, HierarchicalCapacitronVAE)
+
+    @property
     def uses_associative_prior(self) -> bool:
         """Whether the prior is conditional, p(z | c) (the associative prior): its KL needs a context,
         and the training loop keeps its code bank."""
@@ -146,7 +158,9 @@ class ProsodyTTS(nn.Module):
                 token_lengths = None
             else:
                 text = self.backbone.embed_tokens(tokens)
-        return self.prosody.posterior_of(
+        # q(z_p | x, ...) of a hierarchical model: the posterior of what the decoder reads
+        encoder = self.prosody.low_posterior if self.hierarchical else self.prosody.posterior_of
+        return encoder(
             mels,
             mel_lengths,
             text=text,
@@ -185,8 +199,11 @@ class ProsodyTTS(nn.Module):
         speakers: Tensor | None = None,
         sample: bool | None = None,
         prior_context: Tensor | None = None,
-    ) -> ProsodyOutput:
+    ) -> ProsodyOutput | HierarchicalOutput:
         """Posterior, KL and z of reference mels (B, T, n_mels), with one pass of the prosody encoder.
+
+        A hierarchical model returns a :class:`HierarchicalOutput` (z = z_p, z_s, both rates) and
+        takes no ``prior_context``.
 
         Inputs as for :meth:`prosody_posterior`. A prior that needs a context (the associative prior)
         takes ``prior_context`` (B, D) for its KL. Training passes the code of a random one of each
@@ -198,6 +215,10 @@ class ProsodyTTS(nn.Module):
         posterior = self.prosody_posterior(
             mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers
         )
+        if self.hierarchical:
+            if prior_context is not None:
+                raise ValueError("a hierarchical prosody module takes no prior_context")
+            return self.prosody.output_of(self.prosody.hierarchy_of(posterior, sample=sample))
         prior = self.prosody.prior
         if prior_context is None:
             if self.training and prior.needs_context:
@@ -277,7 +298,7 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
     reference_encoder = ReferenceEncoder(
         n_mels=config.audio.n_mels, channels=tuple(pc.ref_channels), rnn_size=pc.ref_rnn_size
     )
-    prosody = CapacitronVAE(
+    encoder = CapacitronVAE(
         n_mels=config.audio.n_mels,
         latent_dim=pc.latent_dim,
         reference_encoder=reference_encoder,
@@ -288,6 +309,11 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         text_dropout=pc.text_summary_dropout if pc.text_summary else 0.0,
         speaker_dropout=pc.speaker_dropout if speaker_dim > 0 else 0.0,
     )
+    prosody: CapacitronVAE | HierarchicalCapacitronVAE = encoder
+    if pc.hierarchical:  # the flat module becomes q(z_p | x, text, speaker) under a high-level z_s
+        prosody = HierarchicalCapacitronVAE(
+            encoder, high_latent_dim=pc.high_latent_dim, hierarchy_hidden_dim=pc.hierarchy_hidden_dim
+        )
     # the sizes both backbones share; r and the attention kind are ours only (torchaudio: r = 1, location)
     sizes = dict(
         n_symbols=n_symbols,
