@@ -81,7 +81,7 @@ TRACKER_NOTES = {
     "pyin": "librosa.pyin, frame_length 2048, hop = hop_length, F0 range = f0_min..f0_max",
 }
 # What "a listener can hear intonation" asks of each number: this evaluation's pass marks.
-TARGETS = {  # the intonation issue's targets (docs/intonation.md); CPP has none there, -3 dB is ours
+TARGETS = {  # the targets of docs/intonation.md; the CPP margin of -3 dB is ours
     "ripple_ratio": ">= 0.7 (harmonics about as sharp as the references')",
     "cpp_difference_db": ">= -3 dB",
     "contour_r": ">= 0.7",
