@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Does prosody transfer across voices? Score a multi-voice model on references from other voices.
+
+Two groups of references from the corpus's test split: spoken by *training* voices (not the target
+voices) and by the *held-out* voices (``held_out_voice`` = 1, never seen in training). Each group has
+``--n`` references spread evenly over ``--voices`` voices (so each voice's mean, which the
+speaker-normalised correlations subtract, rests on more than one reference). Every reference is
+transferred into each of the ``--targets`` voices, speaking a *different* held-out sentence, under
+two conditions: with the reference's transcript and without it (the model's null text summary). The
+posterior reads the reference's voice when it is a training voice and the unknown voice otherwise.
+The baseline speaks the same sentences in the same target voices with prosody drawn from the prior.
+
+Outputs and references are measured by one analysis (:func:`prosody_vae.data.espeak.measure_prosody`,
+phones per second counted as :mod:`recipes.transfer_eval` counts them), and scored with
+:mod:`prosody_vae.evaluation.speakers`: raw and speaker-normalised Pearson r for F0 level, F0 spread
+and speaking rate, and the identity check (share of outputs whose F0 level lies inside the target
+voice's natural range). A target voice's natural range is taken from up to ``--n`` of its own
+test-split recordings, measured the same way.
+
+    .venv/bin/python recipes/cross_voice_eval.py --checkpoint exp/espeak_multivoice/checkpoints/step_3000.pt \
+        --corpus data/espeak_multivoice/prepared --n 12 --out exp/cross_voice
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+import warnings
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from prosody_vae.audio.vocoders import load_vocoder, vocode
+from prosody_vae.data.espeak import measure_prosody, phonemes
+from prosody_vae.data.manifest import Utterance, read_manifest
+from prosody_vae.evaluation.speakers import (
+    NORMALISED_QUANTITIES,
+    CrossVoiceItem,
+    cross_voice_correlations,
+    identity_check,
+)
+from prosody_vae.inference.synthesizer import Synthesizer
+
+CONDITIONS = ("transcript", "no transcript", "prior")
+GROUPS = ("training voices", "held-out voices")
+
+
+@cache
+def _n_phones(text: str) -> int:
+    return len(phonemes(text))
+
+
+def _stats(audio, text: str, synth: Synthesizer) -> dict[str, float]:
+    """Utterance statistics of ``audio`` (a file or samples); all nan when it cannot be measured."""
+    try:
+        measured = measure_prosody(audio, config=synth.audio)
+    except ValueError:  # AudioError too: e.g. too few voiced frames in an unaligned output
+        return {"f0_mean_hz": math.nan, "f0_range_st": math.nan, "speaking_rate": math.nan, "failed": 1.0}
+    measured["speaking_rate"] = _n_phones(text) / max(measured["duration_s"], 1e-3)
+    measured["failed"] = 0.0
+    return measured
+
+
+def _output_stats(synth: Synthesizer, vocoder, result, text: str) -> dict[str, float]:
+    wav = vocode(vocoder, result.mel, result.f0).float().cpu().numpy()
+    return _stats(wav, text, synth)
+
+
+def _pick(
+    utterances: list[Utterance], voices: list[str], n: int, rng: np.random.Generator
+) -> list[Utterance]:
+    """``n`` utterances spread evenly over ``voices`` (round robin, random within a voice)."""
+    pools = {v: [u for u in utterances if u.speaker == v] for v in voices}
+    for v in voices:
+        pools[v] = [pools[v][i] for i in rng.permutation(len(pools[v]))]
+    chosen: list[Utterance] = []
+    while len(chosen) < n and any(pools.values()):
+        for v in voices:
+            if pools[v] and len(chosen) < n:
+                chosen.append(pools[v].pop())
+    return chosen
+
+
+def _fmt(value: float, digits: str = "+.2f") -> str:
+    return "–" if value is None or not math.isfinite(value) else format(value, digits)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--corpus", type=Path, default=Path("data/espeak_multivoice/prepared"))
+    parser.add_argument("--n", type=int, default=12, help="references per group")
+    parser.add_argument("--voices", type=int, default=4, help="reference voices per group")
+    parser.add_argument("--targets", nargs=2, default=None, help="two training voices (default: first two)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("exp/cross_voice"))
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message=".*did not stop within max_steps")  # counted per output instead
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    started = time.time()
+
+    synth = Synthesizer.from_checkpoint(args.checkpoint)
+    if not synth.speakers:
+        raise SystemExit("this recipe needs a multi-speaker model")
+    targets = list(args.targets or synth.speakers[:2])
+    for voice in targets:
+        if voice not in synth.speakers:
+            raise SystemExit(f"target {voice!r} is not a training voice of this model: {synth.speakers}")
+    vocoder = load_vocoder(None, synth.audio, default=synth.default_vocoder)
+    no_transcript = synth.transcript_optional and synth.model.uses_text_summary
+    if not synth.transcript_optional:
+        print("this model needs transcripts: the no-transcript condition is left out")
+
+    test = read_manifest(args.corpus / "splits" / "test.jsonl")
+    held_out_voice = [u for u in test if u.labels.get("held_out_voice") == 1.0]
+    training_voice = [
+        u for u in test if u.labels.get("held_out_voice") != 1.0 and u.speaker in synth.speakers
+    ]
+    sentences = sorted({u.text for u in test if u.labels.get("held_out_text") == 1.0})
+    pools = {
+        "training voices": sorted({u.speaker for u in training_voice} - set(targets)),
+        "held-out voices": sorted({u.speaker for u in held_out_voice}),
+    }
+    references = {}
+    for group, utterances in (("training voices", training_voice), ("held-out voices", held_out_voice)):
+        voices = [str(v) for v in rng.permutation(pools[group])[: args.voices]]
+        references[group] = _pick(utterances, voices, args.n, rng)
+
+    # the target voices' natural recordings: reference side only, they define each voice's range
+    anchors = []
+    for voice in targets:
+        for u in _pick([u for u in test if u.speaker == voice], [voice], args.n, rng):
+            anchors.append(CrossVoiceItem(str(u.audio), voice, voice, _stats(u.audio, u.text, synth), {}))
+
+    items: dict[tuple[str, str], list[CrossVoiceItem]] = {(g, c): [] for g in GROUPS for c in CONDITIONS}
+    rows = []
+    for group in GROUPS:
+        for ref in references[group]:
+            ref_stats = _stats(ref.audio, ref.text, synth)
+            posterior_voice = ref.speaker if ref.speaker in synth.speakers else None
+            for target in targets:
+                text = next(t for t in rng.permutation(sentences) if t != ref.text)
+                outputs = {
+                    "transcript": synth.transfer(
+                        text,
+                        ref.audio,
+                        reference_text=ref.text,
+                        speaker=target,
+                        reference_speaker=posterior_voice,
+                    ),
+                    "prior": synth.sample(text, 1, speaker=target)[0],
+                }
+                if no_transcript:
+                    outputs["no transcript"] = synth.transfer(
+                        text,
+                        ref.audio,
+                        reference_text=None,
+                        speaker=target,
+                        reference_speaker=posterior_voice,
+                    )
+                for condition, result in outputs.items():
+                    out_stats = _output_stats(synth, vocoder, result, text)
+                    items[(group, condition)].append(
+                        CrossVoiceItem(str(ref.audio), ref.speaker, target, ref_stats, out_stats)
+                    )
+                    rows.append(
+                        {
+                            "group": group,
+                            "condition": condition,
+                            "reference": ref.id,
+                            "reference_voice": ref.speaker,
+                            "target_voice": target,
+                            "text": text,
+                            "frames": int(result.mel.shape[0]),
+                            "stopped": bool(result.stopped),
+                            "reference_stats": ref_stats,
+                            "output_stats": out_stats,
+                        }
+                    )
+            print(f"{group}: {ref.id} ({ref.speaker}) done, {time.time() - started:.0f} s", flush=True)
+
+    summary = {
+        "checkpoint": str(args.checkpoint),
+        "targets": targets,
+        "n": args.n,
+        "seed": args.seed,
+        "reference_voices": {g: sorted({u.speaker for u in references[g]}) for g in GROUPS},
+        "results": {},
+        "items": rows,
+    }
+    header = (
+        "| group | condition | measured | stopped | "
+        + " | ".join(f"{label} raw r | {label} norm. r" for _, label, _, _ in NORMALISED_QUANTITIES)
+        + " | F0 level inside target range | nearer target than ref. voice |"
+    )
+    lines = [
+        f"Checkpoint `{args.checkpoint}`; targets {', '.join(f'`{t}`' for t in targets)}; "
+        f"{args.n} references per group, each into both targets.",
+        "",
+        header,
+        "|" + "---|" * (header.count("|") - 1),
+    ]
+    for group in GROUPS:
+        for condition in CONDITIONS:
+            group_items = items[(group, condition)]
+            if not group_items:
+                continue
+            measured = [i for i in group_items if not i.output_stats.get("failed")]
+            stopped = sum(r["stopped"] for r in rows if r["group"] == group and r["condition"] == condition)
+            corr = cross_voice_correlations(measured) if len(measured) >= 3 else None
+            ident = identity_check(measured + anchors) if measured else None
+            result = {
+                "n_outputs": len(group_items),
+                "n_measured": len(measured),
+                "n_stopped": stopped,
+                "raw": {k: corr.raw[k]._asdict() for k, *_ in NORMALISED_QUANTITIES} if corr else None,
+                "normalised": {k: corr.pooled[k]._asdict() for k, *_ in NORMALISED_QUANTITIES}
+                if corr
+                else None,
+                "identity": ident._asdict() if ident else None,
+            }
+            summary["results"][f"{group} / {condition}"] = result
+            cells = []
+            for key, *_ in NORMALISED_QUANTITIES:
+                cells.append(_fmt(corr.raw[key].r) if corr else "–")
+                cells.append(_fmt(corr.pooled[key].r) if corr else "–")
+            inside = f"{_fmt(ident.inside_range, '.2f')} (n={ident.n_range})" if ident else "–"
+            nearer = f"{_fmt(ident.nearer_target, '.2f')} (n={ident.n_nearer})" if ident else "–"
+            lines.append(
+                f"| {group} | {condition} | {len(measured)}/{len(group_items)} | {stopped}/{len(group_items)} | "
+                + " | ".join(cells)
+                + f" | {inside} | {nearer} |"
+            )
+    table = "\n".join(lines) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    (args.out / "table.md").write_text(table)
+    print(table)
+    print(f"wrote {args.out / 'summary.json'} and {args.out / 'table.md'} in {time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
