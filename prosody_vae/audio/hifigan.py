@@ -1,7 +1,7 @@
 """HiFi-GAN generators (Kong et al., 2020) in the layout of the original release.
 
 The original release, which most toolkits follow, stores a generator as ``torch.save({"generator":
-state_dict}, "g_XXXXXXXX")`` with a ``config.json`` beside it. This module reads that pair: the
+state_dict}, "g_02500000")`` (the step number as the name) with a ``config.json`` beside it. This module reads that pair: the
 config's architecture fields build :class:`HifiGanGenerator`, whose module names (``conv_pre``,
 ``ups``, ``resblocks``, ``convs1``/``convs2``/``convs``, ``conv_post``) are the release's, so its state
 dict loads key for key once weight norm is folded away (:func:`fold_weight_norm`).

@@ -208,6 +208,17 @@ def _embed_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+def _transfer_options(args: argparse.Namespace) -> dict:
+    """The options of ``Synthesizer.transfer`` that ``transfer`` and ``transfer --batch`` share."""
+    return {
+        "speaker": args.speaker,
+        "reference_speaker": args.reference_speaker,
+        "sample": args.sample,
+        "via": args.via,
+        "temperature": args.temperature,
+    }
+
+
 def _with_notices(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Show each :class:`ReferenceNotice` (a reference converted or shortened) and
     :class:`~prosody_vae.text.tokenizers.TextNotice` (markup stripped from a text) once as
@@ -331,11 +342,7 @@ def transfer(args: argparse.Namespace) -> int:
             args.text,
             args.reference,
             reference_text=reference_text,
-            speaker=args.speaker,
-            reference_speaker=args.reference_speaker,
-            sample=args.sample,
-            via=args.via,
-            temperature=args.temperature,
+            **_transfer_options(args),
         )
     writer.write(
         result,
@@ -393,11 +400,7 @@ def _transfer_batch(args: argparse.Namespace) -> int:
                     item.text,
                     item.reference,
                     reference_text=reference_text,
-                    speaker=args.speaker,
-                    reference_speaker=args.reference_speaker,
-                    sample=args.sample,
-                    via=args.via,
-                    temperature=args.temperature,
+                    **_transfer_options(args),
                 )
                 writer.write(
                     result,
