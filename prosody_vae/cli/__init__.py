@@ -30,7 +30,7 @@ from prosody_vae.errors import ProsodyVAEError, one_line
 __all__ = ["command", "describe_error", "main", "set_threads"]
 
 # Importing a module registers its subcommands, in this order in ``--help``.
-_MODULES = ("data", "train", "synthesis", "evaluate", "export")
+_MODULES = ("data", "train", "vocoder", "synthesis", "evaluate", "export")
 
 
 def _verbosity_options(p: argparse.ArgumentParser, *, top: bool) -> None:
