@@ -13,9 +13,15 @@ Reference choices and where we deviate:
   Harvest's frame ``t`` is centred at ``t * frame_period`` ms, which equals the centre of mel frame
   ``t`` when ``frame_period = hop / sr * 1000`` and the STFT is centred.
 * Energy is the RMS of the same centred ``n_fft`` frames (librosa ``feature.rms``), linear scale.
+* Harvest costs about a hundred times as much as the mel. :func:`harvest_f0` can run it on the signal
+  resampled to :func:`decimated_harvest_rate` (about 1.7 times as fast, within Harvest's own sensitivity to
+  resampling: docs/corpus.md, "F0 trackers of the feature cache"); the reference track stays the
+  full-rate one.
 """
 
 from __future__ import annotations
+
+import math
 
 import librosa
 import numpy as np
@@ -27,7 +33,16 @@ from torch import Tensor, nn
 from prosody_vae.audio.io import AudioError
 from prosody_vae.config import AudioConfig
 
-__all__ = ["MelSpectrogram", "f0_energy", "log_mel", "mel_filterbank", "num_frames"]
+__all__ = [
+    "MelSpectrogram",
+    "decimated_harvest_rate",
+    "f0_energy",
+    "frame_energy",
+    "harvest_f0",
+    "log_mel",
+    "mel_filterbank",
+    "num_frames",
+]
 
 
 def num_frames(num_samples: int, config: AudioConfig) -> int:
@@ -130,35 +145,78 @@ def _fit_length(values: np.ndarray, length: int) -> np.ndarray:
     return np.pad(values, (0, length - values.shape[0]))
 
 
-def f0_energy(wav: np.ndarray, config: AudioConfig) -> tuple[np.ndarray, np.ndarray]:
-    """F0 (Hz, 0 = unvoiced) and frame RMS energy on the mel frame grid.
-
-    Args:
-        wav: (N,) float samples at ``config.sample_rate``.
-
-    Returns:
-        ``(f0, energy)``, each (T,) float32 with ``T = num_frames(N, config)``.
-
-    Harvest returns ``1 + floor(duration_ms / frame_period)`` frames, which can differ by one from
-    ``1 + N // hop`` through floating-point rounding; the result is cropped or padded with unvoiced
-    frames so that it lines up with the mel exactly.
-    """
+def _checked_mono(wav: np.ndarray, config: AudioConfig, caller: str) -> np.ndarray:
     x = np.asarray(wav)
     if x.ndim != 1:
-        raise AudioError("<array>", f"f0_energy expects a mono (N,) waveform, got shape {x.shape}")
+        raise AudioError("<array>", f"{caller} expects a mono (N,) waveform, got shape {x.shape}")
     if x.shape[0] < config.n_fft:
         raise AudioError(
             "<array>", f"waveform has {x.shape[0]} samples, shorter than one frame (n_fft={config.n_fft})"
         )
     if not np.all(np.isfinite(x)):
         raise AudioError("<array>", "waveform contains NaN or infinite samples")
-    length = num_frames(x.shape[0], config)
+    return x
+
+
+def decimated_harvest_rate(config: AudioConfig) -> int:
+    """The sample rate at which ``harvest_f0(..., rate=...)`` can search ``config``'s F0 range.
+
+    The smallest multiple of 1 kHz at or above ``6 * f0_max`` (4 kHz for the default 600 Hz), capped at
+    ``config.sample_rate``. Harvest band-passes the signal around each candidate F0 up to
+    ``1.1 * f0_max`` with filters about one F0 wide on either side, so everything it looks at lies below
+    about ``2.2 * f0_max``; a Nyquist frequency of ``3 * f0_max`` leaves a margin for the resampler's
+    transition band. Harvest's cost grows with the rate it runs at (it already halves a 22.05 kHz
+    input internally), so this rate makes it about 1.7 times as fast on the default analysis.
+    """
+    return min(config.sample_rate, 1000 * math.ceil(6.0 * config.f0_max / 1000.0))
+
+
+def harvest_f0(wav: np.ndarray, config: AudioConfig, *, rate: int | None = None) -> np.ndarray:
+    """F0 in Hz (0 = unvoiced) from WORLD Harvest refined by StoneMask, on the mel frame grid.
+
+    Args:
+        wav: (N,) float samples at ``config.sample_rate``.
+        config: analysis parameters (F0 search range, frame grid).
+        rate: run Harvest on the signal resampled to this rate (soxr, high quality), e.g.
+            :func:`decimated_harvest_rate`; None runs it on ``wav`` as it is (the reference track of
+            labels, metrics and the default feature cache). StoneMask always refines the F0 on the
+            full-rate ``wav``, so only Harvest's candidates and voicing decisions see the lower rate.
+
+    Returns:
+        (T,) float32 with ``T = num_frames(N, config)``.
+
+    Harvest returns ``1 + floor(duration_ms / frame_period)`` frames, which can differ by one from
+    ``1 + N // hop`` through floating-point rounding; the result is cropped or padded with unvoiced
+    frames so that it lines up with the mel exactly.
+    """
+    x = _checked_mono(wav, config, "harvest_f0")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0):
+        raise ValueError(f"rate must be a positive int or None, got {rate!r}")
+    decimate = rate is not None and rate != config.sample_rate
+    if decimate and not 2 * config.f0_max < rate < config.sample_rate:
+        raise ValueError(
+            f"rate must be sample_rate ({config.sample_rate}) or lie between 2 * f0_max "
+            f"({2 * config.f0_max:g}) and it, got {rate}"
+        )
     x64 = np.ascontiguousarray(x, dtype=np.float64)  # pyworld works in float64
-    period = config.frame_period_ms
+    search, search_rate = x64, config.sample_rate
+    if decimate:
+        search = librosa.resample(x64, orig_sr=config.sample_rate, target_sr=rate, res_type="soxr_hq")
+        search, search_rate = np.ascontiguousarray(search, dtype=np.float64), rate
     f0, times = pyworld.harvest(
-        x64, config.sample_rate, f0_floor=config.f0_min, f0_ceil=config.f0_max, frame_period=period
+        search,
+        search_rate,
+        f0_floor=config.f0_min,
+        f0_ceil=config.f0_max,
+        frame_period=config.frame_period_ms,
     )
     f0 = pyworld.stonemask(x64, f0, times, config.sample_rate)
+    return _fit_length(f0, num_frames(x.shape[0], config)).astype(np.float32)
+
+
+def frame_energy(wav: np.ndarray, config: AudioConfig) -> np.ndarray:
+    """RMS of the centred ``n_fft`` frames (librosa ``feature.rms``, linear), (T,) float32 on the mel grid."""
+    x = _checked_mono(wav, config, "frame_energy")
     energy = librosa.feature.rms(
         y=x.astype(np.float32),
         frame_length=config.n_fft,
@@ -166,6 +224,20 @@ def f0_energy(wav: np.ndarray, config: AudioConfig) -> tuple[np.ndarray, np.ndar
         center=True,
         pad_mode="reflect",
     )[0]
-    f0 = _fit_length(f0, length).astype(np.float32)
-    energy = _fit_length(energy, length).astype(np.float32)
-    return f0, energy
+    return _fit_length(energy, num_frames(x.shape[0], config)).astype(np.float32)
+
+
+def f0_energy(wav: np.ndarray, config: AudioConfig) -> tuple[np.ndarray, np.ndarray]:
+    """F0 (Hz, 0 = unvoiced) and frame RMS energy on the mel frame grid.
+
+    The library's reference F0: :func:`harvest_f0` at the analysis rate, the one track that labels,
+    metrics and the default feature cache share.
+
+    Args:
+        wav: (N,) float samples at ``config.sample_rate``.
+
+    Returns:
+        ``(f0, energy)``, each (T,) float32 with ``T = num_frames(N, config)``.
+    """
+    x = _checked_mono(wav, config, "f0_energy")
+    return harvest_f0(x, config), frame_energy(x, config)

@@ -61,6 +61,16 @@ def _prepare_arguments(p: argparse.ArgumentParser) -> None:
         help="tokenizer whose unreadable transcripts are dropped (default: --config's, else phonemes)",
     )
     p.add_argument(
+        "--f0",
+        choices=["harvest", "harvest-decimated", "none"],
+        default=None,
+        help="F0 track of the feature cache: harvest (the labels' and metrics' tracker, about 7x real "
+        "time per core), harvest-decimated (Harvest at 4 kHz, about 1.7x as fast, close to harvest), "
+        "none (no F0, several hundred times real time; a pitch model cannot train on it). "
+        "Default: the tracker --out was prepared with; for a new --out, harvest, or none when "
+        "--config's backbone does not predict pitch",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
         help="prepare again: rerun every stage; when --out was prepared from different input, first "
@@ -76,11 +86,24 @@ def _prepare_arguments(p: argparse.ArgumentParser) -> None:
 def prepare(args: argparse.Namespace) -> int:
     from prosody_vae.config import AudioConfig, load_config
     from prosody_vae.data import prepare_corpus
+    from prosody_vae.data.prepare import prepared_f0_tracker
 
-    audio, tokenizer = AudioConfig(), "phonemes"
+    audio, tokenizer, f0_tracker = AudioConfig(), "phonemes", "harvest"
     if args.config is not None:
         config = load_config(args.config)
         audio, tokenizer = config.audio, config.text.tokenizer
+        # F0 is nearly all of the preparation's cost and only a pitch-predicting decoder reads it.
+        if not config.backbone.pitch:
+            f0_tracker = "none"
+    if args.f0 is None:
+        earlier = prepared_f0_tracker(args.out)  # a folder prepared before keeps its tracker
+        if earlier is not None:
+            f0_tracker = earlier
+        elif f0_tracker == "none":
+            print(
+                f"[prepare] --f0 none: {args.config} does not predict pitch (backbone.pitch), so the "
+                "features get no F0; pass --f0 harvest to extract it anyway"
+            )
     if args.num_workers < 0:
         raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
     prepare_corpus(
@@ -90,6 +113,7 @@ def prepare(args: argparse.Namespace) -> int:
         config=audio,
         num_workers=args.num_workers,
         tokenizer=args.tokenizer or tokenizer,
+        f0_tracker=args.f0 or f0_tracker,
         force=args.force,
     )
     return 0

@@ -1,4 +1,4 @@
-"""The feature cache: one ``<cache_dir>/<utt_id>.pt`` per utterance with mel, F0 and energy.
+"""The feature cache: one ``<cache_dir>/<utt_id>.pt`` per utterance with mel, energy and F0.
 
 Extraction is resumable and fault tolerant:
 
@@ -9,9 +9,22 @@ Extraction is resumable and fault tolerant:
 * an utterance that fails (silent, corrupt, NaN, too short after trimming, ...) is listed in the
   :class:`ExtractionReport` with its reason and never stops the job.
 
-The cache remembers the :class:`AudioConfig` it was built with (``audio_config.json``); extracting
-into it with a different config is an error, because mixing analyses would silently corrupt training.
-Do not run two extractions into the same folder at the same time.
+The cache remembers the :class:`AudioConfig` it was built with (``audio_config.json``) and the F0
+tracker (``f0_tracker.json``, one of :data:`F0_TRACKERS`); extracting into it with a different config
+or tracker is an error naming the folder, because mixing analyses would silently corrupt training.
+A cache written before trackers were recorded holds Harvest's F0 (the only tracker then) and is read
+as ``"harvest"``. Do not run two extractions into the same folder at the same time.
+
+F0 trackers, in falling cost (measured in docs/benchmarks.md, "Data preparation"):
+
+* ``"harvest"``: :func:`prosody_vae.audio.f0_energy`'s track, the one that corpus labels and metrics
+  use. It is nearly all of the extraction's cost (about 7x real time on one core).
+* ``"harvest-decimated"``: the same Harvest + StoneMask with Harvest run at
+  :func:`~prosody_vae.audio.features.decimated_harvest_rate` (4 kHz by default), about 1.7 times as fast.
+  It agrees with ``"harvest"`` about as well as Harvest agrees with itself on resampled input (table in
+  docs/corpus.md), but it is not the labels' track, hence its own name.
+* ``"none"``: no F0 at all, for models that do not predict pitch; extraction then costs a few
+  milliseconds per second of audio. A model with ``backbone.pitch`` cannot train on such a cache.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 import torch
@@ -31,12 +45,28 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from prosody_vae.atomic import write_text_atomic
-from prosody_vae.audio import AudioConfig, f0_energy, load_audio, log_mel, process_audio
+from prosody_vae.audio import AudioConfig, load_audio, log_mel, process_audio
+from prosody_vae.audio.features import decimated_harvest_rate, frame_energy, harvest_f0
 from prosody_vae.data.manifest import Utterance
 
-__all__ = ["ExtractionReport", "extract_features", "feature_path", "load_features"]
+__all__ = [
+    "F0_TRACKERS",
+    "ExtractionReport",
+    "F0Tracker",
+    "extract_features",
+    "f0_method",
+    "feature_path",
+    "load_features",
+    "read_f0_tracker",
+]
+
+F0Tracker = Literal["harvest", "harvest-decimated", "none"]
+F0_TRACKERS: tuple[str, ...] = get_args(F0Tracker)
 
 _CONFIG_FILE = "audio_config.json"
+_TRACKER_FILE = "f0_tracker.json"
+# Caches written before the tracker was recorded: their F0 came from f0_energy, i.e. Harvest.
+_UNRECORDED_TRACKER = "harvest"
 _TMP_PREFIX = ".partial-"
 
 
@@ -69,9 +99,11 @@ def feature_path(cache_dir: str | Path, utt_id: str) -> Path:
 
 
 def load_features(cache_dir: str | Path, utt_id: str) -> dict[str, Tensor]:
-    """Load ``{"mel": (T, n_mels), "f0": (T,), "energy": (T,)}`` (float32, on the CPU).
+    """Load ``{"mel": (T, n_mels), "energy": (T,), "f0": (T,)}`` (float32, on the CPU).
 
-    Uses ``torch.load(..., weights_only=True)``: a cache file can never run code.
+    ``"f0"`` is absent when the cache was built with the ``"none"`` tracker (see
+    :func:`read_f0_tracker`). Uses ``torch.load(..., weights_only=True)``: a cache file can never run
+    code.
     """
     path = feature_path(cache_dir, utt_id)
     if not path.is_file():
@@ -80,17 +112,61 @@ def load_features(cache_dir: str | Path, utt_id: str) -> dict[str, Tensor]:
         features = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a damaged zip/pickle
         raise ValueError(f"{path}: cannot load cached features ({error})") from error
-    if not isinstance(features, dict) or not {"mel", "f0", "energy"} <= set(features):
-        raise ValueError(f"{path}: not a feature file (expected keys mel, f0, energy)")
+    if not isinstance(features, dict) or not {"mel", "energy"} <= set(features):
+        raise ValueError(f"{path}: not a feature file (expected keys mel, energy and optionally f0)")
     return features
 
 
-def _compute(audio: str, config: AudioConfig) -> dict[str, Tensor]:
+def f0_method(tracker: F0Tracker, config: AudioConfig) -> str:
+    """How ``tracker`` computes F0 under ``config``, in words (recorded beside the tracker's name)."""
+    if tracker == "harvest":
+        return f"pyworld harvest + stonemask at {config.sample_rate} Hz (prosody_vae.audio.f0_energy)"
+    if tracker == "harvest-decimated":
+        return (
+            f"pyworld harvest at {decimated_harvest_rate(config)} Hz (soxr_hq resampling), "
+            f"stonemask at {config.sample_rate} Hz"
+        )
+    if tracker == "none":
+        return "no F0"
+    raise ValueError(f"F0 tracker must be one of {F0_TRACKERS}, got {tracker!r}")
+
+
+def read_f0_tracker(cache_dir: str | Path) -> str | None:
+    """The F0 tracker a feature cache was built with; None when ``cache_dir`` holds no cache yet.
+
+    A cache written before trackers were recorded (features or ``audio_config.json`` but no
+    ``f0_tracker.json``) is reported as ``"harvest"``, the only tracker of those versions.
+    """
+    cache_dir = Path(cache_dir)
+    path = cache_dir / _TRACKER_FILE
+    if path.is_file():
+        try:
+            tracker = json.loads(path.read_text(encoding="utf-8")).get("tracker")
+        except (ValueError, AttributeError) as error:
+            raise ValueError(f"{path}: unreadable F0 tracker record ({error})") from error
+        if tracker not in F0_TRACKERS:
+            raise ValueError(f"{path}: unknown F0 tracker {tracker!r}; expected one of {F0_TRACKERS}")
+        return tracker
+    if (cache_dir / _CONFIG_FILE).is_file() or any(cache_dir.glob("*.pt")):
+        return _UNRECORDED_TRACKER
+    return None
+
+
+def _harvest_rate(tracker: F0Tracker, config: AudioConfig) -> int | None:
+    """The rate ``harvest_f0`` runs Harvest at for ``tracker`` (None: the analysis rate)."""
+    return decimated_harvest_rate(config) if tracker == "harvest-decimated" else None
+
+
+def _compute(audio: str, config: AudioConfig, tracker: F0Tracker) -> dict[str, Tensor]:
     wav = load_audio(audio, config)
-    mel = log_mel(wav, config)  # (T, n_mels)
-    f0, energy = f0_energy(wav, config)  # (T,), (T,)
-    assert mel.shape[0] == f0.shape[0] == energy.shape[0], "mel, F0 and energy share one frame grid"
-    return {"mel": mel.contiguous(), "f0": torch.from_numpy(f0), "energy": torch.from_numpy(energy)}
+    features = {"mel": log_mel(wav, config).contiguous()}  # (T, n_mels)
+    if tracker != "none":
+        features["f0"] = torch.from_numpy(
+            harvest_f0(wav, config, rate=_harvest_rate(tracker, config))
+        )  # (T,)
+    features["energy"] = torch.from_numpy(frame_energy(wav, config))  # (T,)
+    assert all(value.shape[0] == features["mel"].shape[0] for value in features.values()), "one frame grid"
+    return features
 
 
 def _save_atomic(features: dict[str, Tensor], path: Path) -> None:
@@ -104,23 +180,32 @@ def _save_atomic(features: dict[str, Tensor], path: Path) -> None:
         raise
 
 
-def _extract_one(job: tuple[str, str, str, AudioConfig]) -> tuple[str, str | None]:
+class _Job(NamedTuple):
+    utt_id: str
+    audio: str
+    path: str
+    config: AudioConfig
+    tracker: F0Tracker
+
+
+def _extract_one(job: _Job) -> tuple[str, str | None]:
     """Compute and save one utterance; returns ``(id, None)`` or ``(id, reason)``."""
-    utt_id, audio, path, config = job
     try:
-        _save_atomic(_compute(audio, config), Path(path))
+        _save_atomic(_compute(job.audio, job.config, job.tracker), Path(job.path))
     except Exception as error:  # one bad file must never end the job; its reason is reported
-        return utt_id, f"{type(error).__name__}: {error}"
-    return utt_id, None
+        return job.utt_id, f"{type(error).__name__}: {error}"
+    return job.utt_id, None
 
 
-def _warm_up(config: AudioConfig) -> None:
+def _warm_up(config: AudioConfig, tracker: F0Tracker) -> None:
     """Run the analysis once on a synthetic tone so lazy imports and JIT happen before forking."""
     samples = max(config.sample_rate // 4, 2 * config.n_fft)  # long enough for any valid config
     tone = 0.5 * np.sin(2 * np.pi * 200.0 * np.arange(samples) / config.sample_rate)
     wav = process_audio(tone.astype(np.float32), config.sample_rate, config, source="<warm-up>")
     log_mel(wav, config)
-    f0_energy(wav, config)
+    frame_energy(wav, config)
+    if tracker != "none":
+        harvest_f0(wav, config, rate=_harvest_rate(tracker, config))
 
 
 def _init_worker() -> None:
@@ -143,36 +228,69 @@ def _check_config(cache_dir: Path, config: AudioConfig) -> None:
         write_text_atomic(stored_path, json.dumps(wanted, indent=2) + "\n")
 
 
+def _check_tracker(cache_dir: Path, tracker: F0Tracker, config: AudioConfig) -> None:
+    """Refuse to add ``tracker``'s F0 to a cache built with another tracker.
+
+    Runs before anything is written, so that a fresh folder is not mistaken for an unrecorded one.
+    """
+    f0_method(tracker, config)  # validates the name
+    stored = read_f0_tracker(cache_dir)
+    if stored is not None and stored != tracker:
+        unrecorded = "" if (cache_dir / _TRACKER_FILE).is_file() else " (built before trackers were recorded)"
+        raise ValueError(
+            f"{cache_dir}: feature cache was built with F0 tracker {stored!r}{unrecorded}, not {tracker!r}; "
+            f"mixing trackers would give training two kinds of F0 targets. Use a new cache folder, or "
+            f"extract with {stored!r}"
+        )
+
+
+def _record_tracker(cache_dir: Path, tracker: F0Tracker, config: AudioConfig) -> None:
+    path = cache_dir / _TRACKER_FILE
+    if not path.is_file():
+        record = {"tracker": tracker, "method": f0_method(tracker, config)}
+        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+
+
 def extract_features(
     utterances: Sequence[Utterance],
     cache_dir: str | Path,
     config: AudioConfig,
     num_workers: int = 2,
     progress: bool = True,
+    *,
+    f0_tracker: F0Tracker = "harvest",
 ) -> ExtractionReport:
-    """Compute log-mel, F0 and energy for every utterance not yet in ``cache_dir``.
+    """Compute log-mel, energy and (unless ``f0_tracker="none"``) F0 for every utterance not yet in
+    ``cache_dir``.
 
     Args:
         utterances: utterances to process (ids must be unique).
         cache_dir: output folder, created if needed.
         config: audio analysis parameters; must match the cache's stored config.
         num_workers: worker processes (the platform's default start method, one torch thread
-            each); ``<= 1`` runs in this process, which is easier to debug.
+            each); ``<= 1`` runs in this process, also on one torch thread, which is easier to debug.
         progress: show a tqdm progress bar.
+        f0_tracker: one of :data:`F0_TRACKERS` (see the module docstring); must match the tracker
+            the cache was built with.
 
     Returns:
         An :class:`ExtractionReport`; ``ok`` and ``failed`` follow the input order.
+
+    Raises:
+        ValueError: naming ``cache_dir``, when it was built with another config or F0 tracker.
     """
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    _check_tracker(cache_dir, f0_tracker, config)
     _check_config(cache_dir, config)
+    _record_tracker(cache_dir, f0_tracker, config)
     for stray in cache_dir.glob(f"{_TMP_PREFIX}*.tmp"):
         stray.unlink(missing_ok=True)  # left by a killed run; never a complete result
 
     report = ExtractionReport()
-    jobs: list[tuple[str, str, str, AudioConfig]] = []
+    jobs: list[_Job] = []
     seen: set[str] = set()
     for utt in utterances:
         if utt.id in seen:
@@ -182,15 +300,23 @@ def extract_features(
         if path.is_file():
             report.skipped_existing.append(utt.id)
         else:
-            jobs.append((utt.id, utt.audio, str(path), config))
+            jobs.append(_Job(utt.id, utt.audio, str(path), config, f0_tracker))
 
     results: dict[str, str | None] = {}
     bar = tqdm(total=len(jobs), desc="features", unit="utt", disable=not progress)
     if num_workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            utt_id, reason = _extract_one(job)
-            results[utt_id] = reason
-            bar.update()
+        # One torch thread here too, as in the workers: the per-utterance STFTs are too small to split,
+        # and on a machine whose other core is busy two threads made this loop 10 to 40 times slower
+        # (docs/benchmarks.md, "Data preparation"). The caller's setting is restored afterwards.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for job in jobs:
+                utt_id, reason = _extract_one(job)
+                results[utt_id] = reason
+                bar.update()
+        finally:
+            torch.set_num_threads(threads)
     else:
         # The platform default, as torch's DataLoader does: fork on Linux (before Python 3.14), where
         # workers then inherit the warmed-up imports below instead of paying seconds each for
@@ -198,16 +324,16 @@ def extract_features(
         # which is what keeps them clear of the parent's OpenMP pool (the DataLoader rule).
         context = multiprocessing.get_context()
         if context.get_start_method() == "fork":
-            _warm_up(config)
+            _warm_up(config, f0_tracker)
         with context.Pool(processes=min(num_workers, len(jobs)), initializer=_init_worker) as pool:
             for utt_id, reason in pool.imap_unordered(_extract_one, jobs, chunksize=1):
                 results[utt_id] = reason
                 bar.update()
     bar.close()
-    for utt_id, _, _, _ in jobs:
-        reason = results[utt_id]
+    for job in jobs:
+        reason = results[job.utt_id]
         if reason is None:
-            report.ok.append(utt_id)
+            report.ok.append(job.utt_id)
         else:
-            report.failed.append((utt_id, reason))
+            report.failed.append((job.utt_id, reason))
     return report

@@ -4,7 +4,7 @@ Output layout (``out``)::
 
     manifest.jsonl            validated utterances (absolute audio paths, durations filled in)
     validation.txt            summary and every rejected utterance with its reason
-    features/                 <id>.pt feature cache (+ audio_config.json)
+    features/                 <id>.pt feature cache (+ audio_config.json, f0_tracker.json)
     features_failed.tsv       utterances whose extraction failed, with reasons
     splits/{train,valid,test}.jsonl
     prepare.json              the input fingerprint (corpus, audio config, tokenizer, options)
@@ -19,8 +19,14 @@ The manifest stage drops, and lists in ``validation.txt``, every utterance the t
 cannot read (``untokenisable text: ...``, e.g. a Cyrillic or CJK transcript), so that training never
 meets one, and skips repeated ids (``duplicate id: ...``). ``prepare.json`` records what ``out`` was
 prepared from: preparing the same input again does nothing, while different input (another corpus
-listing, audio config, tokenizer or split option) is refused before anything is touched, unless
-``force``, which then deletes the old manifest, features and splits and prepares from scratch.
+listing, audio config, tokenizer, F0 tracker or split option) is refused before anything is touched,
+unless ``force``, which then deletes the old manifest, features and splits and prepares from scratch.
+
+Nearly all of the time goes into F0: Harvest runs at about 7x real time on one core, the rest of the
+pipeline (reading, trimming, mel, energy, writing) at several hundred. ``f0_tracker`` chooses what the
+cache holds (:data:`~prosody_vae.data.feature_cache.F0_TRACKERS`): the reference Harvest track (the
+default), Harvest at a lower rate (about 1.7 times as fast), or no F0 for models without
+``backbone.pitch`` (docs/benchmarks.md, "Data preparation").
 """
 
 from __future__ import annotations
@@ -38,7 +44,13 @@ import yaml
 
 from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio import AudioConfig
-from prosody_vae.data.feature_cache import ExtractionReport, extract_features, feature_path
+from prosody_vae.data.feature_cache import (
+    F0_TRACKERS,
+    ExtractionReport,
+    F0Tracker,
+    extract_features,
+    feature_path,
+)
 from prosody_vae.data.manifest import Utterance, read_manifest, write_manifest
 from prosody_vae.data.readers import CORPUS_READERS
 from prosody_vae.data.splits import SPLITS, split_utterances
@@ -51,10 +63,13 @@ __all__ = [
     "PreparedCorpus",
     "PreparedElsewhereError",
     "prepare_corpus",
+    "prepared_f0_tracker",
     "read_audio_config",
 ]
 
 _FINGERPRINT_FILE = "prepare.json"
+# prepare.json files written before the F0 tracker was an option: those versions extracted Harvest.
+_UNRECORDED_F0_TRACKER = "harvest"
 
 
 class PreparedElsewhereError(ValueError):
@@ -137,6 +152,23 @@ def _input_record(
     }
 
 
+def prepared_f0_tracker(out: str | Path) -> str | None:
+    """The F0 tracker ``out`` was prepared with (from its ``prepare.json``); None when it has none.
+
+    A ``prepare.json`` from before the tracker was an option reads as ``"harvest"``. Lets a front end
+    that picks the tracker by itself keep the one of a folder prepared earlier instead of refusing it.
+    """
+    path = Path(out).expanduser() / _FINGERPRINT_FILE
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    options = stored.get("options") if isinstance(stored, dict) else None
+    if not isinstance(options, dict):
+        return None
+    return options.get("f0_tracker", _UNRECORDED_F0_TRACKER)
+
+
 def _check_fingerprint(out: Path, record: dict, force: bool, log: Callable[[str], None]) -> None:
     """Compare ``record`` with ``out/prepare.json``: same input, go on; different input, refuse, or
     with ``force`` delete what was prepared from the old input; then store ``record``."""
@@ -148,6 +180,8 @@ def _check_fingerprint(out: Path, record: dict, force: bool, log: Callable[[str]
         except ValueError:
             log(f"[prepare] {path}: unreadable; recording this input")
     if isinstance(stored, dict):
+        if isinstance(stored.get("options"), dict):
+            stored["options"].setdefault("f0_tracker", _UNRECORDED_F0_TRACKER)
         if record["corpus"] is None or stored.get("corpus") is None:  # one side unread: no comparison
             record = {**record, "corpus": record["corpus"] or stored.get("corpus")}
             stored = {**stored, "corpus": record["corpus"]}
@@ -200,6 +234,7 @@ def prepare_corpus(
     stages: Sequence[str] = STAGES,
     force: bool = False,
     tokenizer: Literal["phonemes", "characters"] | None = "phonemes",
+    f0_tracker: F0Tracker = "harvest",
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> PreparedCorpus:
@@ -220,6 +255,10 @@ def prepare_corpus(
             :class:`PreparedElsewhereError`).
         tokenizer: the ``text.tokenizer`` of the experiments that will train on the data; utterances
             whose text it cannot read are rejected in the manifest stage. None skips that check.
+        f0_tracker: F0 of the feature cache: ``"harvest"`` (the reference track of labels and
+            metrics), ``"harvest-decimated"`` (about 1.7 times as fast, close to it) or ``"none"`` (no F0:
+            fast, but no pitch model can train on it). Part of the input record: changing it needs a
+            new ``out`` or ``force``.
         progress: progress bar during extraction.
         log: where stage messages go.
     """
@@ -228,6 +267,8 @@ def prepare_corpus(
     unknown = [stage for stage in stages if stage not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; stages are {STAGES}")
+    if f0_tracker not in F0_TRACKERS:
+        raise ValueError(f"f0_tracker must be one of {F0_TRACKERS}, got {f0_tracker!r}")
     config = AudioConfig() if config is None else config
     root, out = Path(root).expanduser(), Path(out).expanduser()
     if out.exists() and not out.is_dir():
@@ -245,6 +286,7 @@ def prepare_corpus(
         "seed": seed,
         "group_by": group_by,
         "held_out_texts": _digest(sorted(held_out_texts)),
+        "f0_tracker": f0_tracker,
     }
     record = _input_record(
         utterances, problems, config, None if text_reader is None else text_reader.config(), options
@@ -284,7 +326,12 @@ def prepare_corpus(
         elif stage == "features":
             utterances = read_manifest(result.manifest)
             report = extract_features(
-                utterances, result.features, config, num_workers=num_workers, progress=progress
+                utterances,
+                result.features,
+                config,
+                num_workers=num_workers,
+                progress=progress,
+                f0_tracker=f0_tracker,
             )
             failed = "".join(f"{utt_id}\t{reason}\n" for utt_id, reason in report.failed)
             write_text_atomic(out / "features_failed.tsv", failed)
