@@ -183,8 +183,15 @@ class ProsodyConfig:
     hierarchical: bool = False
     high_latent_dim: int = 16
     hierarchy_hidden_dim: int = 64  # width of the q(z_s | z_p) and p(z_p | z_s) heads
+    # the posterior also reads the reference's frame-level F0 (prosody/pitch_encoder.py): the pitch
+    # contour the mel's coarse low bins barely show; training reads it from the feature cache
+    reference_pitch: bool = False
 
     def __post_init__(self) -> None:
+        check(
+            isinstance(self.reference_pitch, bool),
+            f"prosody.reference_pitch must be a bool, got {self.reference_pitch!r}",
+        )
         check_counts(self, "prosody", 1, "latent_dim", "ref_rnn_size", "text_summary_dim", "acn_neighbours")
         check_numbers(self, "prosody", "text_summary_dropout", "speaker_dropout", zero_ok=True)
         for name in ("text_summary_dropout", "speaker_dropout"):

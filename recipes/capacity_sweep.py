@@ -78,8 +78,12 @@ def _evaluate_model(name: str, checkpoint: Path, args, references, inter_texts, 
     synth = Synthesizer.from_checkpoint(checkpoint)
     vocoder = GriffinLimVocoder(synth.audio, n_iter=args.gl_iters)
     out = args.out / name
-    mels = [synth.reference_mel(u.audio) for u in references]
-    posterior = synth.embed_batch(mels, texts=[u.text for u in references])
+    features = [synth.reference_features(u.audio) for u in references]  # (mel, F0 or None)
+    posterior = synth.embed_batch(
+        [mel for mel, _ in features],
+        texts=[u.text for u in references],
+        f0s=[f0 for _, f0 in features] if synth.model.reads_reference_f0 else None,
+    )
     z_prior = synth.model.prosody.sample_prior(len(references))
     plans = {
         "same_text": ([u.text for u in references], posterior.mean),

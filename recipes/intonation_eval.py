@@ -533,10 +533,12 @@ def _synthesise(synth, vocoder, references, inter_texts, speaker, batch) -> tupl
     """Waveforms of the references and of parts a-c's outputs (keyed ``ref/``, ``same/``, ``inter/``,
     ``model/``), and the predicted mels' ripple of the same-text outputs (keyed by reference id)."""
     wavs = {f"ref/{u.id}": synth.load_reference(u.audio) for u in references}
+    features = [synth.reference_features(wavs[f"ref/{u.id}"]) for u in references]  # (mel, F0 or None)
     posterior = synth.embed_batch(
-        [synth.reference_mel(wavs[f"ref/{u.id}"]) for u in references],
+        [mel for mel, _ in features],
         texts=[u.text for u in references],
         speakers=[speaker] * len(references),
+        f0s=[f0 for _, f0 in features] if synth.model.reads_reference_f0 else None,
     )
     same = _speak(synth, vocoder, [u.text for u in references], posterior.mean, speaker, batch)
     inter = _speak(synth, vocoder, inter_texts, posterior.mean, speaker, batch)

@@ -99,3 +99,40 @@ def test_flat_model_refuses_via_zs_on_the_command_line(tiny_checkpoint, tiny_pre
     argv += ["--reference", str(item.audio), "--reference-text", item.text, "--via", "zs"]
     assert main([*argv, "--out", str(tmp_path / "x.wav")]) == 2  # one-line error, exit status 2
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_a_flat_model_starts_a_hierarchical_one(tiny_checkpoint, tiny_prepared, tmp_path):
+    """train.init_from a flat checkpoint: its posterior becomes q(z_p | x), its beta the low-level one."""
+    from conftest import train_tiny
+
+    from prosody_vae.checkpoint import load_checkpoint
+
+    flat = load_checkpoint(tiny_checkpoint)["training_module"]
+    started = train_tiny(
+        tmp_path,
+        tiny_prepared,
+        steps=1,
+        prosody=HIERARCHICAL,
+        capacity={"capacity": 5.0, "high_capacity": 2.0, "beta_init": 3.0},
+        train={
+            "init_from": str(tiny_checkpoint),
+            "log_every": 1,
+            "valid_every": 1000,
+            "checkpoint_every": 1000,
+        },
+        optim={"lr": 1e-9, "lr_min": 1e-9, "warmup_steps": 1},  # one step that moves (almost) nothing
+    )
+    state = load_checkpoint(started)["training_module"]
+    # weights only: batch norm's running statistics move with any training step, whatever the lr
+    carried = [
+        k for k in flat if k.startswith("model.prosody.") and "running_" not in k and "num_batches" not in k
+    ]
+    assert carried
+    for key in carried:
+        wrapped = "model.prosody.encoder." + key.removeprefix("model.prosody.")
+        torch.testing.assert_close(state[wrapped], flat[key], atol=1e-5, rtol=0)
+    softplus = torch.nn.functional.softplus
+    assert softplus(state["objective.terms.low.beta_raw"]).item() == pytest.approx(
+        softplus(flat["objective.beta_raw"]).item(), rel=0.05
+    )
+    assert softplus(state["objective.terms.high.beta_raw"]).item() == pytest.approx(3.0, rel=0.05)

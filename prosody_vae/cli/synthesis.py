@@ -543,7 +543,8 @@ def _traverse_values(args: argparse.Namespace) -> list[float]:
 
 
 def _activity_references(args: argparse.Namespace, synth):
-    """(mels, texts, speakers, source) of the references that rank the latent dimensions."""
+    """(mels, texts, speakers, f0s, source) of the references that rank the latent dimensions; f0s is
+    None unless the model's posterior reads the reference's F0."""
     from prosody_vae.data.feature_cache import load_features
     from prosody_vae.data.manifest import read_manifest
     from prosody_vae.inference.references import collect_references
@@ -551,15 +552,17 @@ def _activity_references(args: argparse.Namespace, synth):
     def speaker_of(name: str | None) -> str | None:
         return name if name in synth.speakers else args.speaker
 
-    mels, texts, speakers = [], [], []
+    mels, texts, speakers, f0s = [], [], [], []
     if args.activity_from:
         source = " ".join(args.activity_from)
         for ref in collect_references(args.activity_from):
             try:
-                mels.append(synth.reference_mel(ref.audio))
+                mel, f0 = synth.reference_features(ref.audio)
             except ValueError as error:
                 print(f"skipped {error}", file=sys.stderr)
                 continue
+            mels.append(mel)
+            f0s.append(f0)
             texts.append(ref.text)
             speakers.append(speaker_of(ref.speaker))
     else:
@@ -573,10 +576,12 @@ def _activity_references(args: argparse.Namespace, synth):
         source = str(split)
         for utt in read_manifest(split):
             try:
-                mels.append(load_features(root / "features", utt.id)["mel"])
+                features = load_features(root / "features", utt.id)
             except (ValueError, FileNotFoundError) as error:
                 print(f"skipped {error}", file=sys.stderr)
                 continue
+            mels.append(features["mel"])
+            f0s.append(features.get("f0"))
             texts.append(utt.text)
             speakers.append(speaker_of(utt.speaker))
     if synth.model.uses_text_summary and any(t is None for t in texts):
@@ -586,10 +591,10 @@ def _activity_references(args: argparse.Namespace, synth):
             "(this model reads one: add <name>.txt beside the audio, or use a manifest)",
             file=sys.stderr,
         )
-        mels, texts, speakers = ([x[i] for i in keep] for x in (mels, texts, speakers))
+        mels, texts, speakers, f0s = ([x[i] for i in keep] for x in (mels, texts, speakers, f0s))
     if not mels:
         raise ValueError(f"no usable reference to measure latent activity on ({source})")
-    return mels, texts, speakers, source
+    return mels, texts, speakers, (f0s if synth.model.reads_reference_f0 else None), source
 
 
 @command(
@@ -606,8 +611,8 @@ def traverse(args: argparse.Namespace) -> int:
     synth = _load(args, text=args.text)
     if not 0 <= args.dim < synth.latent_dim:
         raise ValueError(f"--dim must lie in [0, {synth.latent_dim}) for this model, got {args.dim}")
-    mels, texts, speakers, source = _activity_references(args, synth)
-    activity = synth.latent_activity(mels, texts=texts, speakers=speakers)  # (D,) nats
+    mels, texts, speakers, f0s, source = _activity_references(args, synth)
+    activity = synth.latent_activity(mels, texts=texts, speakers=speakers, f0s=f0s)  # (D,) nats
     order = dimensions_by_activity(activity)
     dimension = int(order[args.dim])
     print(

@@ -152,6 +152,7 @@ def _posterior(
         tokens=batch.tokens if model.uses_text_summary else None,
         token_lengths=batch.token_lengths if model.uses_text_summary else None,
         speakers=batch.speakers if model.speaker_embedding is not None else None,
+        f0=batch.f0,
     )
     prior = model.prosody.prior
     context = None

@@ -207,6 +207,11 @@ def export_prosody_encoder(
         raise ValueError(
             f"audio.n_mels={audio.n_mels} but the prosody module reads {prosody.n_mels} mel bins"
         )
+    if getattr(prosody, "reads_f0", False):
+        raise ValueError(
+            "this prosody module reads the reference's F0 (prosody.reference_pitch); exporting it is not "
+            "supported yet: its F0 tracker (pyworld Harvest) is not a torch operation to trace"
+        )
     if prosody.uses_text and token_embedding is None:
         raise ValueError("this prosody module has a text summary: pass the token_embedding it reads")
     if prosody.speaker_dim > 0 and speaker_embedding is None:

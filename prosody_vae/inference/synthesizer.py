@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
-from prosody_vae.audio import AudioConfig, AudioError, MelSpectrogram, load_audio
+from prosody_vae.audio import AudioConfig, AudioError, MelSpectrogram, f0_energy, load_audio
 from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.checkpoint import CheckpointError, load_checkpoint
 from prosody_vae.config import ExperimentConfig
@@ -268,11 +268,34 @@ class Synthesizer:
         """Log-mel (T, n_mels) of a reference: an audio file, a waveform at the model's rate, or a mel."""
         if isinstance(reference, Tensor) and reference.dim() == 2:
             return self._capped(reference, "reference mel").to(self.device)
+        return self._mel(torch.from_numpy(self._reference_wav(reference)).to(self.device))
+
+    def reference_features(self, reference: Reference) -> tuple[Tensor, Tensor | None]:
+        """What the posterior reads of a reference: its log-mel (T, n_mels), and its F0 (T,) in Hz
+        (:func:`prosody_vae.audio.f0_energy`, the feature cache's tracker) when the model reads F0
+        (``prosody.reference_pitch``), else None. Such a model needs the reference as audio."""
+        if not self.model.reads_reference_f0:
+            return self.reference_mel(reference), None
+        if isinstance(reference, Tensor) and reference.dim() == 2:
+            raise ValueError(
+                "this model's posterior reads the reference's F0 (prosody.reference_pitch): "
+                "give the reference as audio (a file or a waveform), not as a mel"
+            )
+        wav = self._reference_wav(reference)
+        mel = self._mel(torch.from_numpy(wav).to(self.device))  # (T, n_mels)
+        f0 = torch.from_numpy(f0_energy(wav, self.audio)[0]).to(self.device)  # (T',) Hz
+        f0 = torch.nn.functional.pad(f0[: mel.shape[0]], (0, max(0, mel.shape[0] - f0.shape[0])))
+        return mel, f0
+
+    def _reference_wav(self, reference: str | Path | np.ndarray | Tensor) -> np.ndarray:
+        """(N,) float32 samples of a reference file or waveform, capped at MAX_REFERENCE_SECONDS."""
         if isinstance(reference, str | Path):
             wav = self._capped(self.load_reference(reference), reference)
         else:
+            if isinstance(reference, Tensor):
+                reference = reference.detach().cpu().numpy()
             wav = self._capped(np.asarray(reference, dtype=np.float32), "reference waveform")
-        return self._mel(torch.from_numpy(np.ascontiguousarray(wav)).to(self.device))
+        return np.ascontiguousarray(wav, dtype=np.float32)
 
     def _capped(self, reference: np.ndarray | Tensor, source: object) -> np.ndarray | Tensor:
         """The first :data:`MAX_REFERENCE_SECONDS` of a waveform (N,) or a log-mel (T, n_mels), with a
@@ -360,10 +383,12 @@ class Synthesizer:
         if not reference_text and not self.transcript_optional:
             what = str(reference) if isinstance(reference, str | Path) else "reference"
             raise ValueError(transcript_required(what))
+        mel, f0 = self.reference_features(reference)
         return self.embed_batch(
-            [self.reference_mel(reference)],
+            [mel],
             texts=[reference_text],
             speakers=[speaker],
+            f0s=None if f0 is None else [f0],
             sample=sample,
         )
 
@@ -374,19 +399,33 @@ class Synthesizer:
         *,
         texts: Sequence[str | None] | None = None,
         speakers: Sequence[str | None] | None = None,
+        f0s: Sequence[Tensor] | None = None,
         sample: bool = False,
     ) -> ProsodyOutput | HierarchicalOutput:
         """Posterior over z for several reference mels, each (T_i, n_mels): outputs with B = len(mels).
 
         ``texts`` and ``speakers`` are per reference, as ``reference_text`` and ``speaker`` of
-        :meth:`embed` (None entries: no transcript, a voice outside the model's speakers). The mels are
-        zero-padded to one batch; the reference encoder reads only each item's valid frames, so the
-        result does not depend on what else is in the batch.
+        :meth:`embed` (None entries: no transcript, a voice outside the model's speakers); ``f0s``
+        their F0 tracks (T_i,) in Hz, which a model with ``prosody.reference_pitch`` needs (see
+        :meth:`reference_features`). The mels are zero-padded to one batch; the reference encoder
+        reads only each item's valid frames, so the result does not depend on what else is in the batch.
         """
         if not mels:
             raise ValueError("no reference to embed")
         lengths = torch.tensor([m.shape[0] for m in mels], device=self.device)
         batch = pad_sequence([m.to(self.device) for m in mels], batch_first=True)  # (B, T, n_mels)
+        f0 = None
+        if self.model.reads_reference_f0:
+            if (
+                f0s is None
+                or len(f0s) != len(mels)
+                or any(f.shape[0] != m.shape[0] for f, m in zip(f0s, mels, strict=False))
+            ):
+                raise ValueError(
+                    "this model's posterior reads the reference's F0 (prosody.reference_pitch): pass f0s, "
+                    "one (T_i,) track per mel (Synthesizer.reference_features gives both)"
+                )
+            f0 = pad_sequence([f.to(self.device, torch.float32) for f in f0s], batch_first=True)  # (B, T)
         tokens = token_lengths = None
         if self.model.uses_text_summary:
             given = [t or None for t in texts] if texts is not None else [None] * len(mels)
@@ -410,6 +449,7 @@ class Synthesizer:
             tokens=tokens,
             token_lengths=token_lengths,
             speakers=speaker_ids,
+            f0=f0,
             sample=sample,
         )
 
@@ -420,6 +460,7 @@ class Synthesizer:
         *,
         texts: Sequence[str | None] | None = None,
         speakers: Sequence[str | None] | None = None,
+        f0s: Sequence[Tensor] | None = None,
         batch_size: int = 16,
     ) -> Tensor:
         """Mean KL(q || p) per latent dimension over a set of references: (D,) nats.
@@ -434,6 +475,7 @@ class Synthesizer:
                 mels[start:end],
                 texts=None if texts is None else texts[start:end],
                 speakers=None if speakers is None else speakers[start:end],
+                f0s=None if f0s is None else f0s[start:end],
             )
             kl.append(out.kl_p_per_dim if self.hierarchical else out.kl_per_dim)  # z_p's, what is decoded
         if not kl:

@@ -195,6 +195,11 @@ class HierarchicalCapacitronVAE(nn.Module):
         """Whether a reference's voice may be unknown (see ``CapacitronVAE``)."""
         return self.encoder.speaker_optional
 
+    @property
+    def reads_f0(self) -> bool:
+        """Whether the posterior reads the reference's F0 (see ``CapacitronVAE``)."""
+        return self.encoder.reads_f0
+
     def low_posterior(
         self,
         mel: Tensor,
@@ -204,6 +209,7 @@ class HierarchicalCapacitronVAE(nn.Module):
         text_lengths: Tensor | None = None,
         speaker: Tensor | None = None,
         speaker_known: Tensor | None = None,
+        f0: Tensor | None = None,
     ) -> Posterior:
         """q(z_p | x, text, speaker): one encoder pass, the flat module's ``posterior_of``.
 
@@ -214,12 +220,19 @@ class HierarchicalCapacitronVAE(nn.Module):
                 lengths, as ``CapacitronVAE.posterior_of`` takes them.
             speaker, speaker_known: (B, P) the reference's voice and (B,) which items' voices are
                 known, likewise.
+            f0: (B, T) the reference's F0 in Hz, for a flat module built with ``reference_pitch``.
 
         Returns:
             :class:`Posterior` with mean and std, (B, D_p) each.
         """
         return self.encoder.posterior_of(
-            mel, lengths, text=text, text_lengths=text_lengths, speaker=speaker, speaker_known=speaker_known
+            mel,
+            lengths,
+            text=text,
+            text_lengths=text_lengths,
+            speaker=speaker,
+            speaker_known=speaker_known,
+            f0=f0,
         )
 
     def high_posterior_of(self, z: Tensor) -> Posterior:
@@ -241,6 +254,7 @@ class HierarchicalCapacitronVAE(nn.Module):
         text_lengths: Tensor | None = None,
         speaker: Tensor | None = None,
         speaker_known: Tensor | None = None,
+        f0: Tensor | None = None,
         sample: bool | None = None,
     ) -> HierarchicalPosterior:
         """Both posteriors of a batch of references, and the latents drawn from them; no KL.
@@ -253,7 +267,13 @@ class HierarchicalCapacitronVAE(nn.Module):
             :class:`HierarchicalPosterior`: q(z_p | x) (B, D_p), z (B, D_p), q(z_s | z_p) (B, D_s), z_s (B, D_s).
         """
         low = self.low_posterior(
-            mel, lengths, text=text, text_lengths=text_lengths, speaker=speaker, speaker_known=speaker_known
+            mel,
+            lengths,
+            text=text,
+            text_lengths=text_lengths,
+            speaker=speaker,
+            speaker_known=speaker_known,
+            f0=f0,
         )
         return self.hierarchy_of(low, sample=sample)
 
@@ -298,6 +318,7 @@ class HierarchicalCapacitronVAE(nn.Module):
         text_lengths: Tensor | None = None,
         speaker: Tensor | None = None,
         speaker_known: Tensor | None = None,
+        f0: Tensor | None = None,
         sample: bool | None = None,
     ) -> HierarchicalOutput:
         """Posteriors, rates and latents of a batch of references: the three steps in one call.
@@ -316,6 +337,7 @@ class HierarchicalCapacitronVAE(nn.Module):
             text_lengths=text_lengths,
             speaker=speaker,
             speaker_known=speaker_known,
+            f0=f0,
             sample=sample,
         )
         return self.output_of(posterior)

@@ -34,6 +34,12 @@ Both start at zero. The posterior must then judge the prosody from the reference
 is what an untranscribed reference or an unseen voice asks of it at inference. A module built without
 them (the default, and every model trained before they existed) refuses absent text or speaker with a
 ``ValueError``, as before; its state dict has no new keys, so old checkpoints load unchanged.
+
+**Reference F0** (our addition, ``reference_pitch=True``): a
+:class:`~prosody_vae.prosody.pitch_encoder.PitchEncoder` reads the reference's frame-level F0 and its
+output is added to the reference embedding, so the posterior sees the pitch contour that the mel's
+coarse low bins barely show (the measurement that motivates it is in that module's docstring).
+``posterior_of`` then needs ``f0`` (B, T), in Hz on the mel's frame grid.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from prosody_vae.prosody.pitch_encoder import PitchEncoder
 from prosody_vae.prosody.posterior import GaussianPosterior, TextSummary
 from prosody_vae.prosody.priors.base import Prior
 from prosody_vae.prosody.priors.standard import StandardNormalPrior
@@ -99,6 +106,8 @@ class CapacitronVAE(nn.Module):
             null summary; > 0 creates it (needs ``text_embedding_dim > 0``). 0: text is required.
         speaker_dropout: probability, in training, that an item's speaker input to the posterior is
             replaced by the learned unknown-speaker vector; > 0 creates it (needs ``speaker_dim > 0``).
+        reference_pitch: also read the reference's frame-level F0 (a :class:`PitchEncoder` whose
+            output is added to the reference embedding); ``posterior_of`` then takes ``f0``.
 
     Attributes:
         reference_encoder, text_summary, posterior, prior: the parts. ``posterior`` is the
@@ -122,6 +131,7 @@ class CapacitronVAE(nn.Module):
         prior: Prior | None = None,
         text_dropout: float = 0.0,
         speaker_dropout: float = 0.0,
+        reference_pitch: bool = False,
     ) -> None:
         super().__init__()
         if reference_encoder is None:
@@ -181,6 +191,12 @@ class CapacitronVAE(nn.Module):
         # Created only when trained for: a module without them has the state dict it always had.
         self.null_text_summary = nn.Parameter(torch.zeros(text_summary_dim)) if text_dropout > 0 else None
         self.unknown_speaker = nn.Parameter(torch.zeros(speaker_dim)) if speaker_dropout > 0 else None
+        self.pitch_encoder = PitchEncoder(out_dim=reference_encoder.out_dim) if reference_pitch else None
+
+    @property
+    def reads_f0(self) -> bool:
+        """Whether :meth:`posterior_of` reads the reference's F0 (``reference_pitch``)."""
+        return self.pitch_encoder is not None
 
     @property
     def uses_text(self) -> bool:
@@ -266,6 +282,7 @@ class CapacitronVAE(nn.Module):
         text_lengths: Tensor | None = None,
         speaker: Tensor | None = None,
         speaker_known: Tensor | None = None,
+        f0: Tensor | None = None,
     ) -> Posterior:
         """q(z | x, text, speaker) of a batch of reference spectrograms: one encoder pass, no KL.
 
@@ -284,6 +301,8 @@ class CapacitronVAE(nn.Module):
                 means "voice unknown" for every item.
             speaker_known: (B,) bool, False where an item's voice is unknown (its row of
                 ``speaker`` is ignored); None: all known. Needs the unknown-speaker vector.
+            f0: (B, T) the reference's F0 in Hz per mel frame, 0 where unvoiced. Required iff the
+                module was built with ``reference_pitch``; refused otherwise.
 
         Returns:
             :class:`Posterior` with mean and std, (B, D) each.
@@ -292,6 +311,16 @@ class CapacitronVAE(nn.Module):
         summary = self._summary(text, text_lengths, batch)  # (B, S) or None
         speaker = self._speaker(speaker, speaker_known, batch)  # (B, P) or None
         ref = self.reference_encoder(mel, lengths)  # (B, H)
+        if self.pitch_encoder is not None:
+            if f0 is None or f0.shape != mel.shape[:2]:
+                raise ValueError(
+                    "this CapacitronVAE reads the reference's F0 (reference_pitch=True): pass f0 "
+                    f"({batch}, {mel.shape[1]}) in Hz on the mel's frames, got "
+                    f"{None if f0 is None else tuple(f0.shape)}"
+                )
+            ref = ref + self.pitch_encoder(f0.to(mel.dtype), lengths)  # (B, H)
+        elif f0 is not None:
+            raise ValueError("f0 was given but this CapacitronVAE reads no F0 (reference_pitch=False)")
         mean, std = self.posterior(ref, text=summary, speaker=speaker)  # (B, D) each
         return Posterior(mean=mean, std=std)
 
@@ -323,13 +352,14 @@ class CapacitronVAE(nn.Module):
         text_lengths: Tensor | None = None,
         speaker: Tensor | None = None,
         speaker_known: Tensor | None = None,
+        f0: Tensor | None = None,
         sample: bool | None = None,
         prior_context: Tensor | None = None,
     ) -> ProsodyOutput:
         """Posterior, KL and z of a batch of reference spectrograms: the three steps in one call.
 
         Args:
-            mel, lengths, text, text_lengths, speaker, speaker_known: as for :meth:`posterior_of`.
+            mel, lengths, text, text_lengths, speaker, speaker_known, f0: as for :meth:`posterior_of`.
             sample: True for a reparameterised sample, False for the posterior mean, None for
                 "sample in training mode, mean in eval mode".
             prior_context: passed to the prior's KL (see :meth:`kl`); a prior that needs a context
@@ -339,7 +369,13 @@ class CapacitronVAE(nn.Module):
             :class:`ProsodyOutput` with z, mean, std (B, D), kl (B,) and kl_per_dim (B, D).
         """
         posterior = self.posterior_of(
-            mel, lengths, text=text, text_lengths=text_lengths, speaker=speaker, speaker_known=speaker_known
+            mel,
+            lengths,
+            text=text,
+            text_lengths=text_lengths,
+            speaker=speaker,
+            speaker_known=speaker_known,
+            f0=f0,
         )
         divergence = self.kl(posterior, prior_context)
         return ProsodyOutput(

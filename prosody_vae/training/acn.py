@@ -95,6 +95,7 @@ def refresh_code_bank(
                     tokens=batch.tokens,
                     token_lengths=batch.token_lengths,
                     speakers=batch.speakers if model.speaker_embedding is not None else None,
+                    f0=batch.f0,
                 )
             )
             ids.append(batch.indices)

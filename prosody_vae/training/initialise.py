@@ -7,6 +7,12 @@ from a training checkpoint or a packed model; parameters the new model has and t
 beta, so the KL stays near C from the first step instead of swinging while beta climbs back.
 Everything else (optimiser moments, schedule, sampler position) starts fresh: this is a new run, not
 a resume.
+
+A flat model also starts a hierarchical one (``prosody.hierarchical``): the hierarchical module wraps
+the flat posterior q(z_p | x, text, speaker) as its ``encoder``, so the flat ``prosody.*`` weights
+become ``prosody.encoder.*`` and only q(z_s | z_p) and p(z_p | z_s) start fresh. This is how the
+capacity grid of docs/hierarchical.md is trained on a 2-core CPU: every grid point starts from the
+same aligned flat model and differs only in (C_s, C_p).
 """
 
 from __future__ import annotations
@@ -32,6 +38,19 @@ def _model_weights(source: dict[str, Any]) -> dict[str, torch.Tensor]:
     }
 
 
+def _to_hierarchical(
+    weights: dict[str, torch.Tensor], own: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Rename a flat model's ``prosody.*`` weights to ``prosody.encoder.*`` where only that name exists."""
+    renamed = {}
+    for key, value in weights.items():
+        wrapped = "prosody.encoder." + key.removeprefix("prosody.")
+        if key not in own and key.startswith("prosody.") and wrapped in own:
+            key = wrapped
+        renamed[key] = value
+    return renamed
+
+
 def _beta(source: dict[str, Any]) -> float | None:
     if source.get("beta") is not None:
         return float(source["beta"])
@@ -46,8 +65,8 @@ def initialise_from(module: TrainingModule, source: dict[str, Any], path: str) -
         ValueError: naming ``path``, when the source has weights this model lacks or of another shape
             (the two configs describe different models).
     """
-    weights = _model_weights(source)
     own = module.model.state_dict()
+    weights = _to_hierarchical(_model_weights(source), own)
     unknown = sorted(set(weights) - set(own))
     if unknown:
         raise ValueError(f"{path}: train.init_from has weights this model lacks: {', '.join(unknown[:5])}")
@@ -63,6 +82,10 @@ def initialise_from(module: TrainingModule, source: dict[str, Any], path: str) -
     )
     beta = _beta(source)
     if beta is not None:
+        # a flat source's multiplier held the rate the decoder reads: z's, or z_p's in a hierarchical
+        # model; the high-level multiplier keeps capacity.beta_init
+        terms = getattr(module.objective, "terms", None)
+        target = module.objective if terms is None else terms["low"]
         with torch.no_grad():  # beta = softplus(beta_raw)  <=>  beta_raw = log(exp(beta) - 1)
-            module.objective.beta_raw.fill_(math.log(math.expm1(max(beta, 1e-6))))
+            target.beta_raw.fill_(math.log(math.expm1(max(beta, 1e-6))))
     return sorted(set(own) - set(weights))

@@ -112,6 +112,7 @@ class TrainingModule(nn.Module):
             batch.mel_lengths,
             speakers=batch.speakers if self.model.speaker_embedding is not None else None,
             prior_context=prior_context,
+            f0=batch.f0,  # read only by a model with prosody.reference_pitch
         )
         taco = output.tacotron
         decoder_l1 = masked_l1(taco.mel, batch.mels, batch.mel_lengths).mean()

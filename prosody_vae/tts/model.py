@@ -122,6 +122,11 @@ class ProsodyTTS(nn.Module):
         return isinstance(self.prosody, HierarchicalCapacitronVAE)
 
     @property
+    def reads_reference_f0(self) -> bool:
+        """Whether the prosody posterior reads the reference's F0 (``prosody.reference_pitch``)."""
+        return self.prosody.reads_f0
+
+    @property
     def uses_associative_prior(self) -> bool:
         """Whether the prior is conditional, p(z | c) (the associative prior): its KL needs a context,
         and the training loop keeps its code bank."""
@@ -138,6 +143,7 @@ class ProsodyTTS(nn.Module):
         tokens: Tensor | None = None,
         token_lengths: Tensor | None = None,
         speakers: Tensor | None = None,
+        f0: Tensor | None = None,
     ) -> Posterior:
         """q(z | reference) of reference mels (B, T, n_mels): one pass of the prosody encoder, no KL.
 
@@ -145,9 +151,15 @@ class ProsodyTTS(nn.Module):
         has a text summary; a model trained with ``prosody.text_summary_dropout`` also takes None (no
         transcript) or ``token_lengths == 0`` for single items. ``speakers`` (B,) are the ids of the
         voices that spoke the references, needed iff the model is multi-speaker; ``UNKNOWN_SPEAKER``
-        for a voice outside the table, if it was trained with ``prosody.speaker_dropout``.
+        for a voice outside the table, if it was trained with ``prosody.speaker_dropout``. ``f0``
+        (B, T) is the references' F0 in Hz on the mel frames, read iff :attr:`reads_reference_f0`
+        (ignored otherwise, so a caller may always pass what it has).
         """
         speaker, known = self._reference_speaker(speakers, mels.shape[0])
+        if self.reads_reference_f0 and f0 is None:
+            raise ValueError(
+                "this model's prosody posterior reads the reference's F0 (prosody.reference_pitch): pass f0"
+            )
         text = None
         if self.uses_text_summary:
             if tokens is None or token_lengths is None:
@@ -167,6 +179,7 @@ class ProsodyTTS(nn.Module):
             text_lengths=token_lengths if text is not None else None,
             speaker=speaker,
             speaker_known=known,
+            f0=f0 if self.reads_reference_f0 else None,
         )
 
     @torch.no_grad()
@@ -178,6 +191,7 @@ class ProsodyTTS(nn.Module):
         tokens: Tensor | None = None,
         token_lengths: Tensor | None = None,
         speakers: Tensor | None = None,
+        f0: Tensor | None = None,
     ) -> Tensor:
         """Posterior means (B, D) of reference mels (B, T, n_mels), e.g. the codes of the ACN bank.
 
@@ -186,7 +200,7 @@ class ProsodyTTS(nn.Module):
         statistics.
         """
         return self.prosody_posterior(
-            mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers
+            mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers, f0=f0
         ).mean
 
     def encode_prosody(
@@ -197,6 +211,7 @@ class ProsodyTTS(nn.Module):
         tokens: Tensor | None = None,
         token_lengths: Tensor | None = None,
         speakers: Tensor | None = None,
+        f0: Tensor | None = None,
         sample: bool | None = None,
         prior_context: Tensor | None = None,
     ) -> ProsodyOutput | HierarchicalOutput:
@@ -213,7 +228,7 @@ class ProsodyTTS(nn.Module):
         ACN's prior for data outside the training set, e.g. validation, transfer and evaluation).
         """
         posterior = self.prosody_posterior(
-            mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers
+            mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers, f0=f0
         )
         if self.hierarchical:
             if prior_context is not None:
@@ -244,11 +259,13 @@ class ProsodyTTS(nn.Module):
         mel_lengths: Tensor,
         speakers: Tensor | None = None,
         prior_context: Tensor | None = None,
+        f0: Tensor | None = None,
     ) -> ProsodyTTSOutput:
         """Teacher-forced pass: z from the target mel itself (B, T, n_mels), then the decoder.
 
         The reference is the target, so ``speakers`` (B,) is both the posterior's speaker and the
-        decoder's.
+        decoder's, and ``f0`` (B, T), the target's F0 in Hz, what a model with
+        ``prosody.reference_pitch`` reads.
         """
         prosody = self.encode_prosody(
             mels,
@@ -256,6 +273,7 @@ class ProsodyTTS(nn.Module):
             tokens=tokens,
             token_lengths=token_lengths,
             speakers=speakers,
+            f0=f0,
             prior_context=prior_context,
         )
         speaker = self._speaker_vector(speakers, tokens.shape[0])
@@ -308,6 +326,7 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         prior=prior,
         text_dropout=pc.text_summary_dropout if pc.text_summary else 0.0,
         speaker_dropout=pc.speaker_dropout if speaker_dim > 0 else 0.0,
+        reference_pitch=pc.reference_pitch,
     )
     prosody: CapacitronVAE | HierarchicalCapacitronVAE = encoder
     if pc.hierarchical:  # the flat module becomes q(z_p | x, text, speaker) under a high-level z_s
