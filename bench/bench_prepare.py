@@ -1,21 +1,26 @@
 #!/usr/bin/env python
-"""Throughput of ``prepare`` against a plain librosa mel loop over the same files, in one run.
+"""Throughput of ``prepare`` and ``make-corpus`` against a plain librosa mel loop, in one run.
 
 ``prepare`` is :func:`prosody_vae.data.prepare_corpus` end to end (validation, tokenizer check,
-features, splits) into a fresh folder each time, once per F0 tracker asked for (``--trackers``). The
-baseline is the loop most scripts write: ``librosa.load`` (soxr_hq resampling),
-``librosa.feature.melspectrogram`` + log, one file after another in this process, nothing written,
-no F0, numpy on one BLAS thread (see below). Each round runs every method once, in turn, so that load from other processes on a shared
-machine hits all of them alike; the table gives the median over ``--rounds`` of seconds of audio (as
-stored, before trimming) per second of wall time, and the ratio to the loop's median.
+features, splits) into a fresh folder each time, once per F0 tracker asked for (``--trackers``), and
+with ``harvest`` once more on a copy of the corpus that holds the stored reference tracks
+(``f0/``, as ``make-corpus`` leaves them; written before timing), which ``prepare`` then reuses.
+``make-corpus`` is :func:`prosody_vae.data.espeak.build_corpus` of the first ``--corpus-utts``
+utterances of the default corpus (the same plan as ``data/espeak_prosody``: synthesis, labels, stored
+tracks) into a fresh folder each time. The baseline is the loop most scripts write: ``librosa.load``
+(soxr_hq resampling), ``librosa.feature.melspectrogram`` + log, one file after another in this
+process, nothing written, no F0, numpy on one BLAS thread (see below). Each round runs every method
+once, in turn, so that load from other processes on a shared machine hits all of them alike; the
+table gives the median over ``--rounds`` of seconds of audio (as stored, before trimming) per second
+of wall time, and the ratio to the loop's median.
 
 The utterances (the first ``--num-utts`` of ``--manifest``) are copied to a temporary folder first, so
 the source corpus is only read. Every method is run once on two files before timing, so imports and
 first-call costs are not counted as throughput (``prepare``'s workers are forked from this warmed-up
 process; a real run forks them after a warm-up of its own).
 
-    python bench/bench_prepare.py --num-utts 60 --num-workers 2
-    python bench/bench_prepare.py --num-utts 60 --num-workers 1 --json /tmp/prepare_1.json
+    python bench/bench_prepare.py --num-utts 40 --corpus-utts 40 --num-workers 2
+    python bench/bench_prepare.py --num-utts 40 --corpus-utts 40 --num-workers 1 --json /tmp/prepare_1.json
 
 ``--agreement`` measures instead how closely other F0 tracks follow the reference (Harvest +
 StoneMask at the analysis rate, :func:`prosody_vae.audio.f0_energy`) on the trimmed audio of
@@ -57,9 +62,10 @@ import pyworld
 import soundfile as sf
 import torch
 
-from prosody_vae.audio import AudioConfig, load_audio, num_frames
-from prosody_vae.audio.features import decimated_harvest_rate, harvest_f0
+from prosody_vae.audio import AudioConfig, decimated_harvest_rate, harvest_f0, load_audio, num_frames
 from prosody_vae.data import Utterance, prepare_corpus, read_manifest
+from prosody_vae.data.espeak import build_corpus
+from prosody_vae.data.f0_store import STORE_FOLDER, track_path, write_track
 from prosody_vae.data.feature_cache import F0_TRACKERS
 
 _DEFAULT_MANIFEST = Path("data/espeak_prosody/corpus/manifest.jsonl")
@@ -78,6 +84,21 @@ def copy_corpus(utterances: list[Utterance], folder: Path) -> Path:
     manifest = folder / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return manifest
+
+
+def store_tracks(manifest: Path, config: AudioConfig) -> None:
+    """Write the reference tracks of a copied corpus beside its manifest, as make-corpus does."""
+    for utt in read_manifest(manifest):
+        f0 = harvest_f0(load_audio(utt.audio, config), config)
+        write_track(track_path(manifest.parent / STORE_FOLDER, utt.id), f0, audio=utt.audio, config=config)
+
+
+def make_corpus(out: Path, utterances: int, workers: int) -> None:
+    build_corpus(out, n_utterances=utterances, seed=0, num_workers=max(workers, 1), progress=False)
+
+
+def stored_audio_seconds(folder: Path) -> float:
+    return sum(sf.info(path).duration for path in sorted((folder / "wavs").glob("*.wav")))
 
 
 def mel_loop(paths: list[str], config: AudioConfig) -> None:
@@ -233,6 +254,9 @@ def main() -> None:
         default=",".join(F0_TRACKERS),
         help=f"comma-separated F0 trackers of prepare to time (of {', '.join(F0_TRACKERS)})",
     )
+    parser.add_argument(
+        "--corpus-utts", type=int, default=40, help="utterances of the timed make-corpus (0: not timed)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all methods (at least 3)")
     parser.add_argument("--json", type=Path, help="also write every timing here")
     parser.add_argument("--agreement", action="store_true", help="measure F0 agreement instead (see above)")
@@ -267,20 +291,41 @@ def main() -> None:
             methods[f"prepare --f0 {tracker}"] = lambda out, tracker=tracker: run_prepare(
                 manifest, out, config, tracker, args.num_workers
             )
+        stored = None
+        if "harvest" in trackers:
+            stored = copy_corpus(copied, tmp_dir / "corpus_stored")
+            store_tracks(stored, config)  # untimed: make-corpus has already paid for these
+            methods["prepare --f0 harvest, stored tracks"] = lambda out: run_prepare(
+                stored, out, config, "harvest", args.num_workers
+            )
+        if args.corpus_utts > 0:
+            methods[f"make-corpus --n {args.corpus_utts}"] = lambda out: make_corpus(
+                out, args.corpus_utts, args.num_workers
+            )
         # Warm-up on two files: imports and first calls, in this process that the workers fork from.
         mel_loop(paths[:2], config)
         small = copy_corpus(copied[:2], tmp_dir / "warm_corpus")
         for tracker in trackers:
             run_prepare(small, tmp_dir / f"warm_{tracker}", config, tracker, args.num_workers)
+        if stored is not None:
+            small_stored = copy_corpus(copied[:2], tmp_dir / "warm_stored")
+            store_tracks(small_stored, config)
+            run_prepare(small_stored, tmp_dir / "warm_stored_out", config, "harvest", args.num_workers)
+        if args.corpus_utts > 0:
+            make_corpus(tmp_dir / "warm_make", 2, args.num_workers)
+        # Audio each method processes: the copied files, or what make-corpus builds (set in round 0).
+        seconds_of = dict.fromkeys(methods, audio_seconds)
 
         rates: dict[str, list[float]] = {name: [] for name in methods}
         for round_index in range(args.rounds):
-            for name, method in methods.items():
-                out = tmp_dir / f"out_{round_index}_{len(rates[name])}_{name.split()[-1]}"
+            for index, (name, method) in enumerate(methods.items()):
+                out = tmp_dir / f"out_{round_index}_{index}"
                 seconds = _timed(lambda method=method, out=out: method(out))
-                rates[name].append(audio_seconds / seconds)
+                if name.startswith("make-corpus"):
+                    seconds_of[name] = stored_audio_seconds(out)  # what it built (the same every round)
+                rates[name].append(seconds_of[name] / seconds)
                 print(
-                    f"round {round_index} {name}: {seconds:.2f} s ({audio_seconds / seconds:.1f}x)",
+                    f"round {round_index} {name}: {seconds:.2f} s ({seconds_of[name] / seconds:.1f}x)",
                     flush=True,
                 )
                 shutil.rmtree(out, ignore_errors=True)
@@ -295,12 +340,12 @@ def main() -> None:
     print(
         f"{len(paths)} utterances, {audio_seconds:.1f} s of audio, prepare --num-workers {args.num_workers}"
     )
-    print("| method | audio s / wall s (median) | rounds | vs loop |")
-    print("|---|---|---|---|")
+    print("| method | audio s | audio s / wall s (median) | rounds | vs loop |")
+    print("|---|---|---|---|---|")
     for name, values in rates.items():
         median = statistics.median(values)
         runs = ", ".join(f"{value:.1f}" for value in values)
-        print(f"| {name} | {median:.1f} | {runs} | {median / loop:.3f}x |")
+        print(f"| {name} | {seconds_of[name]:.1f} | {median:.1f} | {runs} | {median / loop:.3f}x |")
     if args.json:
         record = {
             "utterances": len(paths),
@@ -308,6 +353,7 @@ def main() -> None:
             "num_workers": args.num_workers,
             "machine_before": before,
             "machine_after": after,
+            "audio_seconds_per_method": seconds_of,
             "rates": rates,
         }
         args.json.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

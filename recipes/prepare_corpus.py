@@ -11,6 +11,8 @@ Examples::
         --group-by speaker --num-workers 8
     python recipes/prepare_corpus.py --corpus manifest --root corpus/manifest.jsonl --out dump/mine \
         --stages features,splits
+    python recipes/prepare_corpus.py --corpus manifest --root corpus/manifest.jsonl --out dump/fast \
+        --f0 none      # no F0 in the cache: only for models without backbone.pitch and reference_pitch
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import sys
 from pathlib import Path
 
 from prosody_vae.audio import AudioConfig
-from prosody_vae.data.prepare import CORPORA, STAGES, prepare_corpus, read_audio_config
+from prosody_vae.data.feature_cache import F0_TRACKERS
+from prosody_vae.data.prepare import CORPORA, STAGES, prepare_corpus, prepared_f0_tracker, read_audio_config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--held-out-texts", type=Path, help="file with one text per line, forced into test")
     parser.add_argument("--mic", default="mic1", choices=("mic1", "mic2"), help="VCTK microphone")
+    parser.add_argument(
+        "--f0",
+        choices=F0_TRACKERS,
+        default=None,
+        help="F0 track of the feature cache: harvest (the labels' and metrics' track; a manifest "
+        "corpus's stored tracks, f0/ beside it, are reused), harvest-decimated (about 1.7x as fast), "
+        "none (no F0: fast, but no model with backbone.pitch or prosody.reference_pitch can train on "
+        "it). Default: the tracker --out was prepared with, else harvest",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -83,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         stages=[stage.strip() for stage in args.stages.split(",") if stage.strip()],
         force=args.force,
         tokenizer=args.tokenizer,
+        f0_tracker=args.f0 or prepared_f0_tracker(args.out) or "harvest",
         progress=not args.no_progress,
     )
     return 0

@@ -90,6 +90,30 @@ def test_read_audio_config(tmp_path: Path) -> None:
         read_audio_config(path)
 
 
+def test_read_audio_config_round_trips_json_and_keeps_floats(tmp_path: Path) -> None:
+    # json writes log_floor=1e-5 as 1e-05, which a YAML 1.1 loader reads as a string
+    config = dataclasses.replace(CONFIG, log_floor=1e-5, f0_min=55.5, trim_top_db=None)
+    path = tmp_path / "audio_config.json"
+    path.write_text(json.dumps(dataclasses.asdict(config), indent=2))
+    assert "1e-05" in path.read_text()
+    loaded = read_audio_config(path)
+    assert loaded == config and type(loaded.log_floor) is float and loaded.trim_top_db is None
+    # what prepare writes beside the manifest reads back as the config it was prepared with
+    out = tmp_path / "dump"
+    _prepare(_manifest_corpus(tmp_path / "corpus", {"a": "A text.", "b": "B text."}), out, config=config)
+    assert read_audio_config(out / "audio_config.json") == config
+    # YAML's 1e-5 (no dot: a string to YAML 1.1) is converted to the field's type, in a full config too
+    yaml_path = tmp_path / "exp.yaml"
+    yaml_path.write_text("audio:\n  log_floor: 1e-5\n  sample_rate: 16000\n")
+    assert read_audio_config(yaml_path) == AudioConfig(sample_rate=16000, log_floor=1e-5)
+    yaml_path.write_text("log_floor: tiny\n")
+    with pytest.raises(ValueError, match=r"exp.yaml.*log_floor"):
+        read_audio_config(yaml_path)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="audio_config.json"):
+        read_audio_config(path)
+
+
 def test_cli_on_a_filelist(tmp_path: Path) -> None:
     clips = tmp_path / "clips"
     clips.mkdir()

@@ -276,14 +276,16 @@ def test_the_prepare_command_takes_the_tracker_from_the_config(tmp_path: Path, c
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("\n".join(lines) + "\n")
     audio = "audio: {sample_rate: 16000, n_fft: 512, hop_length: 128, win_length: 512, n_mels: 20, f_max: 7600.0}\n"
-    plain, pitched = tmp_path / "plain.yaml", tmp_path / "pitch.yaml"
+    plain, pitched, reference = tmp_path / "plain.yaml", tmp_path / "pitch.yaml", tmp_path / "ref.yaml"
     plain.write_text(audio)
     pitched.write_text(audio + "backbone: {pitch: true}\n")
+    reference.write_text(audio + "prosody: {reference_pitch: true}\n")  # the posterior reads F0
     argv = ["prepare", "--corpus", "manifest", "--root", str(manifest), "--num-workers", "0"]
     cases = [
         (["--config", str(plain)], "none"),
         (["--config", str(pitched)], "harvest"),
         (["--config", str(plain), "--f0", "harvest-decimated"], "harvest-decimated"),
+        (["--config", str(reference)], "harvest"),
     ]
     for index, (extra, expected) in enumerate(cases):
         out = tmp_path / f"out{index}"
@@ -318,9 +320,9 @@ def test_in_process_extraction_runs_on_one_torch_thread_and_restores_it(
     seen: list[int] = []
     real_compute = feature_cache._compute
 
-    def compute(audio: str, config: AudioConfig, tracker: str):
+    def compute(*args):
         seen.append(torch.get_num_threads())
-        return real_compute(audio, config, tracker)
+        return real_compute(*args)
 
     monkeypatch.setattr(feature_cache, "_compute", compute)
     before = torch.get_num_threads()
@@ -331,3 +333,34 @@ def test_in_process_extraction_runs_on_one_torch_thread_and_restores_it(
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_recipes_pass_the_tracker_to_stage_1(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    template = Path(__file__).resolve().parents[1] / "egs" / "TEMPLATE" / "tts.sh"
+    utts = _tones(tmp_path / "wavs", 3)
+    (tmp_path / "list.txt").write_text("".join(f"{u.audio}|{u.text}\n" for u in utts))
+    (tmp_path / "audio.yaml").write_text(
+        "sample_rate: 16000\nn_fft: 512\nhop_length: 128\nwin_length: 512\nn_mels: 20\nf_max: 7600.0\n"
+    )
+    args = ["--corpus", "filelist", "--corpus_dir", str(tmp_path / "list.txt"), "--dump", "dump", "--nj", "1"]
+    args += ["--prepare_opts", f"--no-progress --audio-config {tmp_path / 'audio.yaml'}", "--stop_stage", "1"]
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": sys.executable}
+    done = subprocess.run(
+        ["bash", str(template), *args, "--f0", "none"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert read_f0_tracker(tmp_path / "dump" / "features") == "none"
+    assert prepared_f0_tracker(tmp_path / "dump") == "none"
+    assert "f0" not in load_features(tmp_path / "dump" / "features", "t0")
+    # a tracker the recipe script does not know is its usage error
+    bad = subprocess.run(
+        ["bash", str(template), *args, "--f0", "dio", "--dump", "other"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "--f0" in bad.stderr and "dio" in bad.stderr

@@ -30,6 +30,7 @@ option local_data "" "a script that builds the corpus in stage 0 (run with bash)
 option local_data_opts "" "arguments of --local_data (split on spaces)"
 option dump dump "prepared data: manifest.jsonl, features/, splits/, and .done/ markers"
 option nj 2 "feature-extraction processes"
+option f0 "" "F0 track of the feature cache: harvest, harvest-decimated or none (empty: the one <dump> was prepared with, else harvest)"
 option prepare_opts "" "more recipes/prepare_corpus.py options, e.g. \"--group-by text\" (split on spaces)"
 option done_dir "" "if set, stages 0-1 leave markers corpus and prepare here and skip a marked stage"
 option train_config "" "experiment config of stage 2"
@@ -47,7 +48,7 @@ usage: $recipe [--option VALUE ...]    (the stages of egs/TEMPLATE/tts.sh)
 
 stages, from --stage to --stop_stage (here $stage to $stop_stage):
   0  corpus    $corpus_step
-  1  features  log-mel, F0 and energy -> $dump/features/ (resumable); train/valid/test -> $dump/splits/
+  1  features  log-mel, F0${f0:+ (--f0 $f0)} and energy -> $dump/features/ (resumable); train/valid/test -> $dump/splits/
   2  train     prosody-vae train --config ${train_config:-<--train_config>} --out $exp --resume (run again to continue)
   3  report    KL and beta against C, validation curves, alignments, mels -> $exp/report/
   4  pack      the last checkpoint, fp16, for synthesis -> $exp/model.pt
@@ -80,8 +81,9 @@ marked() { [[ -n $done_dir && -f $done_dir/$1 ]]; }
 mark() { if [[ -n $done_dir ]]; then mkdir -p "$done_dir" && touch "$done_dir/$1"; fi; }
 prepare() { # STAGES
   # shellcheck disable=SC2086  # prepare_opts holds several options
+  # --f0 goes to every stage: the tracker is part of what <dump> records it was prepared from
   "$python" "$repo/recipes/prepare_corpus.py" --corpus "$corpus" --root "$corpus_dir" --out "$dump" \
-    --num-workers "$nj" $prepare_opts --stages "$1"
+    --num-workers "$nj" ${f0:+--f0 "$f0"} $prepare_opts --stages "$1"
 }
 
 if runs 0; then

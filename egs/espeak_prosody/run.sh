@@ -5,7 +5,11 @@
 #   egs/espeak_prosody/run.sh                         # stages 0-4
 #   egs/espeak_prosody/run.sh --stage 1 --stop_stage 1
 #   egs/espeak_prosody/run.sh --help                  # every stage and option
+#   egs/espeak_prosody/run.sh --stage 1 --stop_stage 1 --f0 none   # features without F0
 #
+# Stage 0 keeps the reference F0 track it measures the labels on (<data>/corpus/f0/), and stage 1's
+# default tracker (--f0 harvest) takes those tracks instead of running Harvest again; --f0 none leaves
+# F0 out (enough for train_cpu.yaml, not for the pitch configs).
 # Stages 0 and 1 leave a marker in <data>/.done/ and are skipped when it exists; delete it to redo one.
 # The shipped model (prosody_vae/assets/espeak_prosody.pt) is stages 0-4 with --max_steps 2461.
 # shellcheck disable=SC2154  # the options are assigned by option() in parse_options.sh

@@ -4,7 +4,15 @@
 computed in data preparation and one computed at synthesis time agree.
 """
 
-from prosody_vae.audio.features import MelSpectrogram, f0_energy, log_mel, num_frames
+from prosody_vae.audio.features import (
+    MelSpectrogram,
+    decimated_harvest_rate,
+    f0_energy,
+    frame_energy,
+    harvest_f0,
+    log_mel,
+    num_frames,
+)
 from prosody_vae.audio.io import MAX_CHANNELS, SILENCE_PEAK, AudioError, load_audio, process_audio, write_wav
 from prosody_vae.config import AudioConfig
 
@@ -14,7 +22,10 @@ __all__ = [
     "AudioConfig",
     "AudioError",
     "MelSpectrogram",
+    "decimated_harvest_rate",
     "f0_energy",
+    "frame_energy",
+    "harvest_f0",
     "load_audio",
     "log_mel",
     "num_frames",

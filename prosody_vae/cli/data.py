@@ -9,13 +9,53 @@ from prosody_vae.cli._registry import command
 
 
 def _make_corpus_arguments(p: argparse.ArgumentParser) -> None:
+    # Every setting defaults to None, "not given": then --config's value, else build_corpus's default
+    # (named in the help), so that a flag overrides the file only when it is on the command line.
+    # The choices are spelled out here: importing the corpus code would load the audio libraries.
     p.add_argument("--out", type=Path, default=Path("data/espeak_prosody/corpus"), help="corpus folder")
-    p.add_argument("--n", type=int, default=1200, help="number of utterances")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sentence and prosody plan")
     p.add_argument(
-        "--multi-speaker", action="store_true", help="draw an espeak-ng voice variant per utterance"
+        "--config",
+        type=Path,
+        default=None,
+        help="corpus YAML (e.g. egs/espeak_prosody/conf/corpus.yaml) with any of n_utterances, seed, "
+        "multi_speaker, num_workers, held_out_fraction, voices, held_out_voices, intonation; a flag "
+        "given here wins over the file",
     )
-    p.add_argument("--num-workers", type=int, default=2, help="espeak-ng processes")
+    p.add_argument("--n", type=int, default=None, help="number of utterances (default: 1200)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the sentence and prosody plan (default: 0)"
+    )
+    p.add_argument(
+        "--multi-speaker",
+        action="store_true",
+        default=None,
+        help="draw the voice from en-us and three of its variants instead of en-us alone",
+    )
+    p.add_argument(
+        "--voices",
+        default=None,
+        help="training voices, comma-separated, e.g. en-us,en-us+f4 (default: en-us; not with "
+        "--multi-speaker)",
+    )
+    p.add_argument(
+        "--held-out-voices",
+        default=None,
+        help="voices kept out of training entirely, comma-separated (default: none)",
+    )
+    p.add_argument(
+        "--intonation",
+        choices=["tune", "contour"],
+        default=None,
+        help="tune: espeak-ng's own, range-scaled (the default corpus); contour: a stylised per-word "
+        "contour with a peak-position factor (default: tune)",
+    )
+    p.add_argument(
+        "--held-out-fraction",
+        type=float,
+        default=None,
+        help="share of utterances that speak a held-out sentence (default: 0.05)",
+    )
+    p.add_argument("--num-workers", type=int, default=None, help="worker processes (default: 2)")
 
 
 @command(
@@ -24,15 +64,22 @@ def _make_corpus_arguments(p: argparse.ArgumentParser) -> None:
     arguments=_make_corpus_arguments,
 )
 def make_corpus(args: argparse.Namespace) -> int:
+    from prosody_vae.cli._registry import progress
+    from prosody_vae.data.espeak.corpus_config import resolve_corpus_settings
     from prosody_vae.data.espeak.synthesis import build_corpus
 
-    manifest = build_corpus(
-        args.out,
-        n_utterances=args.n,
-        seed=args.seed,
-        multi_speaker=args.multi_speaker,
-        num_workers=args.num_workers,
-    )
+    flags = {
+        "n_utterances": args.n,
+        "seed": args.seed,
+        "multi_speaker": args.multi_speaker,
+        "voices": args.voices,
+        "held_out_voices": args.held_out_voices,
+        "intonation": args.intonation,
+        "held_out_fraction": args.held_out_fraction,
+        "num_workers": args.num_workers,
+    }
+    settings = resolve_corpus_settings(args.config, flags)
+    manifest = build_corpus(args.out, progress=progress(args), **settings)
     print(f"corpus manifest: {manifest}")
     return 0
 
@@ -68,7 +115,8 @@ def _prepare_arguments(p: argparse.ArgumentParser) -> None:
         "time per core), harvest-decimated (Harvest at 4 kHz, about 1.7x as fast, close to harvest), "
         "none (no F0, several hundred times real time; a pitch model cannot train on it). "
         "Default: the tracker --out was prepared with; for a new --out, harvest, or none when "
-        "--config's backbone does not predict pitch",
+        "--config's model needs no F0 (neither backbone.pitch nor prosody.reference_pitch). With "
+        "harvest, a manifest corpus's stored tracks (f0/ beside it, written by make-corpus) are reused",
     )
     p.add_argument(
         "--force",
@@ -92,8 +140,9 @@ def prepare(args: argparse.Namespace) -> int:
     if args.config is not None:
         config = load_config(args.config)
         audio, tokenizer = config.audio, config.text.tokenizer
-        # F0 is nearly all of the preparation's cost and only a pitch-predicting decoder reads it.
-        if not config.backbone.pitch:
+        # F0 is nearly all of the preparation's cost, and only a pitch-predicting decoder or a
+        # posterior that reads the reference's F0 needs it.
+        if not (config.backbone.pitch or config.prosody.reference_pitch):
             f0_tracker = "none"
     if args.f0 is None:
         earlier = prepared_f0_tracker(args.out)  # a folder prepared before keeps its tracker
@@ -101,8 +150,9 @@ def prepare(args: argparse.Namespace) -> int:
             f0_tracker = earlier
         elif f0_tracker == "none":
             print(
-                f"[prepare] --f0 none: {args.config} does not predict pitch (backbone.pitch), so the "
-                "features get no F0; pass --f0 harvest to extract it anyway"
+                f"[prepare] --f0 none: {args.config} neither predicts pitch (backbone.pitch) nor reads "
+                "the reference's F0 (prosody.reference_pitch), so the features get no F0; pass --f0 "
+                "harvest to extract it anyway"
             )
     if args.num_workers < 0:
         raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")

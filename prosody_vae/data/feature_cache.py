@@ -25,6 +25,11 @@ F0 trackers, in falling cost (measured in docs/benchmarks.md, "Data preparation"
   docs/corpus.md), but it is not the labels' track, hence its own name.
 * ``"none"``: no F0 at all, for models that do not predict pitch; extraction then costs a few
   milliseconds per second of audio. A model with ``backbone.pitch`` cannot train on such a cache.
+
+With ``"harvest"``, ``f0_store`` names a folder of stored reference tracks (:mod:`prosody_vae.data.f0_store`,
+e.g. the ``f0/`` that the built-in corpus keeps beside its manifest): an utterance whose stored track
+provably is the one Harvest would give here (same audio bytes, same analysis, same code versions)
+takes it instead of running Harvest, bit for bit the same cache at the cost of the mel alone.
 """
 
 from __future__ import annotations
@@ -45,8 +50,16 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from prosody_vae.atomic import write_text_atomic
-from prosody_vae.audio import AudioConfig, load_audio, log_mel, process_audio
-from prosody_vae.audio.features import decimated_harvest_rate, frame_energy, harvest_f0
+from prosody_vae.audio import (
+    AudioConfig,
+    decimated_harvest_rate,
+    frame_energy,
+    harvest_f0,
+    load_audio,
+    log_mel,
+    process_audio,
+)
+from prosody_vae.data.f0_store import read_track, track_path
 from prosody_vae.data.manifest import Utterance
 
 __all__ = [
@@ -77,11 +90,14 @@ class ExtractionReport:
     ok: list[str] = field(default_factory=list)
     skipped_existing: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    reused_f0: list[str] = field(default_factory=list)  # of ``ok``: F0 taken from a stored track
 
     def summary(self) -> str:
         lines = [
             f"extracted {len(self.ok)}, already cached {len(self.skipped_existing)}, failed {len(self.failed)}"
         ]
+        if self.reused_f0:
+            lines[0] += f"; F0 of {len(self.reused_f0)} from stored tracks"
         lines += [f"  {utt_id}: {reason}" for utt_id, reason in self.failed[:20]]
         if len(self.failed) > 20:
             lines.append(f"  ... and {len(self.failed) - 20} more")
@@ -157,16 +173,25 @@ def _harvest_rate(tracker: F0Tracker, config: AudioConfig) -> int | None:
     return decimated_harvest_rate(config) if tracker == "harvest-decimated" else None
 
 
-def _compute(audio: str, config: AudioConfig, tracker: F0Tracker) -> dict[str, Tensor]:
+def _compute(
+    audio: str, config: AudioConfig, tracker: F0Tracker, stored_f0: str | None = None
+) -> tuple[dict[str, Tensor], bool]:
+    """The features of one file, and whether its F0 came from the stored track ``stored_f0``
+    (checked by :func:`~prosody_vae.data.f0_store.read_track`; only given with ``"harvest"``)."""
     wav = load_audio(audio, config)
     features = {"mel": log_mel(wav, config).contiguous()}  # (T, n_mels)
+    reused = False
     if tracker != "none":
-        features["f0"] = torch.from_numpy(
-            harvest_f0(wav, config, rate=_harvest_rate(tracker, config))
-        )  # (T,)
+        f0 = None
+        if stored_f0 is not None:
+            f0 = read_track(stored_f0, audio=audio, config=config, frames=features["mel"].shape[0])
+            reused = f0 is not None
+        if f0 is None:
+            f0 = harvest_f0(wav, config, rate=_harvest_rate(tracker, config))
+        features["f0"] = torch.from_numpy(f0)  # (T,)
     features["energy"] = torch.from_numpy(frame_energy(wav, config))  # (T,)
     assert all(value.shape[0] == features["mel"].shape[0] for value in features.values()), "one frame grid"
-    return features
+    return features, reused
 
 
 def _save_atomic(features: dict[str, Tensor], path: Path) -> None:
@@ -186,15 +211,17 @@ class _Job(NamedTuple):
     path: str
     config: AudioConfig
     tracker: F0Tracker
+    stored_f0: str | None  # a stored track to try before running Harvest
 
 
-def _extract_one(job: _Job) -> tuple[str, str | None]:
-    """Compute and save one utterance; returns ``(id, None)`` or ``(id, reason)``."""
+def _extract_one(job: _Job) -> tuple[str, str | None, bool]:
+    """Compute and save one utterance; returns ``(id, None, F0 reused)`` or ``(id, reason, False)``."""
     try:
-        _save_atomic(_compute(job.audio, job.config, job.tracker), Path(job.path))
+        features, reused = _compute(job.audio, job.config, job.tracker, job.stored_f0)
+        _save_atomic(features, Path(job.path))
     except Exception as error:  # one bad file must never end the job; its reason is reported
-        return job.utt_id, f"{type(error).__name__}: {error}"
-    return job.utt_id, None
+        return job.utt_id, f"{type(error).__name__}: {error}", False
+    return job.utt_id, None, reused
 
 
 def _warm_up(config: AudioConfig, tracker: F0Tracker) -> None:
@@ -259,6 +286,7 @@ def extract_features(
     progress: bool = True,
     *,
     f0_tracker: F0Tracker = "harvest",
+    f0_store: str | Path | None = None,
 ) -> ExtractionReport:
     """Compute log-mel, energy and (unless ``f0_tracker="none"``) F0 for every utterance not yet in
     ``cache_dir``.
@@ -272,9 +300,13 @@ def extract_features(
         progress: show a tqdm progress bar.
         f0_tracker: one of :data:`F0_TRACKERS` (see the module docstring); must match the tracker
             the cache was built with.
+        f0_store: with ``"harvest"``, a folder of stored reference tracks
+            (:mod:`prosody_vae.data.f0_store`, ``<store>/<id>.npz``) to take each utterance's F0
+            from when its record matches this audio and config; otherwise Harvest runs. Ignored by
+            the other trackers, whose F0 is another computation.
 
     Returns:
-        An :class:`ExtractionReport`; ``ok`` and ``failed`` follow the input order.
+        An :class:`ExtractionReport`; ``ok``, ``failed`` and ``reused_f0`` follow the input order.
 
     Raises:
         ValueError: naming ``cache_dir``, when it was built with another config or F0 tracker.
@@ -289,6 +321,7 @@ def extract_features(
     for stray in cache_dir.glob(f"{_TMP_PREFIX}*.tmp"):
         stray.unlink(missing_ok=True)  # left by a killed run; never a complete result
 
+    store = Path(f0_store) if f0_store is not None and f0_tracker == "harvest" else None
     report = ExtractionReport()
     jobs: list[_Job] = []
     seen: set[str] = set()
@@ -300,9 +333,10 @@ def extract_features(
         if path.is_file():
             report.skipped_existing.append(utt.id)
         else:
-            jobs.append(_Job(utt.id, utt.audio, str(path), config, f0_tracker))
+            stored = None if store is None else str(track_path(store, utt.id))
+            jobs.append(_Job(utt.id, utt.audio, str(path), config, f0_tracker, stored))
 
-    results: dict[str, str | None] = {}
+    results: dict[str, tuple[str | None, bool]] = {}
     bar = tqdm(total=len(jobs), desc="features", unit="utt", disable=not progress)
     if num_workers <= 1 or len(jobs) <= 1:
         # One torch thread here too, as in the workers: the per-utterance STFTs are too small to split,
@@ -312,8 +346,8 @@ def extract_features(
         torch.set_num_threads(1)
         try:
             for job in jobs:
-                utt_id, reason = _extract_one(job)
-                results[utt_id] = reason
+                utt_id, reason, reused = _extract_one(job)
+                results[utt_id] = reason, reused
                 bar.update()
         finally:
             torch.set_num_threads(threads)
@@ -326,14 +360,16 @@ def extract_features(
         if context.get_start_method() == "fork":
             _warm_up(config, f0_tracker)
         with context.Pool(processes=min(num_workers, len(jobs)), initializer=_init_worker) as pool:
-            for utt_id, reason in pool.imap_unordered(_extract_one, jobs, chunksize=1):
-                results[utt_id] = reason
+            for utt_id, reason, reused in pool.imap_unordered(_extract_one, jobs, chunksize=1):
+                results[utt_id] = reason, reused
                 bar.update()
     bar.close()
     for job in jobs:
-        reason = results[job.utt_id]
+        reason, reused = results[job.utt_id]
         if reason is None:
             report.ok.append(job.utt_id)
+            if reused:
+                report.reused_f0.append(job.utt_id)
         else:
             report.failed.append((job.utt_id, reason))
     return report

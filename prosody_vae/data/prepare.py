@@ -26,7 +26,11 @@ Nearly all of the time goes into F0: Harvest runs at about 7x real time on one c
 pipeline (reading, trimming, mel, energy, writing) at several hundred. ``f0_tracker`` chooses what the
 cache holds (:data:`~prosody_vae.data.feature_cache.F0_TRACKERS`): the reference Harvest track (the
 default), Harvest at a lower rate (about 1.7 times as fast), or no F0 for models without
-``backbone.pitch`` (docs/benchmarks.md, "Data preparation").
+``backbone.pitch`` or ``prosody.reference_pitch`` (docs/benchmarks.md, "Data preparation"). A corpus
+in our manifest format that keeps its reference F0 tracks beside the manifest (``f0/``, as the
+built-in corpus does: :mod:`prosody_vae.data.f0_store`) gives the ``"harvest"`` cache each track that
+provably is the one Harvest would compute here, so that Harvest runs once per utterance, when the
+corpus is built.
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ from typing import Literal
 
 import yaml
 
+from prosody_vae._typed import build
 from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio import AudioConfig
+from prosody_vae.data.f0_store import STORE_FOLDER
 from prosody_vae.data.feature_cache import (
     F0_TRACKERS,
     ExtractionReport,
@@ -104,20 +110,43 @@ class PreparedCorpus:
 
 
 def read_audio_config(path: str | Path) -> AudioConfig:
-    """An :class:`AudioConfig` from a YAML/JSON mapping of its fields (unknown keys are errors)."""
+    """An :class:`AudioConfig` from a mapping of its fields (unknown keys are errors): JSON for a
+    ``.json`` file (e.g. the ``audio_config.json`` that prepare writes), YAML otherwise; either may be a
+    whole experiment config with an ``audio:`` section.
+
+    JSON is read as JSON: YAML 1.1 reads JSON's ``1e-05`` (how ``json`` writes ``log_floor``) as a
+    string. Values are then converted to the fields' types (:mod:`prosody_vae._typed`), so YAML's
+    ``1e-5`` is a float too and a wrong value is a one-line error naming the file and the field.
+    """
     path = Path(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as error:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: cannot read the audio config ({' '.join(str(error).split())})") from None
+    data = {} if data is None else data
+    if isinstance(data, dict) and isinstance(data.get("audio"), dict):
+        data = data["audio"]  # a full config file with an `audio:` section
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of AudioConfig fields")
-    data = data.get("audio", data)  # accept a full config file with an `audio:` section
-    known = {f.name for f in dataclasses.fields(AudioConfig)}
-    unknown = sorted(set(data) - known)
+    known = [f.name for f in dataclasses.fields(AudioConfig)]
+    unknown = sorted(set(data) - set(known), key=str)
     if unknown:
-        raise ValueError(f"{path}: unknown AudioConfig field(s) {unknown}")
+        raise ValueError(f"{path}: unknown AudioConfig field(s) {unknown}; known: {known}")
     try:
-        return AudioConfig(**data)
+        return build(AudioConfig, data, "audio")
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: {error}") from error
+        raise ValueError(f"{path}: {error}") from None
+
+
+def _stored_f0_tracks(corpus: str, root: Path) -> Path | None:
+    """The folder of stored reference F0 tracks of a corpus in our manifest format: ``f0/`` beside
+    its manifest (where :func:`~prosody_vae.data.espeak.build_corpus` keeps them), when it exists.
+    Each track is still checked against the audio and the config before it is used."""
+    if corpus != "manifest":
+        return None
+    store = root.parent / STORE_FOLDER
+    return store if store.is_dir() else None
 
 
 def _read_corpus(corpus: str, root: Path, mic: str, problems: list[tuple[str, str]]) -> list[Utterance]:
@@ -258,7 +287,9 @@ def prepare_corpus(
         f0_tracker: F0 of the feature cache: ``"harvest"`` (the reference track of labels and
             metrics), ``"harvest-decimated"`` (about 1.7 times as fast, close to it) or ``"none"`` (no F0:
             fast, but no pitch model can train on it). Part of the input record: changing it needs a
-            new ``out`` or ``force``.
+            new ``out`` or ``force``. With ``"harvest"`` and ``corpus="manifest"``, the stored tracks
+            in ``f0/`` beside the manifest are reused where they match (module docstring); the cache
+            is the same either way.
         progress: progress bar during extraction.
         log: where stage messages go.
     """
@@ -325,6 +356,7 @@ def prepare_corpus(
             log(f"[manifest] {result.manifest}\n{report.summary()}")
         elif stage == "features":
             utterances = read_manifest(result.manifest)
+            store = _stored_f0_tracks(corpus, root)
             report = extract_features(
                 utterances,
                 result.features,
@@ -332,11 +364,14 @@ def prepare_corpus(
                 num_workers=num_workers,
                 progress=progress,
                 f0_tracker=f0_tracker,
+                f0_store=store,
             )
             failed = "".join(f"{utt_id}\t{reason}\n" for utt_id, reason in report.failed)
             write_text_atomic(out / "features_failed.tsv", failed)
             result.extraction = report
             log(f"[features] {result.features}\n{report.summary()}")
+            if report.reused_f0:
+                log(f"[features] stored F0 tracks: {store}")
         else:
             # Only utterances with features can be trained on; failed extractions are left out here.
             usable = [

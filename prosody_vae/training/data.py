@@ -18,6 +18,7 @@ from torch.utils.data import Sampler
 from prosody_vae.audio import num_frames
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.data.dataset import ProsodyDataset, collate
+from prosody_vae.data.feature_cache import read_f0_tracker
 from prosody_vae.data.manifest import Utterance, read_manifest
 from prosody_vae.data.sampler import LengthBucketSampler
 from prosody_vae.data.validate import untokenisable
@@ -110,6 +111,25 @@ def _check_texts(root: Path, config: ExperimentConfig, utterances: list[Utteranc
         )
 
 
+def _check_f0(root: Path, config: ExperimentConfig) -> None:
+    """Refuse, before the model is built, a model that needs F0 on a cache prepared without it
+    (``prepare --f0 none``): its first batch would fail instead, after the set-up, on every resume."""
+    needs = [
+        name
+        for name, wanted in (
+            ("backbone.pitch", config.backbone.pitch),
+            ("prosody.reference_pitch", config.prosody.reference_pitch),
+        )
+        if wanted
+    ]
+    if needs and read_f0_tracker(root / "features") == "none":
+        raise ValueError(
+            f"{root}: the feature cache {root / 'features'} holds no F0 (prepared with --f0 none), but "
+            f"this model needs it ({', '.join(needs)}); prepare the data again with F0: prosody-vae "
+            f"prepare ... --out {root} --f0 harvest --force"
+        )
+
+
 def build_training_data(
     config: ExperimentConfig, context: DistributedContext, *, tokenizer_config: dict | None = None
 ) -> TrainingData:
@@ -117,6 +137,7 @@ def build_training_data(
     root = Path(config.data.root)
     train_utts = _read_split(root, config.data.train_split)
     valid_utts = _read_split(root, config.data.valid_split)
+    _check_f0(root, config)
     if config.data.max_frames > 0:
         train_utts = [u for u in train_utts if utterance_frames(u, config) <= config.data.max_frames]
         if not train_utts:

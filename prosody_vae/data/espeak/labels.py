@@ -8,6 +8,10 @@ F0 is tracked exactly as everywhere else in the library: :func:`prosody_vae.audi
 Harvest refined by StoneMask, on the mel frame grid, with the analysis's F0 search range. There is no
 fallback tracker, so a label, a cached feature and a metric computed from the same samples share one
 F0 track; :data:`F0_METHOD` names it for the tables and files that record how labels were made.
+
+:func:`measure_prosody` tracks and measures in one call; :func:`track_labels` measures a track that
+the caller already has, so that the corpus build can keep the track it measured
+(:mod:`prosody_vae.data.f0_store`) instead of tracking twice.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from scipy import ndimage
 
 from prosody_vae.audio import AudioConfig, AudioError, f0_energy, load_audio, process_audio
 
-__all__ = ["F0_METHOD", "clean_f0", "f0_contour", "intonation_labels", "measure_prosody"]
+__all__ = ["F0_METHOD", "clean_f0", "f0_contour", "intonation_labels", "measure_prosody", "track_labels"]
 
 # How the labels' F0 is tracked, in words, for corpus descriptions and result tables.
 F0_METHOD = "pyworld harvest + stonemask (prosody_vae.audio.f0_energy), trimmed audio, mel frame grid"
@@ -70,7 +74,27 @@ def measure_prosody(
     """
     source = "<array>" if isinstance(audio, np.ndarray) else str(audio)
     wav = _trimmed(audio, config)
-    f0 = f0_energy(wav, config)[0]
+    duration_s = wav.shape[0] / config.sample_rate
+    return track_labels(
+        f0_energy(wav, config)[0], duration_s=duration_s, intonation=intonation, source=source
+    )
+
+
+def track_labels(
+    f0: np.ndarray, *, duration_s: float, intonation: bool = False, source: str = "<array>"
+) -> dict[str, float]:
+    """:func:`measure_prosody`'s labels of a reference F0 track that the caller already has.
+
+    Args:
+        f0: (T,) F0 in Hz (0 = unvoiced) of the trimmed audio, as :func:`prosody_vae.audio.f0_energy`
+            returns it.
+        duration_s: the trimmed audio's duration in seconds.
+        intonation: add :func:`intonation_labels`.
+        source: what the track belongs to, for the error message.
+
+    Raises:
+        prosody_vae.audio.AudioError: as :func:`measure_prosody`.
+    """
     voiced = f0[f0 > 0].astype(np.float64)
     if voiced.size < 2:
         raise AudioError(source, f"{voiced.size} voiced frames found; cannot measure F0")
@@ -80,7 +104,7 @@ def measure_prosody(
         "f0_std_hz": float(voiced.std()),
         "f0_range_st": float(12.0 * np.log2(p90 / p10)),
         "voiced_fraction": float(voiced.size / f0.size),
-        "duration_s": float(wav.shape[0] / config.sample_rate),
+        "duration_s": float(duration_s),
     }
     if intonation:
         labels.update(intonation_labels(f0, source=source))

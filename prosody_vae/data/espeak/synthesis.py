@@ -16,7 +16,10 @@ The per-utterance factors (drawn in :mod:`prosody_vae.data.espeak.plan`) are pas
 * the voice: ``-v language[+variant]``, e.g. ``en-gb-scotland+m2``.
 
 The realised prosody is then measured from the audio and stored beside the drawn factors, so that
-users and tests can check that the labels are real (see ``docs/corpus.md``).
+users and tests can check that the labels are real (see ``docs/corpus.md``). The reference F0 track
+the labels are measured on is kept too (``f0/<id>.npz``, :mod:`prosody_vae.data.f0_store`): it is
+the feature cache's ``harvest`` F0 of the same audio, which ``prepare`` then takes instead of
+running Harvest, the dominant cost of both steps, a second time.
 """
 
 from __future__ import annotations
@@ -32,16 +35,20 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from prosody_vae.audio import AudioConfig
+from prosody_vae.atomic import remove_stale_temporaries
+from prosody_vae.audio import AudioConfig, harvest_f0, load_audio, num_frames
 from prosody_vae.data.espeak.intonation import Intonation, contour_ssml, tune_ssml
-from prosody_vae.data.espeak.labels import F0_METHOD, measure_prosody
+from prosody_vae.data.espeak.labels import F0_METHOD, track_labels
 from prosody_vae.data.espeak.plan import UtterancePlan, check_settings, corpus_settings, plan_corpus
+from prosody_vae.data.f0_store import STORE_FOLDER, read_track, reference_computation, track_path, write_track
 from prosody_vae.data.manifest import Utterance, write_manifest
+from prosody_vae.errors import ProsodyVAEError
 
 __all__ = [
     "ESPEAK_SAMPLE_RATE",
@@ -58,8 +65,11 @@ ESPEAK_SAMPLE_RATE = 22050
 _INSTALL_HINT = "install it with `apt-get install espeak-ng` (Debian/Ubuntu) or `brew install espeak-ng`"
 
 
-class EspeakError(RuntimeError):
-    """espeak-ng is missing or failed; the message names the binary or the text and says why."""
+class EspeakError(ProsodyVAEError, RuntimeError):
+    """espeak-ng is missing or failed; the message names the binary or the text and says why.
+
+    A :class:`~prosody_vae.errors.ProsodyVAEError`, so that the command line reports it as one line.
+    """
 
 
 def _resolve(espeak: str) -> str:
@@ -206,14 +216,44 @@ def _valid_wav(path: Path) -> bool:
     return info.frames > 0 and info.samplerate == ESPEAK_SAMPLE_RATE
 
 
+class _Rendered(NamedTuple):
+    labels: dict[str, float]
+    synthesised: bool  # the wav was written in this call
+    tracked: bool  # Harvest ran in this call (else the stored track was reused)
+
+
+def _measure(
+    wav_path: Path, track: Path, config: AudioConfig, intonation: bool
+) -> tuple[dict[str, float], bool]:
+    """Labels of one wav from its reference F0 track, and whether Harvest ran for it.
+
+    The track is the stored one when it provably belongs to this wav and config
+    (:func:`~prosody_vae.data.f0_store.read_track`): a rebuild of a built folder then re-measures
+    without tracking. Otherwise Harvest runs (:func:`~prosody_vae.audio.harvest_f0` at the analysis
+    rate: :func:`~prosody_vae.audio.f0_energy`'s F0 and the feature cache's ``harvest`` track), and
+    the track is stored once the labels are measured.
+    """
+    wav = load_audio(wav_path, config)  # trimmed and peak-normalised, as the feature cache reads it
+    f0 = read_track(track, audio=wav_path, config=config, frames=num_frames(wav.shape[0], config))
+    tracked = f0 is None
+    if f0 is None:
+        f0 = harvest_f0(wav, config)
+    labels = track_labels(
+        f0, duration_s=wav.shape[0] / config.sample_rate, intonation=intonation, source=str(wav_path)
+    )
+    if tracked:
+        write_track(track, f0, audio=wav_path, config=config)
+    return labels, tracked
+
+
 def _render(
-    plan: UtterancePlan, wav_path: Path, espeak: str, config: AudioConfig
-) -> tuple[dict[str, float], bool] | str:
+    plan: UtterancePlan, wav_path: Path, track: Path, espeak: str, config: AudioConfig
+) -> _Rendered | str:
     """Synthesise (unless a valid wav exists) and measure one utterance; runs in a worker process.
 
-    Returns the measured labels and whether the wav was synthesised in this call, or the error
-    message of a per-utterance failure. Failures come back as text rather than as exceptions
-    because not every exception class survives the pickling between processes.
+    Returns the measured labels with what was done, or the error message of a per-utterance failure.
+    Failures come back as text rather than as exceptions because not every exception class survives
+    the pickling between processes.
     """
     try:
         synthesised = not _valid_wav(wav_path)
@@ -229,25 +269,27 @@ def _render(
                 contour=plan.contour,
             )
         # The stylised contour's corpora also get the intonation labels; the original keeps its own.
-        measured = measure_prosody(wav_path, config=config, intonation=plan.contour is not None)
+        measured, tracked = _measure(wav_path, track, config, intonation=plan.contour is not None)
         n_phones = len(phonemes(plan.text, voice=plan.voice, espeak=espeak))
     except (EspeakError, ValueError) as error:  # AudioError is a ValueError
         return f"{type(error).__name__}: {error}"
     measured.update(n_phones=float(n_phones), phones_per_s=n_phones / measured["duration_s"])
-    return measured, synthesised
+    return _Rendered(measured, synthesised, tracked)
 
 
 def _run_all(
     plans: list[UtterancePlan],
-    wav_dir: Path,
+    out_dir: Path,
     espeak: str,
     config: AudioConfig,
     num_workers: int,
-    progress: bool,
-) -> Iterator[tuple[str, tuple[dict[str, float], bool] | str]]:
+    progress: bool | None,
+) -> Iterator[tuple[str, _Rendered | str]]:
     """Yield ``(id, result of _render)`` per plan, in completion order, with a progress bar."""
-    jobs = [(plan, wav_dir / f"{plan.id}.wav", espeak, config) for plan in plans]
-    with tqdm(total=len(plans), desc="espeak corpus", unit="utt", disable=not progress) as bar:
+    wavs, tracks = out_dir / "wavs", out_dir / STORE_FOLDER
+    jobs = [(plan, wavs / f"{plan.id}.wav", track_path(tracks, plan.id), espeak, config) for plan in plans]
+    disable = None if progress is None else not progress  # None: tqdm shows it on a terminal only
+    with tqdm(total=len(plans), desc="espeak corpus", unit="utt", disable=disable) as bar:
         if num_workers == 1:
             for job in jobs:
                 yield job[0].id, _render(*job)
@@ -280,7 +322,7 @@ def build_corpus(
     num_workers: int = 2,
     held_out_fraction: float = 0.05,
     espeak: str = "espeak-ng",
-    progress: bool = True,
+    progress: bool | None = True,
     voices: list[str] | tuple[str, ...] | None = None,
     held_out_voices: list[str] | tuple[str, ...] = (),
     intonation: Intonation = "tune",
@@ -289,8 +331,10 @@ def build_corpus(
 
     Writes ``out_dir/wavs/<id>.wav`` (22050 Hz), ``out_dir/manifest.jsonl`` (one
     :class:`~prosody_vae.data.manifest.Utterance` per line; speaker = espeak-ng voice; duration in
-    seconds after silence trimming), ``out_dir/corpus.json`` (settings, espeak-ng version, counts)
-    and ``out_dir/held_out_texts.txt``: the text of every held-out utterance, one per line (held-out
+    seconds after silence trimming), ``out_dir/corpus.json`` (settings, espeak-ng version, counts),
+    ``out_dir/f0/<id>.npz`` (the reference F0 track each utterance's labels were measured on, with
+    the record that lets ``prepare`` reuse it: :mod:`prosody_vae.data.f0_store`) and
+    ``out_dir/held_out_texts.txt``: the text of every held-out utterance, one per line (held-out
     sentences, the held-out prosody corner and every utterance of a held-out voice). Training texts
     are distinct, so this file names exactly the held-out utterances; give it to
     ``prepare_corpus(held_out_texts=...)`` (``--held-out-texts``) to put them all in the test split,
@@ -303,8 +347,10 @@ def build_corpus(
     ``phones_per_s``.
 
     Resumable and idempotent: an existing valid wav is measured again but not re-synthesised, and
-    wavs are written atomically, so an interrupted build can simply be run again; the manifest and
-    the final ``corpus.json`` are written at the end. A larger ``n_utterances`` on the same folder
+    from its stored F0 track when that matches the wav (so a rerun costs little; a folder built
+    before the tracks were kept gets them on its next run); wavs and tracks are written atomically,
+    so an interrupted build can simply be run again; the manifest and the final ``corpus.json`` are
+    written at the end. A larger ``n_utterances`` on the same folder
     keeps the existing utterances and adds new ones. An utterance that fails (for example no voiced
     frame) is left out of the manifest with a warning and listed under ``failed`` in ``corpus.json``.
 
@@ -316,7 +362,7 @@ def build_corpus(
         num_workers: worker processes; 1 runs in this process.
         held_out_fraction: probability that an utterance speaks a held-out sentence.
         espeak: name or path of the espeak-ng binary.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar; None shows it only when stderr is a terminal.
         voices: the training voices (``language[+variant]``), instead of ``multi_speaker``'s.
         held_out_voices: voices kept out of training entirely (cross-voice evaluation); each
             utterance draws its voice uniformly from ``voices`` and these.
@@ -351,8 +397,9 @@ def build_corpus(
     check_voices(all_voices, espeak=espeak)
     description = out_dir / "corpus.json"
     check_settings(description, settings)
-    wav_dir = out_dir / "wavs"
-    wav_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
+    (out_dir / STORE_FOLDER).mkdir(exist_ok=True)
+    remove_stale_temporaries(out_dir / STORE_FOLDER)  # tracks a killed run was writing
     # Written before any wav, so that a later run with other settings is refused even after a crash.
     _write_json(description, {**settings, "complete": False})
 
@@ -364,9 +411,9 @@ def build_corpus(
         held_out_voices=held_out_voices,
         intonation=intonation,
     )
-    results: dict[str, tuple[dict[str, float], bool]] = {}
+    results: dict[str, _Rendered] = {}
     failed: dict[str, str] = {}
-    for utt_id, outcome in _run_all(plans, wav_dir, espeak, config, num_workers, progress):
+    for utt_id, outcome in _run_all(plans, out_dir, espeak, config, num_workers, progress):
         if isinstance(outcome, str):
             failed[utt_id] = outcome
             warnings.warn(f"espeak corpus: skipping {utt_id}: {outcome}", stacklevel=2)
@@ -380,8 +427,8 @@ def build_corpus(
             audio=f"wavs/{plan.id}.wav",
             text=plan.text,
             speaker=plan.voice,
-            duration=results[plan.id][0]["duration_s"],
-            labels={**plan.labels(), **results[plan.id][0]},
+            duration=results[plan.id].labels["duration_s"],
+            labels={**plan.labels(), **results[plan.id].labels},
         )
         for plan in built
     ]
@@ -391,7 +438,8 @@ def build_corpus(
     _write_text(out_dir / "held_out_texts.txt", "".join(f"{text}\n" for text in dict.fromkeys(held_out)))
     counts = {
         "utterances": len(utterances),
-        "synthesised_this_run": sum(synthesised for _, synthesised in results.values()),
+        "synthesised_this_run": sum(result.synthesised for result in results.values()),
+        "f0_tracked_this_run": sum(result.tracked for result in results.values()),
         "held_out_text": sum(plan.held_out_text for plan in built),
         "held_out_prosody": sum(plan.held_out_prosody for plan in built),
         **({"held_out_voice": sum(bool(plan.held_out_voice) for plan in built)} if held_out_voices else {}),
@@ -407,6 +455,8 @@ def build_corpus(
         "failed": failed,
         "audio_config": asdict(config),
         "f0_method": F0_METHOD,
+        # the stored tracks: their folder and the computation each track file records (f0_store)
+        "f0_tracks": {"folder": STORE_FOLDER, **reference_computation(config)},
     }
     _write_json(description, final)
     return manifest
