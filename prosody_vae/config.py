@@ -350,7 +350,7 @@ class ExperimentConfig:
             raise ValueError(f"{source}: {error}") from None
 
 
-def _override(item: str) -> tuple[str, str, Any]:
+def _override(item: str, config_type: type) -> tuple[str, str, Any]:
     """``section.key=value`` -> (section, key, value); the value is YAML, except for a string field."""
     key, sep, text = item.partition("=")
     section, dot, name = key.strip().partition(".")
@@ -360,10 +360,33 @@ def _override(item: str) -> tuple[str, str, Any]:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         raise ValueError(f"override {item!r}: the value is not valid YAML") from None
-    section_type = field_type(ExperimentConfig, section)
+    section_type = field_type(config_type, section)
     if section_type is not None and field_type(section_type, name) is str and not isinstance(value, str):
         value = text.strip()  # '--set data.root=2024' names a folder, not the int 2024
     return section, name, value
+
+
+def read_config_sections(path: str | Path, overrides: list[str] | None, config_type: type) -> dict[str, Any]:
+    """The raw sections of a YAML config of ``config_type`` (a sectioned config dataclass, such as
+    :class:`ExperimentConfig`) with ``section.key=value`` overrides applied; the caller converts and
+    checks them (``config_type.from_dict``). Problems are one-line ``ValueError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: invalid YAML ({' '.join(str(error).split())})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    for item in overrides or []:
+        section, name, value = _override(item, config_type)
+        if raw.get(section) is None:  # absent, or an empty section in the file
+            raw[section] = {}
+        if not isinstance(raw[section], dict):
+            raise ValueError(f"{path}: {section}: expected a mapping, got {raw[section]!r}")
+        raw[section][name] = value
+    return raw
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -372,27 +395,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     Every value, from the file or an override, is converted to its field's type (see the module
     docstring); any problem is a one-line ``ValueError`` naming the file and the key.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: invalid YAML ({' '.join(str(error).split())})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    for item in overrides or []:
-        section, name, value = _override(item)
-        if raw.get(section) is None:  # absent, or an empty section in the file
-            raw[section] = {}
-        if not isinstance(raw[section], dict):
-            raise ValueError(f"{path}: {section}: expected a mapping, got {raw[section]!r}")
-        raw[section][name] = value
+    raw = read_config_sections(path, overrides, ExperimentConfig)
     return ExperimentConfig.from_dict(raw, source=str(path))
 
 
-def save_config(config: ExperimentConfig, path: str | Path) -> None:
-    """Write ``config`` as YAML; :func:`load_config` reads it back equal."""
+def save_config(config: Any, path: str | Path) -> None:
+    """Write ``config`` (an :class:`ExperimentConfig`, or any config with ``to_dict``) as YAML,
+    atomically; :func:`load_config` (or the config's own loader) reads it back equal."""
     from prosody_vae.atomic import write_text_atomic
 
     write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -19,10 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from prosody_vae._typed import build, check, check_counts, check_numbers, field_type, plain
-from prosody_vae.config import AudioConfig
+from prosody_vae._typed import build, check, check_counts, check_numbers, plain
+from prosody_vae.config import AudioConfig, read_config_sections, save_config
 
 __all__ = [
     "DiscriminatorConfig",
@@ -247,45 +245,11 @@ class VocoderConfig:
             raise ValueError(f"{source}: {error}") from None
 
 
-def _override(item: str) -> tuple[str, str, Any]:
-    """``section.key=value`` -> (section, key, value); the value is YAML, except for a string field."""
-    key, sep, text = item.partition("=")
-    section, dot, name = key.strip().partition(".")
-    if not sep or not dot or not section or not name:
-        raise ValueError(f"override {item!r}: expected section.key=value")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ValueError(f"override {item!r}: the value is not valid YAML") from None
-    section_type = field_type(VocoderConfig, section)
-    if section_type is not None and field_type(section_type, name) is str and not isinstance(value, str):
-        value = text.strip()  # '--set data.root=2024' names a folder, not the int 2024
-    return section, name, value
-
-
 def load_vocoder_config(path: str | Path, overrides: list[str] | None = None) -> VocoderConfig:
     """Read a vocoder YAML config; ``overrides`` are ``section.key=value`` strings (YAML values)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: invalid YAML ({' '.join(str(error).split())})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    for item in overrides or []:
-        section, name, value = _override(item)
-        if raw.get(section) is None:
-            raw[section] = {}
-        if not isinstance(raw[section], dict):
-            raise ValueError(f"{path}: {section}: expected a mapping, got {raw[section]!r}")
-        raw[section][name] = value
-    return VocoderConfig.from_dict(raw, source=str(path))
+    return VocoderConfig.from_dict(read_config_sections(path, overrides, VocoderConfig), source=str(path))
 
 
 def save_vocoder_config(config: VocoderConfig, path: str | Path) -> None:
     """Write ``config`` as YAML (atomically); :func:`load_vocoder_config` reads it back equal."""
-    from prosody_vae.atomic import write_text_atomic
-
-    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_config(config, path)
