@@ -18,6 +18,7 @@ from pathlib import Path
 
 __all__ = [
     "COMMANDS",
+    "add_run_arguments",
     "Command",
     "HelpFormatter",
     "command",
@@ -150,3 +151,20 @@ def timed(what: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
     log.debug(f"{what}: {time.perf_counter() - start:.2f} s")
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every training command shares: resume or force, device, --max-steps, --set, --threads."""
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    mode.add_argument(
+        "--force",
+        action="store_true",
+        help="start a new run although --out holds one: the old run's files are moved to <out>.old-<N>/",
+    )
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop at this step (resume later)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -9,25 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prosody_vae.cli._registry import command, set_threads
+from prosody_vae.cli._registry import add_run_arguments, command, set_threads
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, help="experiment YAML (see egs/*/conf/)")
     p.add_argument("--out", required=True, type=Path, help="experiment folder")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    mode.add_argument(
-        "--force",
-        action="store_true",
-        help="start a new run although --out holds one: the old run's files are moved to <out>.old-<N>/",
-    )
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--max-steps", type=int, default=None, help="stop at this step (resume later)")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
-    )
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_run_arguments(p)
 
 
 @command("train", help="train (or resume) a model from a YAML config", arguments=_arguments)
