@@ -186,6 +186,10 @@ class ProsodyConfig:
     # the posterior also reads the reference's frame-level F0 (prosody/pitch_encoder.py): the pitch
     # contour the mel's coarse low bins barely show; training reads it from the feature cache
     reference_pitch: bool = False
+    # weight of an adversarial voice classifier on z (prosody_vae/tts/voice_adversary.py): z is trained
+    # to forget the reading voice, so that transfer carries prosody relative to the voice; 0 = off;
+    # multi-speaker models only
+    voice_adversary_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check(
@@ -193,7 +197,9 @@ class ProsodyConfig:
             f"prosody.reference_pitch must be a bool, got {self.reference_pitch!r}",
         )
         check_counts(self, "prosody", 1, "latent_dim", "ref_rnn_size", "text_summary_dim", "acn_neighbours")
-        check_numbers(self, "prosody", "text_summary_dropout", "speaker_dropout", zero_ok=True)
+        check_numbers(
+            self, "prosody", "text_summary_dropout", "speaker_dropout", "voice_adversary_weight", zero_ok=True
+        )
         for name in ("text_summary_dropout", "speaker_dropout"):
             value = getattr(self, name)
             check(value < 1.0, f"prosody.{name} must lie in [0, 1), got {value!r}")

@@ -55,6 +55,7 @@ class LossParts(NamedTuple):
     beta_high: Tensor  # its multiplier; 0 for a flat model
     stop: Tensor
     guided_attention: Tensor
+    voice_adversary: Tensor  # the voice classifier's cross-entropy on z, nats per utterance; 0 without one
     normalizer: Tensor  # n_mels * mean frames
 
 
@@ -71,6 +72,7 @@ class TrainingModule(nn.Module):
         guided_attention_weight: float = 1.0,
         guided_attention_sigma: float = 0.2,
         pitch_scale: float = 0.05,
+        voice_adversary_weight: float = 0.0,
     ):
         super().__init__()
         if model.hierarchical != isinstance(objective, MultiCapacityObjective):
@@ -85,6 +87,7 @@ class TrainingModule(nn.Module):
         self.guided_attention_weight = guided_attention_weight
         self.guided_attention_sigma = guided_attention_sigma
         self.pitch_scale = pitch_scale
+        self.voice_adversary_weight = voice_adversary_weight
 
     def forward(
         self,
@@ -152,7 +155,16 @@ class TrainingModule(nn.Module):
             guided = taco.mel.new_zeros(())
         if normalizer is None:
             normalizer = batch.mel_lengths.float().mean() * batch.mels.shape[-1]
-        loss = capacity_loss / normalizer + self.stop_weight * stop + self.guided_attention_weight * guided
+        adversary = zero
+        if self.model.voice_adversary is not None and batch.speakers is not None:
+            # the classifier learns to name the voice from z; its reversed gradient makes z forget it
+            adversary = self.model.voice_adversary(output.prosody.mean, batch.speakers).mean()
+        loss = (
+            capacity_loss / normalizer
+            + self.stop_weight * stop
+            + self.guided_attention_weight * guided
+            + self.voice_adversary_weight * adversary
+        )
         parts = LossParts(
             loss=loss,
             beta_loss=beta_loss,
@@ -166,6 +178,7 @@ class TrainingModule(nn.Module):
             beta_high=beta_high.detach(),
             stop=stop.detach(),
             guided_attention=guided.detach(),
+            voice_adversary=adversary.detach(),
             normalizer=normalizer.detach(),
         )
         return parts, output

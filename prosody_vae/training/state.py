@@ -235,6 +235,7 @@ def _build_module(config: ExperimentConfig, data: TrainingData, device: torch.de
         guided_attention_weight=tc.guided_attention_weight,
         guided_attention_sigma=tc.guided_attention_sigma,
         pitch_scale=tc.pitch_scale,
+        voice_adversary_weight=config.prosody.voice_adversary_weight,
     )
 
 

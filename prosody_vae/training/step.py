@@ -86,6 +86,8 @@ def train_step(state: TrainingState, batch: Batch) -> StepResult:
     logged = _global_parts(parts, context)
     if state.model.hierarchical:  # the high-level set's rate and multiplier beside the low-level ones
         extra = {**(extra or {}), "kl_high": float(logged.kl_high), "beta_high": float(logged.beta_high)}
+    if state.model.voice_adversary is not None:  # the voice classifier's loss on z: high = z hides the voice
+        extra = {**(extra or {}), "voice_adversary": float(logged.voice_adversary)}
     state.scheduler.step()
     state.step += 1
     lr = state.scheduler.get_last_lr()[0]

@@ -40,6 +40,7 @@ from prosody_vae.prosody.priors import AssociativePrior, Prior, StandardNormalPr
 from prosody_vae.prosody.reference_encoder import ReferenceEncoder
 from prosody_vae.prosody.vae import CapacitronVAE, Posterior, ProsodyOutput
 from prosody_vae.tts.backbones import Tacotron2, TacotronInference, TacotronOutput
+from prosody_vae.tts.voice_adversary import VoiceAdversary
 
 __all__ = ["UNKNOWN_SPEAKER", "ProsodyTTS", "ProsodyTTSOutput", "build_model"]
 
@@ -63,6 +64,8 @@ class ProsodyTTS(nn.Module):
             the decoder reads). If it has a text summary, it reads the backbone's token embeddings.
         n_speakers: size of the speaker table; 1 disables speaker conditioning.
         speaker_dim: speaker embedding size (0 when ``n_speakers == 1``).
+        voice_adversary: a :class:`~prosody_vae.tts.voice_adversary.VoiceAdversary` that the training
+            objective uses to remove the voice from z (``prosody.voice_adversary_weight``), or None.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class ProsodyTTS(nn.Module):
         prosody: CapacitronVAE | HierarchicalCapacitronVAE,
         n_speakers: int = 1,
         speaker_dim: int = 0,
+        voice_adversary: VoiceAdversary | None = None,
     ):
         super().__init__()
         if n_speakers < 1:
@@ -80,6 +84,7 @@ class ProsodyTTS(nn.Module):
         self.prosody = prosody
         self.speaker_embedding = nn.Embedding(n_speakers, speaker_dim) if speaker_dim > 0 else None
         self.uses_text_summary = prosody.uses_text
+        self.voice_adversary = voice_adversary  # training only: see prosody_vae/tts/voice_adversary.py
 
     def _speaker_vector(self, speakers: Tensor | None, batch: int) -> Tensor | None:
         """(B, P) vectors of speaker ids (B,) for the decoder; None for a single-speaker model."""
@@ -355,4 +360,13 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         backbone = Tacotron2(
             **sizes, r=bc.r, attention=bc.attention, pitch=bc.pitch, pitch_init_hz=bc.pitch_init_hz
         )
-    return ProsodyTTS(backbone=backbone, prosody=prosody, n_speakers=n_speakers, speaker_dim=speaker_dim)
+    adversary = None
+    if pc.voice_adversary_weight > 0 and n_speakers > 1:
+        adversary = VoiceAdversary(latent_dim=pc.latent_dim, n_speakers=n_speakers)
+    return ProsodyTTS(
+        backbone=backbone,
+        prosody=prosody,
+        n_speakers=n_speakers,
+        speaker_dim=speaker_dim,
+        voice_adversary=adversary,
+    )
