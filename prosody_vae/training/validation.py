@@ -80,9 +80,9 @@ def validate(
         scalars["valid/beta_high"] = float(module.objective.beta["high"])
     else:
         scalars.pop("valid/kl_high", None)  # always 0 for a flat model
+        scalars["valid/beta"] = float(module.objective.beta)
     if module.model.voice_adversary is None:
         scalars.pop("valid/voice_adversary", None)  # always 0 without the adversary
-        scalars["valid/beta"] = float(module.objective.beta)
     if len(means) and sum(m.shape[0] for m in means) >= 2:
         # on this rank's share of the split (all of it in one process): the units the posterior
         # mean moves over the data (variance > 0.01), and where the KL goes, dimension by dimension
