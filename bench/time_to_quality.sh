@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # time to quality: run a recipe until its validation postnet L1 reaches the first release's 8947, or a time limit
 # usage: bench/time_to_quality.sh OUT THREADS LIMIT_S   (then: python3 bench/ttq_curve.py OUT OUT.csv LIMIT_S beside it)
-cd /work/main
+cd "$(dirname "$0")/.."  # paths are relative to the repository root
 set -u
 out=$1; threads=$2; limit=$3
 start=$(date +%s)
