@@ -82,7 +82,7 @@ def _evaluate_model(name: str, checkpoint: Path, args, references, inter_texts, 
     posterior = synth.embed_batch(
         [mel for mel, _ in features],
         texts=[u.text for u in references],
-        f0s=[f0 for _, f0 in features] if synth.model.reads_reference_f0 else None,
+        f0s=[f0 for _, f0 in features],
     )
     z_prior = synth.model.prosody.sample_prior(len(references))
     plans = {

@@ -538,7 +538,7 @@ def _synthesise(synth, vocoder, references, inter_texts, speaker, batch) -> tupl
         [mel for mel, _ in features],
         texts=[u.text for u in references],
         speakers=[speaker] * len(references),
-        f0s=[f0 for _, f0 in features] if synth.model.reads_reference_f0 else None,
+        f0s=[f0 for _, f0 in features],
     )
     same = _speak(synth, vocoder, [u.text for u in references], posterior.mean, speaker, batch)
     inter = _speak(synth, vocoder, inter_texts, posterior.mean, speaker, batch)

@@ -51,7 +51,7 @@ def posterior_means(synth: Synthesizer, utterances, batch: int = 32) -> np.ndarr
             [mel for mel, _ in features],
             texts=[u.text for u in chunk],
             speakers=speakers,
-            f0s=[f0 for _, f0 in features] if synth.model.reads_reference_f0 else None,
+            f0s=[f0 for _, f0 in features],
         )
         means.append(posterior.mean.float().cpu().numpy())
     return np.concatenate(means)

@@ -543,8 +543,8 @@ def _traverse_values(args: argparse.Namespace) -> list[float]:
 
 
 def _activity_references(args: argparse.Namespace, synth):
-    """(mels, texts, speakers, f0s, source) of the references that rank the latent dimensions; f0s is
-    None unless the model's posterior reads the reference's F0."""
+    """(mels, texts, speakers, f0s, source) of the references that rank the latent dimensions; an f0
+    is None where the model's posterior reads no F0 (or the cache has none)."""
     from prosody_vae.data.feature_cache import load_features
     from prosody_vae.data.manifest import read_manifest
     from prosody_vae.inference.references import collect_references
@@ -594,7 +594,7 @@ def _activity_references(args: argparse.Namespace, synth):
         mels, texts, speakers, f0s = ([x[i] for i in keep] for x in (mels, texts, speakers, f0s))
     if not mels:
         raise ValueError(f"no usable reference to measure latent activity on ({source})")
-    return mels, texts, speakers, (f0s if synth.model.reads_reference_f0 else None), source
+    return mels, texts, speakers, f0s, source
 
 
 @command(

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
-from prosody_vae.audio import AudioConfig, AudioError, MelSpectrogram, f0_energy, load_audio
+from prosody_vae.audio import AudioConfig, AudioError, MelSpectrogram, harvest_f0, load_audio
 from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.checkpoint import CheckpointError, load_checkpoint
 from prosody_vae.config import ExperimentConfig
@@ -272,7 +272,7 @@ class Synthesizer:
 
     def reference_features(self, reference: Reference) -> tuple[Tensor, Tensor | None]:
         """What the posterior reads of a reference: its log-mel (T, n_mels), and its F0 (T,) in Hz
-        (:func:`prosody_vae.audio.f0_energy`, the feature cache's tracker) when the model reads F0
+        (:func:`prosody_vae.audio.harvest_f0`, the feature cache's default tracker) when the model reads F0
         (``prosody.reference_pitch``), else None. Such a model needs the reference as audio."""
         if not self.model.reads_reference_f0:
             return self.reference_mel(reference), None
@@ -283,7 +283,7 @@ class Synthesizer:
             )
         wav = self._reference_wav(reference)
         mel = self._mel(torch.from_numpy(wav).to(self.device))  # (T, n_mels)
-        f0 = torch.from_numpy(f0_energy(wav, self.audio)[0]).to(self.device)  # (T',) Hz
+        f0 = torch.from_numpy(harvest_f0(wav, self.audio)).to(self.device)  # (T',) Hz, the cache's track
         f0 = torch.nn.functional.pad(f0[: mel.shape[0]], (0, max(0, mel.shape[0] - f0.shape[0])))
         return mel, f0
 
@@ -407,7 +407,8 @@ class Synthesizer:
         ``texts`` and ``speakers`` are per reference, as ``reference_text`` and ``speaker`` of
         :meth:`embed` (None entries: no transcript, a voice outside the model's speakers); ``f0s``
         their F0 tracks (T_i,) in Hz, which a model with ``prosody.reference_pitch`` needs (see
-        :meth:`reference_features`). The mels are zero-padded to one batch; the reference encoder
+        :meth:`reference_features`) and any other model ignores, so a caller may pass what
+        :meth:`reference_features` gave (None entries included). The mels are zero-padded to one batch; the reference encoder
         reads only each item's valid frames, so the result does not depend on what else is in the batch.
         """
         if not mels:
