@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.data.espeak import measure_prosody, phonemes
 from prosody_vae.data.manifest import Utterance, read_manifest
@@ -240,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     table = "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    (args.out / "table.md").write_text(table)
+    write_text_atomic(args.out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
+    write_text_atomic(args.out / "table.md", table)
     print(table)
     print(f"wrote {args.out / 'summary.json'} and {args.out / 'table.md'} in {time.time() - started:.0f} s")
     return 0

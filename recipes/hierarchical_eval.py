@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from cross_voice_eval import _fmt, _output_stats, _pick, _stats  # a recipe beside this one
 
+from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio.vocoders import load_vocoder
 from prosody_vae.checkpoint import load_checkpoint
 from prosody_vae.data.manifest import read_manifest
@@ -172,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     table = f"{args.n} references, {args.samples} draws each, seed {args.seed}.\n\n" + "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
-    (args.out / "table.md").write_text(table)
+    write_text_atomic(args.out / "summary.json", json.dumps(results, indent=2, default=float) + "\n")
+    write_text_atomic(args.out / "table.md", table)
     print(table)
     return 0
 

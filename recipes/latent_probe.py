@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prosody_vae.atomic import write_text_atomic
 from prosody_vae.data.manifest import read_manifest
 from prosody_vae.inference.synthesizer import Synthesizer
 
@@ -111,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "probe.md").write_text(table)
-        (args.out / "probe.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_text_atomic(args.out / "probe.md", table)
+        write_text_atomic(args.out / "probe.json", json.dumps(results, indent=2) + "\n")
     return 0
 
 
