@@ -18,7 +18,8 @@ def _make_corpus_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="corpus YAML (e.g. egs/espeak_prosody/conf/corpus.yaml) with any of n_utterances, seed, "
-        "multi_speaker, num_workers, held_out_fraction, voices, held_out_voices, intonation; a flag "
+        "multi_speaker, num_workers, held_out_fraction, voices, held_out_voices, intonation, "
+        "question_rise; a flag "
         "given here wins over the file",
     )
     p.add_argument("--n", type=int, default=None, help="number of utterances (default: 1200)")
@@ -50,6 +51,13 @@ def _make_corpus_arguments(p: argparse.ArgumentParser) -> None:
         "contour with a peak-position factor (default: tune)",
     )
     p.add_argument(
+        "--question-rise",
+        type=int,
+        default=None,
+        help="espeak-ng pitch units (0-40, about 0.2 semitones each) added to the last word of every "
+        "question, so that questions clearly end in a rise (default: 0)",
+    )
+    p.add_argument(
         "--held-out-fraction",
         type=float,
         default=None,
@@ -75,6 +83,7 @@ def make_corpus(args: argparse.Namespace) -> int:
         "voices": args.voices,
         "held_out_voices": args.held_out_voices,
         "intonation": args.intonation,
+        "question_rise": args.question_rise,
         "held_out_fraction": args.held_out_fraction,
         "num_workers": args.num_workers,
     }

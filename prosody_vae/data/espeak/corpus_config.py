@@ -35,6 +35,7 @@ CORPUS_KEYS: dict[str, type | tuple[type, ...]] = {
     "voices": list,
     "held_out_voices": list,
     "intonation": str,
+    "question_rise": int,
 }
 
 
@@ -57,7 +58,15 @@ def _check_values(settings: Mapping[str, Any]) -> None:
         raise ValueError(f"intonation must be one of {list(INTONATIONS)}, got {settings['intonation']!r}")
     # The plan's own checks (seed, held_out_fraction, the voice lists and how they combine), on the
     # values given over the defaults; each message names its key.
-    plan_keys = ("seed", "multi_speaker", "held_out_fraction", "voices", "held_out_voices", "intonation")
+    plan_keys = (
+        "seed",
+        "multi_speaker",
+        "held_out_fraction",
+        "voices",
+        "held_out_voices",
+        "intonation",
+        "question_rise",
+    )
     plan = {"seed": 0, "multi_speaker": False, "held_out_fraction": 0.05}
     plan.update({key: settings[key] for key in plan_keys if key in settings})
     plan_settings(espeak_version="", **plan)

@@ -19,6 +19,16 @@ Two schemes (:data:`INTONATIONS`), both read by espeak-ng 1.51 with ``-m``:
 
 espeak-ng changes the pitch at the start of each tagged word, so the contour moves in word-sized
 steps; within a word espeak-ng's own (flattened) tune still marks the stressed syllables.
+
+Either scheme can also raise the last word of every question (a sentence ending in ``?``) by
+``question_rise`` pitch units (``tune_ssml``, ``contour_ssml``). espeak-ng speaks every ``?`` clause with
+one question tune that ends only a little above its statement tune: over the original corpus's
+training sentences its questions end 0.9 semitones below their own median against 2.0 for
+statements, with a spread of 1.1-1.6 semitones, a signal a model learns only a fifth of. Twenty units
+(about 4 semitones) make the rise clear at every range: on six statement / question pairs at
+ranges 10-90 the question ends 3.4-4.9 semitones above its statement on average (0.4-3.2 without). It is a corpus design
+choice, like the stylised contour: English wh-questions often fall, and here they rise too, so that
+the rule a model must learn is the punctuation's alone.
 """
 
 from __future__ import annotations
@@ -31,9 +41,11 @@ import numpy as np
 __all__ = [
     "CONTOUR_SPAN",
     "INTONATIONS",
+    "MAX_QUESTION_RISE",
     "TUNE_RANGE",
     "Intonation",
     "contour_ssml",
+    "is_question",
     "tune_ssml",
     "word_offsets",
 ]
@@ -47,11 +59,33 @@ TUNE_RANGE = 10
 # Height of the tent at pitch_range 100, in espeak-ng pitch units (about 7.5 semitones). With the
 # contour scheme's pitch bases of 20..80 the words stay within espeak-ng's 0..100 pitch scale.
 CONTOUR_SPAN = 40
+# Largest question rise, in espeak-ng pitch units (about 8 semitones).
+MAX_QUESTION_RISE = 40
 
 
-def tune_ssml(text: str, *, pitch_range: int) -> str:
-    """SSML for espeak-ng's own intonation at range ``pitch_range`` (0..100); ``text`` is escaped."""
-    return f'<speak><prosody range="{pitch_range}">{escape(text)}</prosody></speak>'
+def is_question(text: str) -> bool:
+    """Whether ``text`` is a question: its last non-space character is ``?``."""
+    return text.rstrip().endswith("?")
+
+
+def _check_rise(question_rise: int) -> int:
+    if isinstance(question_rise, bool) or not isinstance(question_rise, int):
+        raise ValueError(f"question_rise must be an int, got {question_rise!r}")
+    if not 0 <= question_rise <= MAX_QUESTION_RISE:
+        raise ValueError(f"question_rise must be in 0..{MAX_QUESTION_RISE}, got {question_rise}")
+    return question_rise
+
+
+def tune_ssml(text: str, *, pitch_range: int, question_rise: int = 0) -> str:
+    """SSML for espeak-ng's own intonation at range ``pitch_range`` (0..100); ``text`` is escaped.
+
+    A question's last word is raised by ``question_rise`` pitch units (0: espeak-ng's tune alone).
+    """
+    if not (_check_rise(question_rise) and is_question(text)):
+        return f'<speak><prosody range="{pitch_range}">{escape(text)}</prosody></speak>'
+    *head, last = text.split()
+    body = " ".join([*map(escape, head), f'<prosody pitch="+{question_rise}">{escape(last)}</prosody>'])
+    return f'<speak><prosody range="{pitch_range}">{body}</prosody></speak>'
 
 
 def _word_positions(words: list[str]) -> np.ndarray:
@@ -85,10 +119,15 @@ def word_offsets(words: list[str], *, pitch_range: int, contour: int) -> list[in
     return [int(value) for value in offsets]
 
 
-def contour_ssml(text: str, *, pitch_range: int, contour: int) -> str:
-    """SSML for the stylised contour: every word in its own ``<prosody pitch>``; words are escaped."""
+def contour_ssml(text: str, *, pitch_range: int, contour: int, question_rise: int = 0) -> str:
+    """SSML for the stylised contour: every word in its own ``<prosody pitch>``; words are escaped.
+
+    A question's last word gets ``question_rise`` more pitch units on top of its contour offset.
+    """
     words = text.split()
     offsets = word_offsets(words, pitch_range=pitch_range, contour=contour)
+    if _check_rise(question_rise) and is_question(text):
+        offsets[-1] += question_rise
     tagged = " ".join(
         f'<prosody pitch="{offset:+d}">{escape(word)}</prosody>'
         for word, offset in zip(words, offsets, strict=True)

@@ -30,7 +30,7 @@ from prosody_vae.data.espeak.grammar import (
     generate_sentences,
     held_out_sentences,
 )
-from prosody_vae.data.espeak.intonation import INTONATIONS, Intonation
+from prosody_vae.data.espeak.intonation import INTONATIONS, MAX_QUESTION_RISE, Intonation, is_question
 
 __all__ = [
     "CONTOUR_FACTOR_BOUNDS",
@@ -82,11 +82,12 @@ PLAN_KEYS = (
     "espeak_version",
     "held_out_voices",
     "intonation",
+    "question_rise",
 )
 # Plan keys added after the first corpora were built, with the value those corpora had. A setting at
 # this value is left out of corpus.json, so the original corpus's description stays as it was and
 # a folder described before the key existed still matches.
-_LATER_KEYS = {"held_out_voices": [], "intonation": "tune"}
+_LATER_KEYS = {"held_out_voices": [], "intonation": "tune", "question_rise": 0}
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class UtterancePlan:
     # peak position of the stylised contour, and whether the voice is one of the held-out voices.
     contour: int | None = None
     held_out_voice: bool | None = None
+    # espeak-ng pitch units added to the last word of a question (the corpus's setting; 0: none).
+    question_rise: int = 0
 
     def labels(self) -> dict[str, float]:
         """The drawn factors and held-out flags (1.0 = held out) as manifest labels."""
@@ -137,6 +140,7 @@ def plan_corpus(
     held_out_fraction: float,
     held_out_voices: list[str] | tuple[str, ...] = (),
     intonation: Intonation = "tune",
+    question_rise: int = 0,
 ) -> list[UtterancePlan]:
     """Deterministic per-utterance plan. Each index draws from its own generator (seeded by
     ``[seed, index]``) and training texts are taken in order, so the plan for ``n`` is a prefix of the
@@ -173,6 +177,7 @@ def plan_corpus(
                 held_out_text=held,
                 held_out_prosody=corner,
                 held_out_voice=voice_index >= len(voices) if held_out_voices else None,
+                question_rise=question_rise if is_question(text) else 0,
                 **factors,
             )
         )
@@ -220,6 +225,7 @@ def corpus_settings(
     voices: list[str] | tuple[str, ...] | None = None,
     held_out_voices: list[str] | tuple[str, ...] = (),
     intonation: Intonation = "tune",
+    question_rise: int = 0,
 ) -> dict:
     """The JSON-ready settings that define a corpus (the ``PLAN_KEYS`` of its ``corpus.json``).
 
@@ -230,7 +236,8 @@ def corpus_settings(
     Raises:
         ValueError: ``seed`` not an int >= 0, ``held_out_fraction`` outside [0, 1), a voice list
             that is not a list of distinct voice names, a held-out voice that is also a training
-            voice, ``voices`` together with ``multi_speaker``, or an unknown ``intonation``.
+            voice, ``voices`` together with ``multi_speaker``, an unknown ``intonation``, or a
+            ``question_rise`` outside 0..``MAX_QUESTION_RISE``.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
@@ -240,6 +247,10 @@ def corpus_settings(
         raise ValueError(f"held_out_fraction must be in [0, 1), got {held_out_fraction!r}")
     if intonation not in INTONATIONS:
         raise ValueError(f"intonation must be one of {list(INTONATIONS)}, got {intonation!r}")
+    if isinstance(question_rise, bool) or not isinstance(question_rise, int):
+        raise ValueError(f"question_rise must be an int, got {question_rise!r}")
+    if not 0 <= question_rise <= MAX_QUESTION_RISE:
+        raise ValueError(f"question_rise must be in 0..{MAX_QUESTION_RISE}, got {question_rise}")
     if voices is None:
         training = list(VOICES) if multi_speaker else [VOICES[0]]
     elif multi_speaker:
@@ -269,5 +280,6 @@ def corpus_settings(
         "espeak_version": espeak_version,
         "held_out_voices": held_out,
         "intonation": intonation,
+        "question_rise": question_rise,
     }
     return {key: value for key, value in settings.items() if _LATER_KEYS.get(key, object()) != value}

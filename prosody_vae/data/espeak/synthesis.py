@@ -140,6 +140,7 @@ def synthesize(
     amplitude: int = 100,
     espeak: str = "espeak-ng",
     contour: int | None = None,
+    question_rise: int = 0,
 ) -> Path:
     """Speak ``text`` with espeak-ng into a 22050 Hz mono 16-bit WAV at ``out_path``.
 
@@ -157,6 +158,8 @@ def synthesize(
             (:func:`~prosody_vae.data.espeak.intonation.contour_ssml`); ``None`` speaks with
             espeak-ng's own tune (:func:`~prosody_vae.data.espeak.intonation.tune_ssml`), as the
             original corpus does.
+        question_rise: espeak-ng pitch units added to the last word when ``text`` is a question
+            (:mod:`~prosody_vae.data.espeak.intonation`); 0 leaves the intonation as it was.
 
     Returns:
         ``Path(out_path)``.
@@ -172,9 +175,10 @@ def synthesize(
     rate = _check_int("rate", rate, 80, 450)
     amplitude = _check_int("amplitude", amplitude, 0, 200)
     if contour is None:
-        ssml = tune_ssml(text, pitch_range=pitch_range)
+        ssml = tune_ssml(text, pitch_range=pitch_range, question_rise=question_rise)
     else:
-        ssml = contour_ssml(text, pitch_range=pitch_range, contour=_check_int("contour", contour, 0, 100))
+        contour = _check_int("contour", contour, 0, 100)
+        ssml = contour_ssml(text, pitch_range=pitch_range, contour=contour, question_rise=question_rise)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.stem}.", suffix=".wav.tmp")
@@ -267,6 +271,7 @@ def _render(
                 out_path=wav_path,
                 espeak=espeak,
                 contour=plan.contour,
+                question_rise=plan.question_rise,
             )
         # The stylised contour's corpora also get the intonation labels; the original keeps its own.
         measured, tracked = _measure(wav_path, track, config, intonation=plan.contour is not None)
@@ -326,6 +331,7 @@ def build_corpus(
     voices: list[str] | tuple[str, ...] | None = None,
     held_out_voices: list[str] | tuple[str, ...] = (),
     intonation: Intonation = "tune",
+    question_rise: int = 0,
 ) -> Path:
     """Synthesise the built-in corpus into ``out_dir`` and return the path of its manifest.
 
@@ -369,6 +375,9 @@ def build_corpus(
         intonation: ``"tune"`` (espeak-ng's own, the original corpus) or ``"contour"`` (the
             stylised contour with a peak-position factor), see
             :mod:`prosody_vae.data.espeak.intonation`.
+        question_rise: espeak-ng pitch units added to the last word of every question (0..40; 0:
+            espeak-ng's question tune alone, as the original corpus), see
+            :mod:`prosody_vae.data.espeak.intonation`.
 
     Raises:
         ValueError: a bad argument, a voice espeak-ng does not know, or ``out_dir/corpus.json``
@@ -390,6 +399,7 @@ def build_corpus(
         voices=voices,
         held_out_voices=held_out_voices,
         intonation=intonation,
+        question_rise=question_rise,
     )
     settings["espeak_version"] = espeak_version(espeak=espeak)
     all_voices = settings["voices"]  # training voices, then held-out voices
@@ -410,6 +420,7 @@ def build_corpus(
         held_out_fraction=held_out_fraction,
         held_out_voices=held_out_voices,
         intonation=intonation,
+        question_rise=question_rise,
     )
     results: dict[str, _Rendered] = {}
     failed: dict[str, str] = {}
