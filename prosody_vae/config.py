@@ -133,6 +133,9 @@ class BackboneConfig:
     postnet_n_convs: int = 5  # >= 2: the last convolution maps back to n_mels
     pitch: bool = False  # also predict frame-level log-F0 and voicing (prosody_vae.tts.pitch)
     pitch_init_hz: float = 100.0  # initial F0 prediction, about the corpus's median
+    # > 0: channels of a non-causal convolutional refinement of the pitch prediction over the decoded
+    # sequence (prosody_vae.tts.pitch_refiner); 0: the linear projection alone. Needs pitch: true.
+    pitch_refiner_dim: int = 0
 
     def __post_init__(self) -> None:
         check_choice(self, "backbone", "kind")
@@ -142,6 +145,16 @@ class BackboneConfig:
         check_counts(self, "backbone", 1, "attention_rnn_dim", "decoder_dim", "prenet_dim", "postnet_dim")
         check_counts(self, "backbone", 2, "postnet_n_convs")
         check(self.r <= 8, f"backbone.r must be in 1..8, got {self.r}")
+        check(
+            isinstance(self.pitch_refiner_dim, int)
+            and not isinstance(self.pitch_refiner_dim, bool)
+            and self.pitch_refiner_dim >= 0,
+            f"backbone.pitch_refiner_dim must be an int >= 0, got {self.pitch_refiner_dim!r}",
+        )
+        check(
+            self.pitch or not self.pitch_refiner_dim,
+            "backbone.pitch_refiner_dim refines the pitch prediction: it needs backbone.pitch: true",
+        )
         if self.kind == "torchaudio_tacotron2":
             check(
                 not self.pitch,

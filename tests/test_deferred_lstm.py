@@ -315,9 +315,10 @@ def test_tacotron2_trains_under_bf16_autocast_on_the_cpu() -> None:
 # Reduced-precision inference (opt-in)
 
 
-def test_reduced_precision_step_is_close_to_the_cell_and_checks_its_dtype() -> None:
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.qint8])
+def test_reduced_precision_step_is_close_to_the_cell_and_checks_its_dtype(dtype: torch.dtype) -> None:
     plain, _ = _cells(torch.float32)
-    step = reduced_precision_step(plain, torch.bfloat16)
+    step = reduced_precision_step(plain, dtype)
     x, state = torch.randn(3, IN), (torch.randn(3, H), torch.randn(3, H))
     for expected, got in zip(plain(x, state), step(x, state), strict=True):
         assert got.dtype == torch.float32
@@ -335,7 +336,14 @@ def test_tacotron2_reduced_precision_inference_is_opt_in_and_close() -> None:
     assert torch.equal(
         model.infer(tokens, tl, conditioning, reduced_precision=None, **settings).mel_post, exact.mel_post
     )
-    low = model.infer(tokens, tl, conditioning, reduced_precision=torch.bfloat16, **settings)
-    assert low.mel_post.shape == exact.mel_post.shape
-    difference = (low.mel_post - exact.mel_post).abs().max()
-    assert 0 < difference < 0.01 * exact.mel_post.abs().max()
+    for dtype in (torch.bfloat16, torch.qint8):
+        low = model.infer(tokens, tl, conditioning, reduced_precision=dtype, **settings)
+        assert low.mel_post.shape == exact.mel_post.shape
+        difference = (low.mel_post - exact.mel_post).abs().max()
+        assert 0 < difference < 0.01 * exact.mel_post.abs().max(), dtype
+    # The reduced copies are cached, and remade when a weight changes in place (an optimiser step).
+    with torch.no_grad():
+        model.decoder_rnn.weight_hh.mul_(0.5)
+    changed = model.infer(tokens, tl, conditioning, **settings)
+    low = model.infer(tokens, tl, conditioning, reduced_precision=torch.qint8, **settings)
+    assert (changed.mel_post - exact.mel_post).abs().max() > 10 * (low.mel_post - changed.mel_post).abs().max()

@@ -144,3 +144,38 @@ def test_smooth_f0_removes_single_frame_jumps_and_keeps_slow_movement():
     assert torch.allclose(smoothed[inner], track[inner], rtol=0.03)
     with pytest.raises(ValueError, match="odd"):
         smooth_f0(track, width=4)
+
+
+@pytest.mark.filterwarnings("ignore:Tacotron2.infer")  # the untrained decoder does not stop
+def test_pitch_refiner_starts_as_no_change_is_padding_exact_and_reaches_inference():
+    torch.manual_seed(0)
+    plain = _tiny_tacotron(pitch=True, prenet_dropout=0.0)
+    torch.manual_seed(0)
+    refined = _tiny_tacotron(pitch=True, prenet_dropout=0.0, pitch_refiner_dim=8)
+    assert refined.load_state_dict(plain.state_dict(), strict=False).missing_keys  # only the refiner's
+    plain.eval(), refined.eval()
+    tokens, token_lengths = torch.randint(1, 12, (2, 6)), torch.tensor([6, 4])
+    mels, mel_lengths = torch.randn(2, 13, 8), torch.tensor([13, 9])
+    mels[1, 9:] = 0.0
+    # zero-initialised output: the same prediction as without a refiner
+    assert torch.equal(
+        refined(tokens, token_lengths, mels, mel_lengths).pitch,
+        plain(tokens, token_lengths, mels, mel_lengths).pitch,
+    )
+    torch.nn.init.normal_(refined.pitch_refiner.out.weight, std=0.5)
+    batched = refined(tokens, token_lengths, mels, mel_lengths).pitch
+    assert not torch.allclose(batched, plain(tokens, token_lengths, mels, mel_lengths).pitch)
+    # item 1 alone (shorter text and mel) gets the same refinement as inside the padded batch
+    alone = refined(tokens[1:, :4], token_lengths[1:], mels[1:, :9], mel_lengths[1:]).pitch
+    assert torch.allclose(batched[1, :9], alone[0], atol=1e-5)
+    inferred = refined.infer(tokens, token_lengths, max_steps=6)
+    plain_inferred = plain.infer(tokens, token_lengths, max_steps=6)
+    assert torch.equal(inferred.mel_post, plain_inferred.mel_post)  # the refiner touches pitch only
+    assert not torch.allclose(inferred.pitch, plain_inferred.pitch)
+
+
+def test_pitch_refiner_needs_pitch():
+    with pytest.raises(ValueError, match="pitch_refiner_dim"):
+        _tiny_tacotron(pitch=False, pitch_refiner_dim=8)
+    with pytest.raises(ValueError, match="needs backbone.pitch"):
+        BackboneConfig(pitch=False, pitch_refiner_dim=8)

@@ -34,7 +34,7 @@ from prosody_vae.errors import one_line
 
 
 # ---------------------------------------------------------------------------------------- options
-def _model_options(p: argparse.ArgumentParser) -> None:
+def _model_options(p: argparse.ArgumentParser, *, decodes: bool = True) -> None:
     p.add_argument(
         "--checkpoint",
         type=Path,
@@ -45,6 +45,15 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speaker", default=None, help="speaker name (multi-speaker models)")
     p.add_argument("--device", default="cpu", help="torch device the model runs on")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    if not decodes:
+        return
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "int8"],
+        default="fp32",
+        help="decoder arithmetic: fp32 (exact), or bf16 / int8 copies of the decoder LSTM weights, faster "
+        "for large decoders and close to fp32 (int8: CPU only; docs/benchmarks.md)",
+    )
 
 
 def _keep_going_option(p: argparse.ArgumentParser, text: str) -> None:
@@ -197,7 +206,7 @@ def _traverse_arguments(p: argparse.ArgumentParser) -> None:
 
 def _embed_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("references", nargs="+", help="audio files, folders, list files or manifests")
-    _model_options(p)
+    _model_options(p, decodes=False)
     p.add_argument(
         "--reference-text",
         default=None,
@@ -255,7 +264,7 @@ def _load(args: argparse.Namespace, *, text: str | None = None):
     import torch
 
     from prosody_vae.devices import resolve_device
-    from prosody_vae.inference.synthesizer import Synthesizer
+    from prosody_vae.inference.synthesizer import Synthesizer, reduced_precision
 
     set_threads(args)
     if text is not None and not text.strip():
@@ -266,6 +275,8 @@ def _load(args: argparse.Namespace, *, text: str | None = None):
     path = model_path(args.checkpoint)
     with timed(f"loaded {path}"):
         synth = Synthesizer.from_checkpoint(path, device=args.device)
+    synth.precision = getattr(args, "precision", "fp32")
+    reduced_precision(synth.precision, synth.device)  # int8 on a GPU: one clear error now
     synth.speaker_ids(args.speaker, 1)  # unknown or missing speaker: one clear error now
     if text is not None:
         synth.tokenizer.encode(text)  # empty after normalisation or unknown symbols: TextError

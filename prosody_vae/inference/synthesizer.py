@@ -134,6 +134,21 @@ def interpolation_path(
     return torch.stack([slerp(a, b, t) for t in ts])
 
 
+# Decoder precisions at synthesis: the dtype of the LSTM cells' weight copies (None: the float32 cells).
+# bf16 and int8 are faster for large decoders (memory-bound steps) and close to, not equal to, fp32:
+# docs/benchmarks.md has the speed and the distance; prosody_vae/tts/backbones/reduced_precision.py how.
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "int8": torch.qint8}
+
+
+def reduced_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The cells' dtype for a :data:`PRECISIONS` name; ValueError for an unknown one or int8 off the CPU."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError(f"int8 decoding runs on the CPU only (torch's quantised kernels), not on {device}")
+    return PRECISIONS[precision]
+
+
 class Synthesizer:
     """Text + prosody -> mel, from a training checkpoint."""
 
@@ -156,6 +171,8 @@ class Synthesizer:
         # What speak() vocodes with: mel (T, n_mels) -> waveform (N,); None until first needed, then
         # the default vocoder (load_vocoder(None, ...)). Set it to any such module to use another.
         self.vocoder: nn.Module | None = None
+        # The decoder cells' arithmetic at synthesis: "fp32" (exact), "bf16" or "int8" (PRECISIONS).
+        self.precision: str = "fp32"
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Synthesizer:
@@ -530,6 +547,7 @@ class Synthesizer:
             z.to(self.device),
             speakers=self.speaker_ids(speaker, len(texts)),
             max_steps=max_steps,
+            reduced_precision=reduced_precision(self.precision, self.device),
         )
         steps = self.model.backbone.decoder_lengths(out.mel_lengths)
         # the predicted F0 track, its one- or two-frame onset jumps removed (see smooth_f0)

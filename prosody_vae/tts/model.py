@@ -295,16 +295,25 @@ class ProsodyTTS(nn.Module):
         *,
         speakers: Tensor | None = None,
         max_steps: int = 1000,
+        reduced_precision: torch.dtype | None = None,
     ) -> TacotronInference:
         """Free-running synthesis of tokens (B, L) with given prosody latents z (B, D).
 
         ``speakers`` (B,) are the target voices (ids in the table; multi-speaker models only).
+        ``reduced_precision`` (None, ``torch.bfloat16`` or ``torch.qint8``) runs the decoder's LSTM
+        cells on reduced-precision copies of their weights (:mod:`prosody_vae.tts.backbones.reduced_precision`).
         """
         if z.dim() != 2 or z.shape[0] != tokens.shape[0]:
             raise ValueError(f"z must have shape ({tokens.shape[0]}, D), got {tuple(z.shape)}")
         speaker = self._speaker_vector(speakers, tokens.shape[0])
         conditioning = self._conditioning(z, speaker)
-        return self.backbone.infer(tokens, token_lengths, conditioning=conditioning, max_steps=max_steps)
+        return self.backbone.infer(
+            tokens,
+            token_lengths,
+            conditioning=conditioning,
+            max_steps=max_steps,
+            reduced_precision=reduced_precision,
+        )
 
 
 def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1) -> ProsodyTTS:
@@ -358,7 +367,12 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         backbone: nn.Module = TorchaudioTacotron2Backbone(**sizes)
     else:
         backbone = Tacotron2(
-            **sizes, r=bc.r, attention=bc.attention, pitch=bc.pitch, pitch_init_hz=bc.pitch_init_hz
+            **sizes,
+            r=bc.r,
+            attention=bc.attention,
+            pitch=bc.pitch,
+            pitch_init_hz=bc.pitch_init_hz,
+            pitch_refiner_dim=bc.pitch_refiner_dim,
         )
     adversary = None
     if pc.voice_adversary_weight > 0 and n_speakers > 1:

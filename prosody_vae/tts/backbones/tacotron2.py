@@ -45,6 +45,7 @@ from prosody_vae.tts.backbones.attention import DynamicConvolutionAttention, Loc
 from prosody_vae.tts.backbones.deferred_lstm import DeferredLSTMCell
 from prosody_vae.tts.backbones.layers import Postnet, Prenet, TextEncoder
 from prosody_vae.tts.backbones.reduced_precision import reduced_precision_step
+from prosody_vae.tts.pitch_refiner import PitchRefiner
 
 __all__ = ["DecoderState", "Tacotron2", "TacotronInference", "TacotronOutput"]
 
@@ -154,6 +155,7 @@ class Tacotron2(nn.Module):
         location_kernel_size: int = 31,
         pitch: bool = False,
         pitch_init_hz: float = 100.0,
+        pitch_refiner_dim: int = 0,
     ) -> None:
         super().__init__()
         if n_symbols < 2:
@@ -164,6 +166,8 @@ class Tacotron2(nn.Module):
             raise ValueError(f"conditioning_dim must be >= 0, got {conditioning_dim}")
         if pitch_init_hz <= 0:
             raise ValueError(f"pitch_init_hz must be > 0, got {pitch_init_hz}")
+        if pitch_refiner_dim < 0 or (pitch_refiner_dim and not pitch):
+            raise ValueError(f"pitch_refiner_dim must be 0, or > 0 with pitch=True, got {pitch_refiner_dim}")
         if attention not in ("dca", "location"):
             raise ValueError(f"attention must be 'dca' or 'location', got {attention!r}")
         self.n_mels, self.r, self.conditioning_dim = n_mels, r, conditioning_dim
@@ -210,6 +214,9 @@ class Tacotron2(nn.Module):
                 bias = self.pitch_projection.bias.view(r, 2)
                 bias[:, 0] = math.log(pitch_init_hz)
                 bias[:, 1] = 0.0
+        self.pitch_refiner: PitchRefiner | None = None
+        if pitch_refiner_dim:
+            self.pitch_refiner = PitchRefiner(in_dim=decoder_dim + memory_dim, dim=pitch_refiner_dim, r=r)
         self.postnet = Postnet(
             n_mels=n_mels, dim=postnet_dim, n_convs=postnet_n_convs, kernel_size=postnet_kernel_size
         )
@@ -281,13 +288,21 @@ class Tacotron2(nn.Module):
         )
 
     def _inference_cells(self, reduced_precision: torch.dtype | None) -> _DecoderCells:
-        """``nn.LSTMCell``'s own forward, or (opt-in) steps reading bfloat16 copies of the weights."""
+        """``nn.LSTMCell``'s own forward, or (opt-in) steps reading bfloat16 or int8 copies of the weights.
+
+        The copies are made once and kept until a weight changes (a parameter's version counter moves
+        with every in-place update, e.g. an optimiser step, and ``load_state_dict`` copies in place),
+        so a sentence-by-sentence caller does not pay for quantising 19 M weights per call.
+        """
         if reduced_precision is None:
             return _DecoderCells(self.attention_rnn, self.decoder_rnn)
-        return _DecoderCells(
-            reduced_precision_step(self.attention_rnn, reduced_precision),
-            reduced_precision_step(self.decoder_rnn, reduced_precision),
-        )
+        cells = (self.attention_rnn, self.decoder_rnn)
+        key = (reduced_precision, tuple((p.data_ptr(), p._version) for c in cells for p in c.parameters()))
+        cached = self.__dict__.get("_reduced_cells")
+        if cached is None or cached[0] != key:
+            steps = _DecoderCells(*(reduced_precision_step(cell, reduced_precision) for cell in cells))
+            self.__dict__["_reduced_cells"] = cached = (key, steps)  # not a submodule: never saved
+        return cached[1]
 
     def _step(
         self,
@@ -320,6 +335,19 @@ class Tacotron2(nn.Module):
             state.cumulative + weights,
         )
         return torch.cat([decoder_hidden, context], dim=-1), new_state
+
+    def _refined_pitch(self, pitch: Tensor, hidden: Tensor | None, decoder_lengths: Tensor) -> Tensor:
+        """The linear pitch prediction plus the refiner's residual when there is one.
+
+        pitch: (B, steps, 2r) or (B, steps * r, 2); hidden: (B, steps, decoder_dim + M) decoder outputs.
+        Returns (B, steps * r, 2).
+        """
+        batch = pitch.shape[0]
+        pitch = pitch.reshape(batch, -1, 2)
+        if self.pitch_refiner is None or hidden is None:
+            return pitch
+        step_mask = lengths_to_mask(decoder_lengths, hidden.shape[1])
+        return pitch + self.pitch_refiner(hidden, step_mask)
 
     def _postnet(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Zero frames past each length, add the postnet residual. (B, T, n_mels) -> mel, mel_post."""
@@ -378,7 +406,10 @@ class Tacotron2(nn.Module):
         stop_logits = self.stop_projection(hidden).reshape(batch, steps * self.r)[:, :frames]
         pitch = None
         if self.pitch_projection is not None:
-            pitch = self.pitch_projection(hidden).reshape(batch, steps * self.r, 2)[:, :frames]
+            pitch = self._refined_pitch(
+                self.pitch_projection(hidden), hidden, self.decoder_lengths(mel_lengths)
+            )
+            pitch = pitch[:, :frames]
         mel, mel_post = self._postnet(mel, mel_lengths)
         return TacotronOutput(mel, mel_post, stop_logits, torch.stack(weights, dim=1), pitch)
 
@@ -409,9 +440,10 @@ class Tacotron2(nn.Module):
             stop_threshold: stop probability threshold.
             min_steps_per_token: minimum decoder steps per input token before a stop counts.
             reduced_precision: None (default) for the exact float32 cells; ``torch.bfloat16`` to run
-                the two decoder LSTM cells' matrix products on bfloat16 copies of their weights,
-                about 1.6x faster per step for 1024-unit cells on a CPU with bfloat16 support and
-                close to, not equal to, float32 (:mod:`~prosody_vae.tts.backbones.reduced_precision`).
+                the two decoder LSTM cells' matrix products on bfloat16 copies of their weights
+                (about 1.6x faster per step for 1024-unit cells on a CPU with bfloat16 support), or
+                ``torch.qint8`` on int8 copies (CPU only); close to, not equal to, float32
+                (:mod:`~prosody_vae.tts.backbones.reduced_precision`, docs/benchmarks.md).
 
         Returns:
             :class:`TacotronInference`: mel_post (B, T, n_mels), mel_lengths (B,), alignments
@@ -432,11 +464,13 @@ class Tacotron2(nn.Module):
         state = self._initial_state(memory, mask)
         frame = memory.new_zeros(batch, self.n_mels)
         done = torch.zeros(batch, dtype=torch.bool, device=memory.device)
-        mels, stops, weights, pitches = [], [], [], []
+        mels, stops, weights, pitches, outs = [], [], [], [], []
         for t in range(max_steps):
             out, state = self._step(self.prenet(frame), state, memory, processed, mask, cells)
             if self.pitch_projection is not None:
                 pitches.append(self.pitch_projection(out).view(batch, self.r, 2))
+                if self.pitch_refiner is not None:
+                    outs.append(out)
             step_mel = self.mel_projection(out).view(batch, self.r, self.n_mels)
             step_stop = torch.sigmoid(self.stop_projection(out))  # (B, r)
             mels.append(step_mel)
@@ -468,7 +502,9 @@ class Tacotron2(nn.Module):
         step_mask = lengths_to_mask(decoder_lengths, alignments.shape[1]).to(alignments.dtype)
         pitch = None
         if pitches:
-            pitch = torch.cat(pitches, dim=1)[:, :frames] * frame_mask.unsqueeze(-1)  # (B, T, 2)
+            hidden = torch.stack(outs, dim=1) if outs else None  # (B, steps, decoder_dim + M)
+            pitch = self._refined_pitch(torch.cat(pitches, dim=1), hidden, decoder_lengths)
+            pitch = pitch[:, :frames] * frame_mask.unsqueeze(-1)  # (B, T, 2)
         return TacotronInference(
             mel_post, mel_lengths, alignments * step_mask.unsqueeze(-1), stop_probs * frame_mask, pitch
         )
