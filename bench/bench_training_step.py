@@ -122,7 +122,11 @@ def _build(config):
 
 
 def phase_train(config, args) -> dict:
+    from prosody_vae.training.memory import return_freed_memory
     from prosody_vae.training.optimizer import build_optimizer
+
+    if not args.glibc_defaults:
+        return_freed_memory()  # as `prosody-vae train` does
 
     model, module = _build(config)
     optimizer = build_optimizer(module, config)
@@ -147,6 +151,9 @@ def phase_train(config, args) -> dict:
 
 
 def phase_infer(config, args) -> dict:
+    from prosody_vae.inference.synthesizer import reduced_precision
+
+    precision = reduced_precision(args.precision, torch.device("cpu"))
     model, _ = _build(config)
     model.eval()
     with torch.no_grad():
@@ -163,7 +170,9 @@ def phase_infer(config, args) -> dict:
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "did not stop within max_steps" is the point here
-                return model.infer(tokens, lengths, prosody.z, max_steps=max_steps)
+                return model.infer(
+                    tokens, lengths, prosody.z, max_steps=max_steps, reduced_precision=precision
+                )
 
     for _ in range(args.infer_warmup):
         run(args.max_steps)
@@ -184,6 +193,7 @@ def phase_infer(config, args) -> dict:
         "ms_per_decoder_step": 1000 * median / args.max_steps,
         "rtf": median / audio_s,
         "params": sum(p.numel() for p in model.parameters()),
+        "precision": args.precision,
     }
 
 
@@ -218,6 +228,14 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=500, help="decoder steps at inference")
     parser.add_argument("--infer-warmup", type=int, default=1)
     parser.add_argument("--infer-runs", type=int, default=3)
+    parser.add_argument(
+        "--precision", default="fp32", choices=["fp32", "bf16", "int8"], help="decoder cells at inference"
+    )
+    parser.add_argument(
+        "--glibc-defaults",
+        action="store_true",
+        help="train with glibc's malloc defaults instead of prosody-vae train's setting (training/memory.py)",
+    )
     args = parser.parse_args()
 
     configs = ["default", "cpu"] if args.config == "both" else [args.config]

@@ -46,13 +46,15 @@ OURS_SCRIPT = BENCH / "bench_training_step.py"
 COQUI_SCRIPT = BENCH / "bench_coqui_capacitron.py"
 SIDES = ("ours", "coqui")
 PHASES = ("train", "infer")
-# (figure, key in the phase's JSON, phase, target on ours / reference, "<=" or ">=" on that ratio)
+# (figure, key in the phase's JSON, our phase, target on ours / reference, "<=" or ">=" on that ratio);
+# the reference's phase is the same without a precision suffix ("infer-int8" is compared with "infer").
 FIGURES = (
     ("training step, s", "train_s_median", "train", 1 / 1.5, "<="),
     ("decoder step, ms", "ms_per_decoder_step", "infer", 1 / 2.0, "<="),
     ("peak RSS training, MiB", "peak_rss_mib", "train", 0.75, "<="),
     ("peak RSS inference, MiB", "peak_rss_mib", "infer", None, ""),
 )
+REDUCED_PRECISIONS = ("bf16", "int8")  # our --precision choices besides fp32 (bench_training_step.py)
 PARAMETER_TOLERANCE = 0.05  # the equal-size comparison holds the parameter counts within 5 %
 
 
@@ -106,6 +108,8 @@ def _commands(args: argparse.Namespace) -> dict[tuple[str, str], list[str]]:
             *common,
         ]
         commands["coqui", phase] = [str(args.coqui_python), str(COQUI_SCRIPT), "--phase", phase, *common]
+    for precision in args.ours_precision:
+        commands["ours", f"infer-{precision}"] = [*commands["ours", "infer"], "--precision", precision]
     return commands
 
 
@@ -117,14 +121,14 @@ def _value(runs: list[Run], round_: int, side: str, phase: str, key: str) -> flo
 def _report(runs: list[Run], rounds: int) -> dict:
     """Print the per-round table and the summary; return the summary as a dict."""
     print("\nper run (cpu/wall near 1 with one thread = undisturbed; load = 1-min average before)")
-    print(f"{'round':>5} {'side':<6} {'phase':<6} {'median':>15} {'RSS MiB':>8} {'cpu/wall':>8} {'load':>5}")
+    print(f"{'round':>5} {'side':<6} {'phase':<10} {'median':>15} {'RSS MiB':>8} {'cpu/wall':>8} {'load':>5}")
     for r in runs:
         if r.phase == "train":
             figure = f"{r.result['train_s_median']:.3f} s/step"
         else:
             figure = f"{r.result['ms_per_decoder_step']:.3f} ms/step"
         print(
-            f"{r.round:>5} {r.side:<6} {r.phase:<6} {figure:>15} "
+            f"{r.round:>5} {r.side:<6} {r.phase:<10} {figure:>15} "
             f"{r.result['peak_rss_mib']:>8.0f} {r.cpu_s / r.wall_s:>8.2f} {r.load_before:>5.2f}"
         )
 
@@ -139,15 +143,21 @@ def _report(runs: list[Run], rounds: int) -> dict:
         print(f"warning: the parameter counts differ by more than {PARAMETER_TOLERANCE:.0%}: not equal size")
 
     print(f"\nmedians over {rounds} round(s); ratio = median of the per-round ratios ours / reference")
-    print(f"{'figure':<24} {'ours':>9} {'reference':>9} {'ratio':>7} {'speed-up':>8} {'target':>8}  met")
-    for name, key, phase, target, sense in FIGURES:
+    print(f"{'figure':<30} {'ours':>9} {'reference':>9} {'ratio':>7} {'speed-up':>8} {'target':>8}  met")
+    ours_phases = sorted({r.phase for r in runs if r.side == "ours"})
+    figures = list(FIGURES)
+    for phase in (p for p in ours_phases if p.startswith("infer-")):
+        precision = phase.removeprefix("infer-")
+        figures += [(f"decoder step, ms, {precision}", "ms_per_decoder_step", phase, 1 / 2.0, "<=")]
+        figures += [(f"peak RSS inference, {precision}", "peak_rss_mib", phase, None, "")]
+    for name, key, phase, target, sense in figures:
         ours = [_value(runs, k, "ours", phase, key) for k in range(1, rounds + 1)]
-        theirs = [_value(runs, k, "coqui", phase, key) for k in range(1, rounds + 1)]
+        theirs = [_value(runs, k, "coqui", phase.split("-")[0], key) for k in range(1, rounds + 1)]
         ratio = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
         met = "" if target is None else ("yes" if ratio <= target else "no")
         target_text = "" if target is None else f"{sense} {target:.2f}"
         print(
-            f"{name:<24} {statistics.median(ours):>9.3f} {statistics.median(theirs):>9.3f} "
+            f"{name:<30} {statistics.median(ours):>9.3f} {statistics.median(theirs):>9.3f} "
             f"{ratio:>7.3f} {1 / ratio:>7.2f}x {target_text:>8}  {met}"
         )
         summary["figures"][name] = {
@@ -175,7 +185,17 @@ def main() -> None:
     parser.add_argument("--ours-python", type=Path, default=REPO / ".venv" / "bin" / "python")
     parser.add_argument("--coqui-python", type=Path, default=REPO.parent / "coqui-venv" / "bin" / "python")
     parser.add_argument("--json", type=Path, help="also write every run and the summary here")
+    parser.add_argument(
+        "--ours-precision",
+        default="",
+        help="also time our decoder with these reduced precisions, comma-separated (bf16, int8), each "
+        "in its own process next to the fp32 run and compared with the reference's (fp32) step",
+    )
     args = parser.parse_args()
+    args.ours_precision = [p for p in args.ours_precision.split(",") if p]
+    unknown = sorted(set(args.ours_precision) - set(REDUCED_PRECISIONS))
+    if unknown:
+        parser.error(f"--ours-precision: unknown {unknown}; choose from {list(REDUCED_PRECISIONS)}")
     if args.rounds < 1 or args.threads < 1 or args.steps < 1 or args.infer_runs < 1:
         parser.error("--rounds, --threads, --steps and --infer-runs must be >= 1")
     for flag, python in (("--ours-python", args.ours_python), ("--coqui-python", args.coqui_python)):
@@ -189,9 +209,19 @@ def main() -> None:
         order = SIDES if round_ % 2 == 1 else SIDES[::-1]
         for phase in PHASES:
             for side in order:
-                run = _run(commands[side, phase], threads=args.threads, round_=round_, side=side, phase=phase)
-                runs.append(run)
-                print(f"round {round_} {side} {phase}: {json.dumps(run.result)}", flush=True)
+                extra = (
+                    [f"infer-{p}" for p in args.ours_precision] if side == "ours" and phase == "infer" else []
+                )
+                for run_phase in [phase, *extra]:
+                    run = _run(
+                        commands[side, run_phase],
+                        threads=args.threads,
+                        round_=round_,
+                        side=side,
+                        phase=run_phase,
+                    )
+                    runs.append(run)
+                    print(f"round {round_} {side} {run_phase}: {json.dumps(run.result)}", flush=True)
     summary = _report(runs, args.rounds)
     if args.json is not None:
         args.json.write_text(json.dumps({"runs": [asdict(r) for r in runs], "summary": summary}, indent=1))

@@ -29,10 +29,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 @command("train-vocoder", help="train (or resume, or fine-tune) a HiFi-GAN vocoder", arguments=_arguments)
 def train_vocoder(args: argparse.Namespace) -> int:
+    from prosody_vae.training.memory import return_freed_memory
     from prosody_vae.vocoder.config import load_vocoder_config
     from prosody_vae.vocoder.loop import train_vocoder as run_training
 
     set_threads(args)
+    return_freed_memory()  # lower peak RSS, same computation (training/memory.py)
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
     overrides = list(args.set)
