@@ -139,6 +139,33 @@ def _espeak(texts: list[str], voice: str, config: AudioConfig) -> list[np.ndarra
         return [load_audio(path, config) for path in paths]
 
 
+def _oracle(references: list[Utterance], inter_texts: list[str], config: AudioConfig) -> dict:
+    """espeak-ng speaking each inter-text sentence with its reference's own drawn settings (pitch,
+    range, rate, voice, the corpus's contour and question rise): what the corpus itself gives when
+    the reference's prosody is carried over exactly, so the ceiling of inter-text transfer here.
+    Keyed ``oracle/<reference id>``; empty when the references carry no drawn settings."""
+    description = Path(references[0].audio).parent.parent / "corpus.json"
+    settings = json.loads(description.read_text()) if description.is_file() else {}
+    if not all({"pitch", "pitch_range", "rate"} <= set(u.labels) for u in references):
+        return {}
+    wavs = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for u, text in zip(references, inter_texts, strict=True):
+            labels = u.labels
+            path = espeak_synthesize(
+                text,
+                pitch=int(labels["pitch"]),
+                pitch_range=int(labels["pitch_range"]),
+                rate=int(labels["rate"]),
+                voice=u.speaker or VOICES[0],
+                contour=int(labels["contour"]) if "contour" in labels else None,
+                question_rise=int(settings.get("question_rise", 0)),
+                out_path=Path(folder) / f"{u.id}.wav",
+            )
+            wavs[f"oracle/{u.id}"] = load_audio(path, config)
+    return wavs
+
+
 def _pool(workers: int) -> ProcessPoolExecutor | None:
     if workers <= 1:
         return None
@@ -242,7 +269,7 @@ def _same_text(ids, refs, outs, predicted_ripples) -> dict:
     return record
 
 
-def _inter_text(ids, texts, refs, outs) -> dict:
+def _inter_text(ids, texts, refs, outs, oracles) -> dict:
     items = [
         {
             "id": key,
@@ -251,8 +278,9 @@ def _inter_text(ids, texts, refs, outs) -> dict:
             "range_out_st": _by_tracker(f0_range_st, out),
             "level_ref_hz": _by_tracker(f0_level_hz, ref),
             "level_out_hz": _by_tracker(f0_level_hz, out),
+            "range_oracle_st": _by_tracker(f0_range_st, oracle),
         }
-        for key, text, ref, out in zip(ids, texts, refs, outs, strict=True)
+        for key, text, ref, out, oracle in zip(ids, texts, refs, outs, oracles, strict=True)
     ]
 
     def column(name: str, tracker: str) -> list[float]:
@@ -262,6 +290,10 @@ def _inter_text(ids, texts, refs, outs) -> dict:
         "n": len(items),
         "range_r": _per_tracker(lambda t: _pearson(column("range_ref_st", t), column("range_out_st", t))),
         "level_r": _per_tracker(lambda t: _pearson(column("level_ref_hz", t), column("level_out_hz", t))),
+        # the ceiling: espeak-ng itself with each reference's settings on the output's sentence
+        "oracle_range_r": _per_tracker(
+            lambda t: _pearson(column("range_ref_st", t), column("range_oracle_st", t))
+        ),
         "range_ref_st": _per_tracker(lambda t: _mean(column("range_ref_st", t))),
         "range_out_st": _per_tracker(lambda t: _mean(column("range_out_st", t))),
         "level_ref_hz": _per_tracker(lambda t: _mean(column("level_ref_hz", t))),
@@ -378,6 +410,11 @@ def _tables(summary: dict) -> str:
     row("a. same-text: F0 range ratio out/ref", same["range_ratio"], TARGETS["range_ratio"])
     row("a. same-text: r(range ref, range out)", same["range_r"], TARGETS["range_r"])
     row("b. inter-text: r(range ref, range out)", inter["range_r"], TARGETS["range_r"])
+    row(
+        "b. inter-text, espeak-ng with the reference's settings: r(range ref, range out)",
+        inter["oracle_range_r"],
+        "(the corpus's own ceiling)",
+    )
     row("b. inter-text: mean range out / mean range ref", inter["range_ratio"], TARGETS["range_ratio"])
     row("b. inter-text: r(level ref, level out)", inter["level_r"], TARGETS["level_r"])
     row("b. inter-text: mean level, reference (Hz)", inter["level_ref_hz"], digits=1)
@@ -576,6 +613,7 @@ def _summary(args, vocoder_name, predicts_pitch, config, references, inter_texts
         [inter_texts[i] for i in crossed],
         [analyses[f"ref/{ids[i]}"] for i in crossed],
         [analyses[f"inter/{ids[i]}"] for i in crossed],
+        [analyses.get(f"oracle/{ids[i]}") for i in crossed],
     )
     questions = {"model": _questions(*zip(*_pairs(analyses, "model"), strict=True))}
     if extra["espeak_error"] is None:
@@ -670,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sentences = [text for pair in PAIRS for text in pair]
         wavs.update({f"espeak/{i}": wav for i, wav in enumerate(_espeak(sentences, voice, config))})
+        wavs.update(_oracle(references, inter_texts, config))
     except EspeakError as error:
         espeak_error = str(error)
 
