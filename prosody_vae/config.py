@@ -136,11 +136,15 @@ class BackboneConfig:
     # > 0: channels of a non-causal convolutional refinement of the pitch prediction over the decoded
     # sequence (prosody_vae.tts.pitch_refiner); 0: the linear projection alone. Needs pitch: true.
     pitch_refiner_dim: int = 0
+    # what the pitch heads read: "decoder" (the decoder LSTM's state and the attention context) or
+    # "context" (the attention context alone: no teacher-forcing shortcut, see Tacotron2._pitch_step)
+    pitch_input: Literal["decoder", "context"] = "decoder"
 
     def __post_init__(self) -> None:
         check_choice(self, "backbone", "kind")
         check_numbers(self, "backbone", "pitch_init_hz")
         check_choice(self, "backbone", "attention")
+        check_choice(self, "backbone", "pitch_input")
         check_counts(self, "backbone", 1, "r", "embedding_dim", "encoder_dim", "attention_dim")
         check_counts(self, "backbone", 1, "attention_rnn_dim", "decoder_dim", "prenet_dim", "postnet_dim")
         check_counts(self, "backbone", 2, "postnet_n_convs")

@@ -179,3 +179,27 @@ def test_pitch_refiner_needs_pitch():
         _tiny_tacotron(pitch=False, pitch_refiner_dim=8)
     with pytest.raises(ValueError, match="needs backbone.pitch"):
         BackboneConfig(pitch=False, pitch_refiner_dim=8)
+
+
+@pytest.mark.parametrize("refiner", [0, 8])
+def test_context_pitch_ignores_the_decoder_state(refiner):
+    """pitch_input="context": the pitch heads read the attention context only, so the decoder LSTM
+    (which reads the previous real frames in teacher-forced training) cannot change the pitch."""
+    tokens, token_lengths = torch.randint(1, 12, (2, 6)), torch.tensor([6, 4])
+    mels, mel_lengths = torch.randn(2, 11, 8), torch.tensor([11, 8])
+    for pitch_input in ("decoder", "context"):
+        torch.manual_seed(0)
+        model = _tiny_tacotron(
+            pitch=True, prenet_dropout=0.0, pitch_refiner_dim=refiner, pitch_input=pitch_input
+        )
+        model.eval()
+        if refiner:
+            torch.nn.init.normal_(model.pitch_refiner.out.weight, std=0.5)
+        before = model(tokens, token_lengths, mels, mel_lengths)
+        with torch.no_grad():
+            model.decoder_rnn.weight_ih.mul_(-2.0)
+        after = model(tokens, token_lengths, mels, mel_lengths)
+        assert not torch.allclose(before.mel, after.mel)
+        assert torch.allclose(before.pitch, after.pitch) == (pitch_input == "context"), pitch_input
+    with pytest.raises(ValueError, match="pitch_input"):
+        _tiny_tacotron(pitch=True, pitch_input="mel")

@@ -156,6 +156,7 @@ class Tacotron2(nn.Module):
         pitch: bool = False,
         pitch_init_hz: float = 100.0,
         pitch_refiner_dim: int = 0,
+        pitch_input: str = "decoder",
     ) -> None:
         super().__init__()
         if n_symbols < 2:
@@ -166,6 +167,8 @@ class Tacotron2(nn.Module):
             raise ValueError(f"conditioning_dim must be >= 0, got {conditioning_dim}")
         if pitch_init_hz <= 0:
             raise ValueError(f"pitch_init_hz must be > 0, got {pitch_init_hz}")
+        if pitch_input not in ("decoder", "context"):
+            raise ValueError(f"pitch_input must be 'decoder' or 'context', got {pitch_input!r}")
         if pitch_refiner_dim < 0 or (pitch_refiner_dim and not pitch):
             raise ValueError(f"pitch_refiner_dim must be 0, or > 0 with pitch=True, got {pitch_refiner_dim}")
         if attention not in ("dca", "location"):
@@ -208,6 +211,9 @@ class Tacotron2(nn.Module):
         self.mel_projection = nn.Linear(decoder_dim + memory_dim, n_mels * r)
         self.stop_projection = nn.Linear(decoder_dim + memory_dim, r)
         self.pitch_projection: nn.Linear | None = None
+        # "context": pitch is read from the attention context alone (the columns of pitch_projection
+        # that face the decoder LSTM's state are not used), see _pitch_step.
+        self.pitch_input, self.decoder_dim = pitch_input, decoder_dim
         if pitch:
             self.pitch_projection = nn.Linear(decoder_dim + memory_dim, 2 * r)
             with torch.no_grad():  # start at a plausible F0 and an even voicing decision
@@ -216,7 +222,10 @@ class Tacotron2(nn.Module):
                 bias[:, 1] = 0.0
         self.pitch_refiner: PitchRefiner | None = None
         if pitch_refiner_dim:
-            self.pitch_refiner = PitchRefiner(in_dim=decoder_dim + memory_dim, dim=pitch_refiner_dim, r=r)
+            in_dim = memory_dim if pitch_input == "context" else decoder_dim + memory_dim
+            self.pitch_refiner = PitchRefiner(
+                in_dim=in_dim, memory_dim=memory_dim, dim=pitch_refiner_dim, r=r
+            )
         self.postnet = Postnet(
             n_mels=n_mels, dim=postnet_dim, n_convs=postnet_n_convs, kernel_size=postnet_kernel_size
         )
@@ -336,10 +345,35 @@ class Tacotron2(nn.Module):
         )
         return torch.cat([decoder_hidden, context], dim=-1), new_state
 
-    def _refined_pitch(self, pitch: Tensor, hidden: Tensor | None, decoder_lengths: Tensor) -> Tensor:
+    def _pitch_step(self, out: Tensor) -> Tensor:
+        """The linear pitch prediction from decoder outputs (..., decoder_dim + M) -> (..., 2r).
+
+        With ``pitch_input="context"`` only the attention context (the last M features) is read. Why:
+        in teacher-forced training the decoder LSTM's state has read the previous real frames, whose
+        harmonics show the true pitch, so a head on it learns to continue that pitch; at synthesis the
+        previous frames are the model's own and the shortcut is gone. Measured on the built-in corpus
+        with its raised questions (docs/intonation.md): teacher-forced, questions ended +1.2 st above
+        their median, free-running -1.0. The context holds only what synthesis has too: the text being
+        spoken (through the alignment) and the conditioning (z, speaker).
+        """
+        assert self.pitch_projection is not None
+        if self.pitch_input == "decoder":
+            return self.pitch_projection(out)
+        weight = self.pitch_projection.weight[:, self.decoder_dim :]  # (2r, M)
+        return F.linear(out[..., self.decoder_dim :], weight, self.pitch_projection.bias)
+
+    def _refined_pitch(
+        self,
+        pitch: Tensor,
+        hidden: Tensor | None,
+        decoder_lengths: Tensor,
+        memory: Tensor,
+        token_lengths: Tensor,
+    ) -> Tensor:
         """The linear pitch prediction plus the refiner's residual when there is one.
 
-        pitch: (B, steps, 2r) or (B, steps * r, 2); hidden: (B, steps, decoder_dim + M) decoder outputs.
+        pitch: (B, steps, 2r) or (B, steps * r, 2); hidden: (B, steps, decoder_dim + M) decoder outputs;
+        memory: (B, L, M) encoder outputs.
         Returns (B, steps * r, 2).
         """
         batch = pitch.shape[0]
@@ -347,7 +381,9 @@ class Tacotron2(nn.Module):
         if self.pitch_refiner is None or hidden is None:
             return pitch
         step_mask = lengths_to_mask(decoder_lengths, hidden.shape[1])
-        return pitch + self.pitch_refiner(hidden, step_mask)
+        if self.pitch_input == "context":
+            hidden = hidden[..., self.decoder_dim :]
+        return pitch + self.pitch_refiner(hidden, step_mask, memory, token_lengths)
 
     def _postnet(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Zero frames past each length, add the postnet residual. (B, T, n_mels) -> mel, mel_post."""
@@ -407,7 +443,11 @@ class Tacotron2(nn.Module):
         pitch = None
         if self.pitch_projection is not None:
             pitch = self._refined_pitch(
-                self.pitch_projection(hidden), hidden, self.decoder_lengths(mel_lengths)
+                self._pitch_step(hidden),
+                hidden,
+                self.decoder_lengths(mel_lengths),
+                memory,
+                token_lengths,
             )
             pitch = pitch[:, :frames]
         mel, mel_post = self._postnet(mel, mel_lengths)
@@ -468,7 +508,7 @@ class Tacotron2(nn.Module):
         for t in range(max_steps):
             out, state = self._step(self.prenet(frame), state, memory, processed, mask, cells)
             if self.pitch_projection is not None:
-                pitches.append(self.pitch_projection(out).view(batch, self.r, 2))
+                pitches.append(self._pitch_step(out).view(batch, self.r, 2))
                 if self.pitch_refiner is not None:
                     outs.append(out)
             step_mel = self.mel_projection(out).view(batch, self.r, self.n_mels)
@@ -503,7 +543,9 @@ class Tacotron2(nn.Module):
         pitch = None
         if pitches:
             hidden = torch.stack(outs, dim=1) if outs else None  # (B, steps, decoder_dim + M)
-            pitch = self._refined_pitch(torch.cat(pitches, dim=1), hidden, decoder_lengths)
+            pitch = self._refined_pitch(
+                torch.cat(pitches, dim=1), hidden, decoder_lengths, memory, token_lengths
+            )
             pitch = pitch[:, :frames] * frame_mask.unsqueeze(-1)  # (B, T, 2)
         return TacotronInference(
             mel_post, mel_lengths, alignments * step_mask.unsqueeze(-1), stop_probs * frame_mask, pitch
