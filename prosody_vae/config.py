@@ -207,6 +207,11 @@ class ProsodyConfig:
     # to forget the reading voice, so that transfer carries prosody relative to the voice; 0 = off;
     # multi-speaker models only
     voice_adversary_weight: float = 0.0
+    # share of training items whose decoder gets the prior mean (z = 0) instead of the posterior's z,
+    # so that z = 0 renders what the text alone implies (questions rising, statements falling) rather
+    # than an average of prosodies the posterior tells apart (prosody_vae/tts/model.py); 0 = off;
+    # standard prior, flat module only
+    latent_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         check(
@@ -215,9 +220,20 @@ class ProsodyConfig:
         )
         check_counts(self, "prosody", 1, "latent_dim", "ref_rnn_size", "text_summary_dim", "acn_neighbours")
         check_numbers(
-            self, "prosody", "text_summary_dropout", "speaker_dropout", "voice_adversary_weight", zero_ok=True
+            self,
+            "prosody",
+            "text_summary_dropout",
+            "speaker_dropout",
+            "voice_adversary_weight",
+            "latent_dropout",
+            zero_ok=True,
         )
-        for name in ("text_summary_dropout", "speaker_dropout"):
+        check(
+            self.latent_dropout == 0.0 or (self.prior == "standard" and not self.hierarchical),
+            "prosody.latent_dropout decodes dropped items from z = 0, the mean of the standard prior: it "
+            "needs prosody.prior: standard and a flat (not hierarchical) module",
+        )
+        for name in ("text_summary_dropout", "speaker_dropout", "latent_dropout"):
             value = getattr(self, name)
             check(value < 1.0, f"prosody.{name} must lie in [0, 1), got {value!r}")
         check(

@@ -114,3 +114,36 @@ def test_posterior_means_compute_no_kl_and_need_no_bank(prior: str, monkeypatch)
 def test_uses_associative_prior_follows_the_prior() -> None:
     assert _model("associative").uses_associative_prior
     assert not _model("standard").uses_associative_prior
+
+
+def test_latent_dropout_decodes_dropped_items_from_the_prior_mean() -> None:
+    """prosody.latent_dropout: in training a share of items decode from z = 0; the posterior (and its
+    KL) is untouched."""
+    from conftest import TINY_MODEL
+
+    raw = {key: dict(value) for key, value in TINY_MODEL.items()}
+    raw["text"], raw["audio"] = {"tokenizer": "characters"}, {"n_mels": N_MELS}
+    raw["prosody"].update(latent_dropout=0.5)
+    model = build_model(ExperimentConfig.from_dict(raw), n_symbols=N_SYMBOLS)
+    tokens, token_lengths, mels, mel_lengths = _batch()
+    model.train()
+
+    def replay(seed: int, drop: bool):
+        """forward's random draws by hand: the posterior's sample, the dropout draw, the decoder."""
+        torch.manual_seed(seed)
+        prosody = model.encode_prosody(mels, mel_lengths, tokens=tokens, token_lengths=token_lengths)
+        keep = (torch.rand(BATCH, 1) >= 0.5).float()
+        z = prosody.z * keep if drop else prosody.z
+        return prosody, keep, model.backbone(tokens, token_lengths, mels, mel_lengths, conditioning=z)
+
+    seed = next(s for s in range(100) if 0 < replay(s, True)[1].sum() < BATCH)  # some dropped, some kept
+    torch.manual_seed(seed)
+    out = model(tokens, token_lengths, mels, mel_lengths)
+    prosody, keep, dropped = replay(seed, True)
+    torch.testing.assert_close(out.prosody.z, prosody.z)  # the posterior's own sample, unchanged
+    torch.testing.assert_close(out.tacotron.mel, dropped.mel)
+    _, _, kept = replay(seed, False)
+    differs = (out.tacotron.mel - kept.mel).abs().flatten(1).amax(dim=1) > 1e-6  # (B,)
+    assert differs.tolist() == (keep[:, 0] == 0).tolist()  # exactly the dropped items changed
+    with pytest.raises(ValueError, match="latent_dropout"):
+        ExperimentConfig.from_dict({**raw, "prosody": {**raw["prosody"], "prior": "associative"}})

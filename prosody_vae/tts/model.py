@@ -66,6 +66,15 @@ class ProsodyTTS(nn.Module):
         speaker_dim: speaker embedding size (0 when ``n_speakers == 1``).
         voice_adversary: a :class:`~prosody_vae.tts.voice_adversary.VoiceAdversary` that the training
             objective uses to remove the voice from z (``prosody.voice_adversary_weight``), or None.
+        latent_dropout: share of training items decoded from z = 0 (the standard prior's mean) instead
+            of the posterior's z (``prosody.latent_dropout``). Why: the posterior sees the reference, so
+            z comes to carry what the text already implies (a question's final rise is cheap in nats and
+            large in the loss), and the decoder then reads it from z; at z = 0 it renders an average of
+            questions and statements. Measured on the built-in corpus with its raised questions
+            (docs/intonation.md): from the posterior's z a training question ends on its raised last
+            word, from z = 0 the same sentence falls. Decoding a share of items from z = 0 teaches the
+            decoder what the text alone implies there, as conditioning dropout does; the posterior and
+            its KL are unchanged. Not in Capacitron.
     """
 
     def __init__(
@@ -76,6 +85,7 @@ class ProsodyTTS(nn.Module):
         n_speakers: int = 1,
         speaker_dim: int = 0,
         voice_adversary: VoiceAdversary | None = None,
+        latent_dropout: float = 0.0,
     ):
         super().__init__()
         if n_speakers < 1:
@@ -85,6 +95,9 @@ class ProsodyTTS(nn.Module):
         self.speaker_embedding = nn.Embedding(n_speakers, speaker_dim) if speaker_dim > 0 else None
         self.uses_text_summary = prosody.uses_text
         self.voice_adversary = voice_adversary  # training only: see prosody_vae/tts/voice_adversary.py
+        if not 0.0 <= latent_dropout < 1.0:
+            raise ValueError(f"latent_dropout must lie in [0, 1), got {latent_dropout}")
+        self.latent_dropout = latent_dropout
 
     def _speaker_vector(self, speakers: Tensor | None, batch: int) -> Tensor | None:
         """(B, P) vectors of speaker ids (B,) for the decoder; None for a single-speaker model."""
@@ -282,7 +295,11 @@ class ProsodyTTS(nn.Module):
             prior_context=prior_context,
         )
         speaker = self._speaker_vector(speakers, tokens.shape[0])
-        conditioning = self._conditioning(prosody.z, speaker)
+        z = prosody.z
+        if self.training and self.latent_dropout > 0:
+            keep = torch.rand(z.shape[0], 1, device=z.device) >= self.latent_dropout  # (B, 1)
+            z = z * keep.to(z.dtype)  # dropped items decode from the prior mean
+        conditioning = self._conditioning(z, speaker)
         tacotron = self.backbone(tokens, token_lengths, mels, mel_lengths, conditioning=conditioning)
         return ProsodyTTSOutput(tacotron=tacotron, prosody=prosody)
 
@@ -384,4 +401,5 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         n_speakers=n_speakers,
         speaker_dim=speaker_dim,
         voice_adversary=adversary,
+        latent_dropout=pc.latent_dropout,
     )
