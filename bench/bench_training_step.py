@@ -125,8 +125,8 @@ def phase_train(config, args) -> dict:
     from prosody_vae.training.memory import return_freed_memory
     from prosody_vae.training.optimizer import build_optimizer
 
-    if not args.glibc_defaults:
-        return_freed_memory()  # as `prosody-vae train` does
+    if args.low_memory:
+        return_freed_memory()  # as `prosody-vae train --low-memory` does
 
     model, module = _build(config)
     optimizer = build_optimizer(module, config)
@@ -232,9 +232,9 @@ def main() -> None:
         "--precision", default="fp32", choices=["fp32", "bf16", "int8"], help="decoder cells at inference"
     )
     parser.add_argument(
-        "--glibc-defaults",
+        "--low-memory",
         action="store_true",
-        help="train with glibc's malloc defaults instead of prosody-vae train's setting (training/memory.py)",
+        help="train as prosody-vae train --low-memory does (fixed glibc mmap threshold, training/memory.py)",
     )
     args = parser.parse_args()
 

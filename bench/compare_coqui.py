@@ -25,6 +25,7 @@ Why it is run this way:
 
     .venv/bin/python bench/compare_coqui.py                           # 3 rounds, full workload
     .venv/bin/python bench/compare_coqui.py --rounds 1 --steps 3 --warmup 1 --infer-runs 1   # dry run
+    .venv/bin/python bench/compare_coqui.py --ours-precision bf16,int8 --ours-low-memory  # the options
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ def _commands(args: argparse.Namespace) -> dict[tuple[str, str], list[str]]:
             *common,
         ]
         commands["coqui", phase] = [str(args.coqui_python), str(COQUI_SCRIPT), "--phase", phase, *common]
+    if args.ours_low_memory:
+        commands["ours", "train"].append("--low-memory")
     for precision in args.ours_precision:
         commands["ours", f"infer-{precision}"] = [*commands["ours", "infer"], "--precision", precision]
     return commands
@@ -190,6 +193,9 @@ def main() -> None:
         default="",
         help="also time our decoder with these reduced precisions, comma-separated (bf16, int8), each "
         "in its own process next to the fp32 run and compared with the reference's (fp32) step",
+    )
+    parser.add_argument(
+        "--ours-low-memory", action="store_true", help="train ours as prosody-vae train --low-memory does"
     )
     args = parser.parse_args()
     args.ours_precision = [p for p in args.ours_precision.split(",") if p]

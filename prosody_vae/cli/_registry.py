@@ -154,7 +154,8 @@ def timed(what: str) -> Iterator[None]:
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """The options every training command shares: resume or force, device, --max-steps, --set, --threads."""
+    """The options every training command shares: resume or force, device, --max-steps, --set, --threads,
+    --low-memory."""
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     mode.add_argument(
@@ -168,3 +169,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--low-memory",
+        action="store_true",
+        help="hand freed memory back to the OS at once (glibc): about 0.75x the peak RSS of a large model "
+        "for about 1.25x the step time (prosody_vae/training/memory.py, docs/benchmarks.md)",
+    )

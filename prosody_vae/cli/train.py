@@ -25,7 +25,8 @@ def train(args: argparse.Namespace) -> int:
     from prosody_vae.training.memory import return_freed_memory
 
     set_threads(args)
-    return_freed_memory()  # lower peak RSS, same computation (training/memory.py)
+    if args.low_memory:
+        return_freed_memory()  # lower peak RSS, slower steps, same computation (training/memory.py)
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
     config = load_config(args.config, overrides=args.set)

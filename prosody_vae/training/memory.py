@@ -2,17 +2,20 @@
 
 Why: a training step allocates and frees hundreds of MB of activations and gradients. glibc serves
 blocks below its mmap threshold (128 KiB at first, raised automatically up to 32 MiB as large blocks
-are freed) from heaps that it trims only from the top, so after the first steps most of a step's
-temporaries sit in memory that is free but still resident, and the process's peak RSS carries them.
-Measured on the 30 M-parameter configuration (``bench/conf/coqui_size.yaml``, batch 8 x 300-400
-frames, one thread, docs/benchmarks.md): peak training RSS 2018 MiB with glibc's defaults, 1786 MiB with
-a fixed 1 MiB threshold and 1574 MiB with 256 KiB, at the same step time within the noise.
+are freed) from heaps that it trims only from the top, so the heap fragments and the process's peak RSS
+creeps up step after step. Fixing the threshold at 256 KiB maps each larger block on its own and
+unmaps it when freed: no fragmentation, but every such block comes back as fresh pages that the kernel
+faults in and zeroes at each step. Measured on the 30 M-parameter configuration
+(``bench/conf/coqui_size.yaml``, batch 8 x 300-400 frames, one thread, a training of ours on the other
+core; docs/benchmarks.md): peak training RSS 2111-2143 MiB with glibc's defaults against 1631-1640 MiB
+with this setting, and 6.9-7.1 s per step against 8.4-9.5 s. A 2 MiB threshold costs little time
+(7.0-7.3 s) but saves little memory (1897-1907 MiB).
 
-What: :func:`return_freed_memory` fixes the mmap threshold (``mallopt(M_MMAP_THRESHOLD, ...)``), so
-blocks of 256 KiB and more are mapped on their own and unmapped when freed. It changes where memory
-comes from, not what is computed. ``prosody-vae train`` and ``train-vocoder`` call it; a library user
-may too. A ``MALLOC_MMAP_THRESHOLD_`` in the environment is the user's choice and is left alone; on a C
-library without ``mallopt`` (not glibc) nothing happens.
+What: :func:`return_freed_memory` fixes the mmap threshold (``mallopt(M_MMAP_THRESHOLD, ...)``). It
+changes where memory comes from, not what is computed. It is opt-in, for machines where memory is
+the limit: ``prosody-vae train --low-memory`` (and ``train-vocoder``). A ``MALLOC_MMAP_THRESHOLD_`` in
+the environment is the user's choice and is left alone; on a C library without ``mallopt`` (not glibc)
+nothing happens.
 """
 
 from __future__ import annotations
