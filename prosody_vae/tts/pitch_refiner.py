@@ -9,9 +9,12 @@ against the targets' +2.0 while it fits the statements' fall (-1.2 against -1.3)
 
 What: like Tacotron 2's mel post-net, a stack of 1-D convolutions over the whole decoded sequence,
 here at the decoder-step rate over the decoder outputs themselves (which carry the attention context:
-which phonemes are being spoken) and, at every step, the text encoder's output at the sentence's last
-token: its final punctuation when it has one, which says what kind of sentence it is (the attention
-reaches it only on the last step, after the last word's rise or fall). Dilations
+which phonemes are being spoken) and, at every step, what the sentence's last token is: its final
+punctuation when it has one, which says what kind of sentence it is. The attention reaches that token
+only on the last step, after the last word's rise or fall, and the text encoder's output there barely
+tells a question from a statement (measured: 5 % apart for "red?" and "red.", against 71 % for the
+two tokens' embeddings), so the refiner reads both the encoder's output and the token's embedding
+there. Dilations
 1, 2, 4 with width 5 see 14 steps either side (42 frames, about 0.5 s at r = 3), enough to know where
 in the last word a step is. Its residual is added to the linear projection's (log-F0, voicing) for
 each of the step's r frames; the output convolution starts at zero, so a model gains it without
@@ -39,10 +42,11 @@ class PitchRefiner(nn.Module):
         in_dim: decoder output size (decoder LSTM size plus the attention context's).
         memory_dim: text encoder output size (with any conditioning it carries).
         dim: channels of the hidden convolutions.
+        embedding_dim: token embedding size; 0 reads no embedding.
         r: frames per decoder step.
     """
 
-    def __init__(self, *, in_dim: int, memory_dim: int, dim: int, r: int) -> None:
+    def __init__(self, *, in_dim: int, memory_dim: int, dim: int, r: int, embedding_dim: int = 0) -> None:
         super().__init__()
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
@@ -52,11 +56,23 @@ class PitchRefiner(nn.Module):
             nn.Conv1d(c_in, c_out, _KERNEL, padding=_KERNEL // 2 * d, dilation=d)
             for c_in, c_out, d in zip(channels[:-1], channels[1:], _DILATIONS, strict=True)
         )
+        # the last token's embedding, added to the first layer; zero at first like the output
+        self.final_token: nn.Linear | None = None
+        if embedding_dim:
+            self.final_token = nn.Linear(embedding_dim, dim, bias=False)
+            nn.init.zeros_(self.final_token.weight)
         self.out = nn.Conv1d(dim, 2 * r, 1)
         nn.init.zeros_(self.out.weight)  # starts as no refinement at all
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, hidden: Tensor, step_mask: Tensor, memory: Tensor, token_lengths: Tensor) -> Tensor:
+    def forward(
+        self,
+        hidden: Tensor,
+        step_mask: Tensor,
+        memory: Tensor,
+        token_lengths: Tensor,
+        final_embedding: Tensor | None = None,
+    ) -> Tensor:
         """Refinement of the pitch prediction.
 
         Args:
@@ -64,6 +80,7 @@ class PitchRefiner(nn.Module):
             step_mask: (B, S) bool, True on each item's valid steps.
             memory: (B, L, memory_dim) text encoder outputs.
             token_lengths: (B,) valid tokens per item.
+            final_embedding: (B, embedding_dim) embedding of each item's last token (None without one).
 
         Returns:
             (B, S * r, 2) residual (log-F0, voicing logit), zero on padded steps.
@@ -73,8 +90,11 @@ class PitchRefiner(nn.Module):
         last = memory[rows, token_lengths - 1]  # (B, memory_dim): the sentence's last token
         steps = hidden.shape[1]
         x = torch.cat([hidden, last.unsqueeze(1).expand(-1, steps, -1)], dim=-1).transpose(1, 2) * mask
-        for conv in self.convs:
-            x = torch.tanh(conv(x)) * mask
+        for k, conv in enumerate(self.convs):
+            x = conv(x)
+            if k == 0 and self.final_token is not None and final_embedding is not None:
+                x = x + self.final_token(final_embedding).unsqueeze(-1)  # (B, dim, 1) over all steps
+            x = torch.tanh(x) * mask
         residual = self.out(x) * mask  # (B, 2r, S)
         batch, _, steps = residual.shape
         return residual.transpose(1, 2).reshape(batch, steps * self.r, 2)

@@ -224,7 +224,7 @@ class Tacotron2(nn.Module):
         if pitch_refiner_dim:
             in_dim = memory_dim if pitch_input == "context" else decoder_dim + memory_dim
             self.pitch_refiner = PitchRefiner(
-                in_dim=in_dim, memory_dim=memory_dim, dim=pitch_refiner_dim, r=r
+                in_dim=in_dim, memory_dim=memory_dim, dim=pitch_refiner_dim, r=r, embedding_dim=embedding_dim
             )
         self.postnet = Postnet(
             n_mels=n_mels, dim=postnet_dim, n_convs=postnet_n_convs, kernel_size=postnet_kernel_size
@@ -368,12 +368,13 @@ class Tacotron2(nn.Module):
         hidden: Tensor | None,
         decoder_lengths: Tensor,
         memory: Tensor,
+        tokens: Tensor,
         token_lengths: Tensor,
     ) -> Tensor:
         """The linear pitch prediction plus the refiner's residual when there is one.
 
         pitch: (B, steps, 2r) or (B, steps * r, 2); hidden: (B, steps, decoder_dim + M) decoder outputs;
-        memory: (B, L, M) encoder outputs.
+        memory: (B, L, M) encoder outputs; tokens (B, L).
         Returns (B, steps * r, 2).
         """
         batch = pitch.shape[0]
@@ -383,7 +384,10 @@ class Tacotron2(nn.Module):
         step_mask = lengths_to_mask(decoder_lengths, hidden.shape[1])
         if self.pitch_input == "context":
             hidden = hidden[..., self.decoder_dim :]
-        return pitch + self.pitch_refiner(hidden, step_mask, memory, token_lengths)
+        final = self.embed_tokens(
+            tokens[torch.arange(batch, device=tokens.device), token_lengths - 1]
+        )  # (B, E)
+        return pitch + self.pitch_refiner(hidden, step_mask, memory, token_lengths, final)
 
     def _postnet(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Zero frames past each length, add the postnet residual. (B, T, n_mels) -> mel, mel_post."""
@@ -447,6 +451,7 @@ class Tacotron2(nn.Module):
                 hidden,
                 self.decoder_lengths(mel_lengths),
                 memory,
+                tokens,
                 token_lengths,
             )
             pitch = pitch[:, :frames]
@@ -544,7 +549,7 @@ class Tacotron2(nn.Module):
         if pitches:
             hidden = torch.stack(outs, dim=1) if outs else None  # (B, steps, decoder_dim + M)
             pitch = self._refined_pitch(
-                torch.cat(pitches, dim=1), hidden, decoder_lengths, memory, token_lengths
+                torch.cat(pitches, dim=1), hidden, decoder_lengths, memory, tokens, token_lengths
             )
             pitch = pitch[:, :frames] * frame_mask.unsqueeze(-1)  # (B, T, 2)
         return TacotronInference(
