@@ -346,4 +346,6 @@ def test_tacotron2_reduced_precision_inference_is_opt_in_and_close() -> None:
         model.decoder_rnn.weight_hh.mul_(0.5)
     changed = model.infer(tokens, tl, conditioning, **settings)
     low = model.infer(tokens, tl, conditioning, reduced_precision=torch.qint8, **settings)
-    assert (changed.mel_post - exact.mel_post).abs().max() > 10 * (low.mel_post - changed.mel_post).abs().max()
+    assert (changed.mel_post - exact.mel_post).abs().max() > 10 * (
+        low.mel_post - changed.mel_post
+    ).abs().max()

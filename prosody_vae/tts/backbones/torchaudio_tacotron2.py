@@ -188,8 +188,11 @@ class TorchaudioTacotron2Backbone(nn.Module):
         max_steps: int = 1000,
         stop_threshold: float = 0.5,
         min_steps_per_token: float = 0.0,
+        reduced_precision: torch.dtype | None = None,
     ) -> TacotronInference:
         """Free-running synthesis; stops per item when sigmoid(stop) > ``stop_threshold`` or at ``max_steps``.
+
+        ``reduced_precision`` must be None: bf16 / int8 decoding is built into our Tacotron 2 only.
 
         ``min_steps_per_token`` is accepted for interface compatibility; torchaudio's decoder has no
         minimum-length guard, so only 0 is allowed.
@@ -198,6 +201,11 @@ class TorchaudioTacotron2Backbone(nn.Module):
             :class:`TacotronInference`: mel_post (B, T, n_mels), mel_lengths (B,), alignments (B, T, L),
             stop_probs (B, T).
         """
+        if reduced_precision is not None:
+            raise ValueError(
+                "reduced-precision decoding (bf16, int8) is built into backbone.kind tacotron2 only; "
+                "this model's backbone is torchaudio's: use fp32"
+            )
         if min_steps_per_token:
             raise ValueError("torchaudio's decoder has no minimum length: min_steps_per_token must be 0")
         memory, lengths, _, restore = self._sorted_memory(tokens, token_lengths, conditioning)
