@@ -59,6 +59,7 @@ from prosody_vae.metrics import (
     mel_ripple,
     series_trend,
     voiced_share,
+    warm_up_trackers,
 )
 
 # (statement, yes-no question) on the same words: in English the question ends in a rise.
@@ -169,6 +170,7 @@ def _oracle(references: list[Utterance], inter_texts: list[str], config: AudioCo
 def _pool(workers: int) -> ProcessPoolExecutor | None:
     if workers <= 1:
         return None
+    warm_up_trackers()  # compile pYIN's numba helpers here, not in two workers at once
     # spawn, not fork: the parent has run torch's thread pool, which a forked child can deadlock on
     context = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,))

@@ -91,3 +91,11 @@ def train_tiny(root: Path, data_root: Path, *, steps: int = 2, **sections) -> Pa
 def tiny_checkpoint(tiny_prepared: Path, tmp_path_factory) -> Path:
     """A tiny model trained for 2 steps on ``tiny_prepared`` (shared: treat it as read-only)."""
     return train_tiny(tmp_path_factory.mktemp("tiny_model"), tiny_prepared)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile librosa's pYIN helpers in this process before any test starts F0 workers
+    (prosody_vae.metrics.intonation.warm_up_trackers says why)."""
+    from prosody_vae.metrics import warm_up_trackers
+
+    warm_up_trackers()

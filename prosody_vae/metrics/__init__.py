@@ -23,6 +23,7 @@ from .intonation import (
     mel_ripple,
     series_trend,
     track_f0,
+    warm_up_trackers,
     voiced_share,
 )
 from .mel_cepstrum import freqt, mc2sp, mcep_alpha, sp2mc, world_mel_cepstra
@@ -80,6 +81,7 @@ __all__ = [
     "speaking_rate",
     "syllable_nuclei",
     "track_f0",
+    "warm_up_trackers",
     "utterance_prosody",
     "voiced_share",
     "world_mel_cepstra",

@@ -52,6 +52,7 @@ __all__ = [
     "series_trend",
     "track_f0",
     "voiced_share",
+    "warm_up_trackers",
 ]
 
 Tracker = Literal["harvest", "pyin"]
@@ -89,6 +90,20 @@ def track_f0(
     )
     assert f0.shape[0] == 1 + x.shape[0] // analysis.hop_length  # librosa's centred grid is ours
     return np.where(voiced & np.isfinite(f0), f0, 0.0).astype(np.float32)
+
+
+def warm_up_trackers(sample_rate: int = 22050, config: AudioConfig | None = None) -> None:
+    """Run every tracker once on a short tone, in this process, before workers that track F0 start.
+
+    librosa caches pYIN's numba-compiled helpers beside its own files. Worker processes that compile
+    them at the same moment can leave a cache that crashes whoever loads it next: on a fresh install
+    the test suite died of a segmentation fault inside pYIN's local-minimum search, and ran once the
+    cache was removed. Compiled here first, the workers only read the cache.
+    """
+    t = np.arange(PYIN_FRAME_LENGTH * 4) / sample_rate
+    tone = (0.5 * np.sin(2 * np.pi * 120.0 * t)).astype(np.float32)
+    for tracker in F0_TRACKERS:
+        track_f0(tone, sample_rate, tracker=tracker, config=config)
 
 
 def _voiced_log(f0: np.ndarray) -> np.ndarray:
