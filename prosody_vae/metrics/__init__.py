@@ -23,8 +23,8 @@ from .intonation import (
     mel_ripple,
     series_trend,
     track_f0,
-    warm_up_trackers,
     voiced_share,
+    warm_up_trackers,
 )
 from .mel_cepstrum import freqt, mc2sp, mcep_alpha, sp2mc, world_mel_cepstra
 from .pitch import (
