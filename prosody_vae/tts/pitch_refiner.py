@@ -14,9 +14,8 @@ punctuation when it has one, which says what kind of sentence it is. The attenti
 only on the last step, after the last word's rise or fall, and the text encoder's output there barely
 tells a question from a statement (measured: 5 % apart for "red?" and "red.", against 71 % for the
 two tokens' embeddings), so the refiner reads both the encoder's output and the token's embedding
-there. Dilations
-1, 2, 4 with width 5 see 14 steps either side (42 frames, about 0.5 s at r = 3), enough to know where
-in the last word a step is. Its residual is added to the linear projection's (log-F0, voicing) for
+there. Dilations 1, 2, 4 with width 5 see 14 steps either side (42 frames, about 0.5 s at r = 3),
+enough to know where in the last word a step is. Its residual is added to the linear projection's (log-F0, voicing) for
 each of the step's r frames; the output convolution starts at zero, so a model gains it without
 changing (``train.init_from`` on a model without one). It is not in Tacotron 2 or Capacitron.
 
