@@ -31,6 +31,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio.vocoders import GriffinLimVocoder
 from prosody_vae.data.espeak import phonemes
 from prosody_vae.data.manifest import read_manifest
@@ -69,7 +70,7 @@ def _synthesise(
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
     return path
 
 
@@ -307,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             records[name] = saved[name]
             continue
         records[name] = _evaluate_model(name, checkpoint, args, references, inter_texts, diversity_texts)
-        (args.out / "sweep.json").write_text(json.dumps({**saved, **records}, indent=2))
-    (args.out / "sweep.md").write_text(_table(records) + "\n")
+        write_text_atomic(args.out / "sweep.json", json.dumps({**saved, **records}, indent=2))
+    write_text_atomic(args.out / "sweep.md", _table(records) + "\n")
     _figure(records, args.out / "sweep.png")
     _training_curves(models, args.out / "sweep_training.png")
     print(_table(records))

@@ -41,6 +41,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio import AudioConfig, AudioError, load_audio, process_audio
 from prosody_vae.audio.vocoders import VocoderError, load_vocoder, vocode
 from prosody_vae.data.espeak import VOICES, EspeakError
@@ -747,9 +748,9 @@ def main(argv: list[str] | None = None) -> int:
         args, vocoder_name, _predicts_pitch(synth), config, references, inter_texts, analyses, extra
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(_plain(summary), indent=2) + "\n")
+    write_text_atomic(args.out / "summary.json", json.dumps(_plain(summary), indent=2) + "\n")
     tables = _tables(summary)
-    (args.out / "tables.md").write_text(tables)
+    write_text_atomic(args.out / "tables.md", tables)
     _write_wavs(args.out / "wavs", wavs, references, config.sample_rate)
     paired = [u.id for u in references if f"same/{u.id}" in analyses]
     _figures(

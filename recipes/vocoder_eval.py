@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio import AudioConfig, f0_energy, load_audio, log_mel
 from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.data.manifest import read_manifest
@@ -108,7 +109,7 @@ def main() -> None:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_text_atomic(args.out / "summary.json", json.dumps(summary, indent=2))
     lines = [
         f"Copy synthesis of {len(paths)} held-out references (pYIN on reference and output; medians; "
         f"thirds by median F0, cuts at {low_cut:.0f} and {high_cut:.0f} Hz)",
@@ -124,7 +125,7 @@ def main() -> None:
                 f"({values['worst_voiced_share_ratio']:.2f}) | "
                 f"{timing[name]:.3f} |"
             )
-    (args.out / "table.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(args.out / "table.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
