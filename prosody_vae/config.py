@@ -203,6 +203,12 @@ class ProsodyConfig:
     # the posterior also reads the reference's frame-level F0 (prosody/pitch_encoder.py): the pitch
     # contour the mel's coarse low bins barely show; training reads it from the feature cache
     reference_pitch: bool = False
+    # the F0 the posterior reads is relative to the reference voice's own mean F0 (log2(F0 / voice
+    # mean) instead of log2(F0 / 100 Hz)), so that z holds the level relative to the voice: "low for
+    # this voice" reads the same in any voice; the model keeps each training voice's mean, and a voice
+    # outside the table gives its mean at transfer (prosody_vae/tts/voice_pitch.py); needs
+    # reference_pitch and a multi-speaker corpus
+    reference_pitch_relative: bool = False
     # weight of an adversarial voice classifier on z (prosody_vae/tts/voice_adversary.py): z is trained
     # to forget the reading voice, so that transfer carries prosody relative to the voice; 0 = off;
     # multi-speaker models only
@@ -217,6 +223,15 @@ class ProsodyConfig:
         check(
             isinstance(self.reference_pitch, bool),
             f"prosody.reference_pitch must be a bool, got {self.reference_pitch!r}",
+        )
+        check(
+            isinstance(self.reference_pitch_relative, bool),
+            f"prosody.reference_pitch_relative must be a bool, got {self.reference_pitch_relative!r}",
+        )
+        check(
+            not self.reference_pitch_relative or (self.reference_pitch and self.speaker_dim > 0),
+            "prosody.reference_pitch_relative reads the reference's F0 relative to its voice: it needs "
+            "prosody.reference_pitch: true and a speaker table (prosody.speaker_dim > 0)",
         )
         check_counts(self, "prosody", 1, "latent_dim", "ref_rnn_size", "text_summary_dim", "acn_neighbours")
         check_numbers(

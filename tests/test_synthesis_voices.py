@@ -210,3 +210,92 @@ def test_shipped_model_needs_the_transcript_in_one_clear_line(voices, tmp_path, 
         assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
         assert "pass reference_text" not in err[0]
     assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.fixture(scope="module")
+def relative(voices, tmp_path_factory):
+    """The same corpus, a model whose posterior reads F0 relative to the reference's voice."""
+    from conftest import TINY_MODEL, train_tiny
+
+    checkpoint, train, speakers = voices
+    prepared = checkpoint.parents[2] / "prepared"
+    prosody = {
+        **TINY_MODEL["prosody"],
+        "speaker_dim": 4,
+        "speaker_dropout": 0.5,
+        "text_summary_dropout": 0.5,
+        "reference_pitch": True,
+        "reference_pitch_relative": True,
+    }
+    torch.manual_seed(0)
+    return train_tiny(tmp_path_factory.mktemp("relative"), prepared, steps=2, prosody=prosody), prepared
+
+
+def test_relative_model_keeps_each_training_voice_s_mean_f0(voices, relative) -> None:
+    from prosody_vae.data.feature_cache import load_features
+
+    _, train, speakers = voices
+    checkpoint, prepared = relative
+    synth = Synthesizer.from_checkpoint(checkpoint)
+    assert synth.reads_relative_f0
+    for index, speaker in enumerate(speakers):  # by hand, from the feature cache's F0 tracks
+        f0 = torch.cat(
+            [load_features(prepared / "features", u.id)["f0"] for u in train if u.speaker == speaker]
+        )
+        expected = float(torch.exp(torch.log(f0[f0 > 0].double()).mean()))
+        assert float(synth.model.voice_pitch.voice_f0_hz[index]) == pytest.approx(expected, rel=1e-5)
+    ref = train[0]
+    known = synth.embed(ref.audio, reference_text=ref.text, speaker=ref.speaker).mean
+    table = float(synth.model.voice_pitch.voice_f0_hz[speakers.index(ref.speaker)])
+    given = synth.embed(ref.audio, reference_text=ref.text, speaker=ref.speaker, voice_f0=table).mean
+    torch.testing.assert_close(known, given)
+    # another recording of the same voice measures that voice's mean, not the reference's own
+    other = next(u for u in train if u.speaker == ref.speaker and u.id != ref.id)
+    assert synth.voice_f0([other.audio]) == pytest.approx(
+        float(torch.exp(torch.log(torch.from_numpy(harvest(other.audio, synth))).mean())), rel=1e-6
+    )
+    with pytest.raises(ValueError, match=r"\[30, 1000\] Hz"):
+        synth.embed(ref.audio, voice_f0=5.0)
+
+
+def harvest(path, synth):
+    """Voiced Harvest F0 of a file, as the synthesiser measures it."""
+    from prosody_vae.audio import harvest_f0
+
+    f0 = harvest_f0(synth.load_reference(path), synth.audio)
+    return f0[f0 > 0]
+
+
+def test_transfer_takes_the_reference_voice_s_mean_f0(voices, relative, tmp_path, capsys) -> None:
+    checkpoint, train, speakers = voices
+    relative_checkpoint, _ = relative
+    ref, other = train[0], next(u for u in train if u.speaker == train[0].speaker and u.id != train[0].id)
+    common = ["transfer", "--text", "Hello there.", "--reference", str(ref.audio), "--speaker", speakers[1]]
+    common += ["--reference-text", ref.text, "--gl-iters", "2", "--threads", "1"]
+    out = tmp_path / "clips.wav"
+    argv = [*common, "--checkpoint", str(relative_checkpoint), "--reference-voice-clips", str(other.audio)]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert out.is_file() and "reference voice: mean F0" in capsys.readouterr().err
+    out = tmp_path / "hz.wav"
+    assert (
+        main(
+            [
+                *common,
+                "--checkpoint",
+                str(relative_checkpoint),
+                "--reference-voice-f0",
+                "180",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert out.is_file()
+    # a model that reads F0 in Hz, or none, refuses a voice mean in one line
+    assert (
+        main([*common, "--checkpoint", str(checkpoint), "--reference-voice-f0", "180", "--out", str(out)])
+        == 2
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reference_pitch_relative" in err[0], err

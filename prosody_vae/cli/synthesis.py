@@ -9,7 +9,9 @@ reference without ``--reference-text`` has its transcript read from ``<name>.txt
 model reads one (the demo writes its references that way); with neither, a model trained with
 ``prosody.text_summary_dropout`` embeds it without a transcript, and any other stops with an error
 naming ``--reference-text``. ``transfer --reference-speaker`` names the reference's voice when it is
-one of a multi-speaker model's speakers (``--speaker`` is the voice to speak in).
+one of a multi-speaker model's speakers (``--speaker`` is the voice to speak in); for a model that reads
+the reference's F0 relative to its voice, ``--reference-voice-f0 HZ`` or ``--reference-voice-clips``
+(other recordings of that voice) give the mean F0 of a voice outside them.
 
 Outputs are written atomically. A command that writes a folder never overwrites a file in it: a
 second run into the same folder writes ``<name>_2.wav``, ... and adds its rows to the folder's
@@ -98,6 +100,24 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the voice that spoke the reference, when it is one of the model's speakers (multi-speaker "
         "models; default: a voice the model does not know)",
+    )
+    voice = p.add_mutually_exclusive_group()
+    voice.add_argument(
+        "--reference-voice-f0",
+        type=float,
+        default=None,
+        metavar="HZ",
+        help="mean F0 of the reference's voice, for models that read F0 relative to the voice "
+        "(prosody.reference_pitch_relative; default: the model's own figure for a --reference-speaker, "
+        "else the reference's own mean, which keeps the contour but not the level)",
+    )
+    voice.add_argument(
+        "--reference-voice-clips",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="AUDIO",
+        help="other recordings of the reference's voice; their mean F0 is --reference-voice-f0",
     )
     p.add_argument("--sample", action="store_true", help="sample z from q(z|reference) instead of its mean")
     p.add_argument(
@@ -222,6 +242,7 @@ def _transfer_options(args: argparse.Namespace) -> dict:
     return {
         "speaker": args.speaker,
         "reference_speaker": args.reference_speaker,
+        "reference_voice_f0": args.reference_voice_f0,
         "sample": args.sample,
         "via": args.via,
         "temperature": args.temperature,
@@ -376,6 +397,16 @@ def _check_reference_options(args: argparse.Namespace, synth) -> None:
         raise ValueError("--via zs needs a hierarchical model (trained with prosody.hierarchical: true)")
     if args.reference_speaker is not None:
         synth.speaker_ids(args.reference_speaker, 1)  # a name the model does not know: one clear error
+    if args.reference_voice_f0 is not None or args.reference_voice_clips:
+        flag = "--reference-voice-f0" if args.reference_voice_f0 is not None else "--reference-voice-clips"
+        if not synth.reads_relative_f0:
+            raise ValueError(
+                f"{flag}: this model does not read the reference's F0 relative to its voice "
+                "(it was trained without prosody.reference_pitch_relative)"
+            )
+        if args.reference_voice_clips:
+            args.reference_voice_f0 = synth.voice_f0(args.reference_voice_clips)
+            print(f"reference voice: mean F0 {args.reference_voice_f0:.1f} Hz", file=sys.stderr)
     if args.no_reference_text:
         if args.reference_text is not None:
             raise ValueError("--no-reference-text and --reference-text exclude each other")

@@ -55,6 +55,7 @@ from prosody_vae.prosody.vae import ProsodyOutput
 from prosody_vae.text import Tokenizer, build_tokenizer
 from prosody_vae.tts.model import UNKNOWN_SPEAKER, ProsodyTTS, build_model
 from prosody_vae.tts.pitch import decode_pitch, smooth_f0
+from prosody_vae.tts.voice_pitch import mean_f0_hz
 
 __all__ = [
     "MAX_REFERENCE_SECONDS",
@@ -382,6 +383,7 @@ class Synthesizer:
         *,
         reference_text: str | None = None,
         speaker: str | None = None,
+        voice_f0: float | None = None,
         sample: bool = False,
     ) -> ProsodyOutput | HierarchicalOutput:
         """Posterior over z for one reference: a ProsodyOutput with batch size 1 (a
@@ -395,6 +397,10 @@ class Synthesizer:
             speaker: the voice that spoke the reference (multi-speaker models), a name of
                 :attr:`speakers`; None for a voice outside them, which a model trained with
                 ``prosody.speaker_dropout`` reads as "unknown" and a model trained without refuses.
+            voice_f0: the mean F0 (Hz) of the voice that spoke the reference (:meth:`voice_f0`), for a
+                model that reads the reference's F0 relative to its voice (:attr:`reads_relative_f0`);
+                None: the table's entry of a training ``speaker``, else the reference's own mean.
+                Refused by other models.
             sample: a draw from the posterior instead of its mean.
         """
         if not reference_text and not self.transcript_optional:
@@ -406,6 +412,7 @@ class Synthesizer:
             texts=[reference_text],
             speakers=[speaker],
             f0s=None if f0 is None else [f0],
+            voice_f0s=[voice_f0],
             sample=sample,
         )
 
@@ -417,6 +424,7 @@ class Synthesizer:
         texts: Sequence[str | None] | None = None,
         speakers: Sequence[str | None] | None = None,
         f0s: Sequence[Tensor] | None = None,
+        voice_f0s: Sequence[float | None] | None = None,
         sample: bool = False,
     ) -> ProsodyOutput | HierarchicalOutput:
         """Posterior over z for several reference mels, each (T_i, n_mels): outputs with B = len(mels).
@@ -425,7 +433,8 @@ class Synthesizer:
         :meth:`embed` (None entries: no transcript, a voice outside the model's speakers); ``f0s``
         their F0 tracks (T_i,) in Hz, which a model with ``prosody.reference_pitch`` needs (see
         :meth:`reference_features`) and any other model ignores, so a caller may pass what
-        :meth:`reference_features` gave (None entries included). The mels are zero-padded to one batch; the reference encoder
+        :meth:`reference_features` gave (None entries included). ``voice_f0s`` are the references'
+        voice means in Hz (None entries: not given), as ``voice_f0`` of :meth:`embed`. The mels are zero-padded to one batch; the reference encoder
         reads only each item's valid frames, so the result does not depend on what else is in the batch.
         """
         if not mels:
@@ -468,8 +477,47 @@ class Synthesizer:
             token_lengths=token_lengths,
             speakers=speaker_ids,
             f0=f0,
+            voice_f0=self._voice_f0_tensor(voice_f0s, len(mels)),
             sample=sample,
         )
+
+    @property
+    def reads_relative_f0(self) -> bool:
+        """Whether the posterior reads the reference's F0 relative to its voice's mean
+        (``prosody.reference_pitch_relative``): a reference from a voice outside :attr:`speakers` is
+        then best given with that voice's mean F0 (:meth:`voice_f0`)."""
+        return self.model.voice_pitch is not None
+
+    def voice_f0(self, clips: Sequence[Reference]) -> float:
+        """Mean F0 (Hz, geometric, over voiced frames) of recordings of one voice: the ``voice_f0`` of
+        a reference from that voice. The F0 tracker is the one the posterior reads (Harvest)."""
+        if not clips:
+            raise ValueError("voice_f0 needs at least one recording of the voice")
+        tracks = []
+        for clip in clips:
+            track = torch.from_numpy(harvest_f0(self._reference_wav(clip), self.audio))
+            if not bool((track > 0).any()):
+                what = str(clip) if isinstance(clip, str | Path) else "recording"
+                raise ValueError(f"{what}: no voiced frame, so it tells nothing of the voice's pitch")
+            tracks.append(track)
+        return mean_f0_hz(tracks)
+
+    def _voice_f0_tensor(self, voice_f0s: Sequence[float | None] | None, n: int) -> Tensor | None:
+        """(n,) voice means in Hz (0 where not given) for the model, or None when none is given."""
+        if voice_f0s is None or all(v is None for v in voice_f0s):
+            return None
+        if len(voice_f0s) != n:
+            raise ValueError(f"voice_f0s has {len(voice_f0s)} entries for {n} references")
+        if not self.reads_relative_f0:
+            raise ValueError(
+                "this model does not read the reference's F0 relative to its voice "
+                "(prosody.reference_pitch_relative): a voice's mean F0 means nothing to it"
+            )
+        for value in voice_f0s:
+            if value is not None and not (math.isfinite(value) and 30.0 <= value <= 1000.0):
+                raise ValueError(f"a voice's mean F0 must lie in [30, 1000] Hz, got {value}")
+        values = [0.0 if v is None else float(v) for v in voice_f0s]
+        return torch.tensor(values, dtype=torch.float32, device=self.device)
 
     @torch.no_grad()
     def latent_activity(
@@ -575,6 +623,7 @@ class Synthesizer:
         reference_text: str | None = None,
         speaker: str | None = None,
         reference_speaker: str | None = None,
+        reference_voice_f0: float | None = None,
         sample: bool = False,
         via: Literal["zp", "zs"] = "zp",
         temperature: float = 1.0,
@@ -595,6 +644,8 @@ class Synthesizer:
                 ``prosody.speaker_dropout`` uses its learned unknown-speaker vector; a model trained
                 without has none, and is given the target voice instead (it then reads the reference
                 as if the target voice had spoken it, as the reference implementation always does).
+            reference_voice_f0: the mean F0 (Hz) of the reference's voice, for a model that reads F0
+                relative to the voice (:attr:`reads_relative_f0`, :meth:`voice_f0`); see :meth:`embed`.
             sample: a draw from the posterior instead of its mean.
             via: for a hierarchical model, ``"zp"`` transfers the z_p the reference gives (all of its
                 prosody the model holds, up to C_s + C_p nats); ``"zs"`` keeps only its high-level
@@ -608,7 +659,11 @@ class Synthesizer:
         if reference_speaker is None and not self.speaker_optional:
             reference_speaker = speaker
         posterior = self.embed(
-            reference, reference_text=reference_text, speaker=reference_speaker, sample=sample
+            reference,
+            reference_text=reference_text,
+            speaker=reference_speaker,
+            voice_f0=reference_voice_f0,
+            sample=sample,
         )
         z = posterior.z if via == "zp" else self.model.prosody.sample_low(posterior.z_s, temperature)
         return self.synthesize([text], z, speaker=speaker)[0]
@@ -621,6 +676,7 @@ class Synthesizer:
         reference_text: str | None = None,
         speaker: str | None = None,
         reference_speaker: str | None = None,
+        reference_voice_f0: float | None = None,
         sample: bool = False,
         via: Literal["zp", "zs"] = "zp",
     ) -> Speech:
@@ -630,8 +686,8 @@ class Synthesizer:
         model with a text summary reads the reference's transcript: ``reference_text``, or for a file
         the text of ``<name>.txt`` beside it; without either, a model trained with
         ``prosody.text_summary_dropout`` embeds the reference without one, and any other raises a
-        ``ValueError`` naming the file. ``speaker`` and ``reference_speaker`` are the target voice and
-        the reference's, and ``via`` what a hierarchical model transfers, as for :meth:`transfer`. Returns a :class:`~prosody_vae.inference.api.Speech`
+        ``ValueError`` naming the file. ``speaker``, ``reference_speaker`` and ``reference_voice_f0`` are
+        the target voice, the reference's voice and its mean F0, and ``via`` what a hierarchical model transfers, as for :meth:`transfer`. Returns a :class:`~prosody_vae.inference.api.Speech`
         (``waveform`` (N,), ``sample_rate``, ``synthesis``, ``save(path)``).
         """
         if reference_text is None and self.model.uses_text_summary and isinstance(reference, str | Path):
@@ -642,6 +698,7 @@ class Synthesizer:
             reference_text=reference_text,
             speaker=speaker,
             reference_speaker=reference_speaker,
+            reference_voice_f0=reference_voice_f0,
             sample=sample,
             via=via,
         )

@@ -18,12 +18,13 @@ from torch.utils.data import Sampler
 from prosody_vae.audio import num_frames
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.data.dataset import ProsodyDataset, collate
-from prosody_vae.data.feature_cache import read_f0_tracker
+from prosody_vae.data.feature_cache import load_features, read_f0_tracker
 from prosody_vae.data.manifest import Utterance, read_manifest
 from prosody_vae.data.sampler import LengthBucketSampler
 from prosody_vae.data.validate import untokenisable
 from prosody_vae.text import Tokenizer, build_tokenizer
 from prosody_vae.training.distributed import DistributedContext
+from prosody_vae.tts.voice_pitch import voice_f0_table
 
 __all__ = ["RankSlices", "TrainingData", "build_training_data", "utterance_frames"]
 
@@ -85,6 +86,8 @@ class TrainingData:
     sampler: RankSlices  # resumes at a batch position via state_dict(consumed=...)
     collate: Callable
     train_frames: list[int]  # per training item, in dataset order (bucketing, code-bank refresh order)
+    # mean F0 (Hz) of each speaker over the training split, for prosody.reference_pitch_relative
+    voice_f0: list[float] | None = None
 
 
 def _read_split(root: Path, name: str) -> list[Utterance]:
@@ -165,6 +168,15 @@ def build_training_data(
             f"{config.data.batch_size} x {context.world_size} processes"
         )
     sampler = RankSlices(global_batches, rank=context.rank, world_size=context.world_size)
+    voice_f0 = None
+    if config.prosody.reference_pitch_relative:
+        tracks = ((u.speaker, load_features(features, u.id)["f0"]) for u in train_utts)
+        try:
+            voice_f0 = voice_f0_table(speakers, tracks)
+        except ValueError as error:
+            raise ValueError(
+                f"{root}: {error} (prosody.reference_pitch_relative needs each voice's F0)"
+            ) from None
     return TrainingData(
         tokenizer=tokenizer,
         speakers=speakers,
@@ -173,4 +185,5 @@ def build_training_data(
         sampler=sampler,
         collate=collate,
         train_frames=frames,
+        voice_f0=voice_f0,
     )

@@ -177,6 +177,9 @@ def setup_training(
         fresh = initialise_from(module, start, init_from)
         if context.is_main:
             print(f"[train] weights from {init_from}; new parameters: {', '.join(fresh) or 'none'}")
+    if data.voice_f0 is not None and module.model.voice_pitch is not None:
+        # measured on this run's training split, after init_from (whose table may be another corpus's)
+        module.model.voice_pitch.set_table(data.voice_f0)
     scaler = None
     if config.optim.amp == "fp16" and context.device.type == "cuda":
         scaler = torch.amp.GradScaler("cuda")

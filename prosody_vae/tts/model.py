@@ -41,6 +41,7 @@ from prosody_vae.prosody.reference_encoder import ReferenceEncoder
 from prosody_vae.prosody.vae import CapacitronVAE, Posterior, ProsodyOutput
 from prosody_vae.tts.backbones import Tacotron2, TacotronInference, TacotronOutput
 from prosody_vae.tts.voice_adversary import VoiceAdversary
+from prosody_vae.tts.voice_pitch import VoicePitch
 
 __all__ = ["UNKNOWN_SPEAKER", "ProsodyTTS", "ProsodyTTSOutput", "build_model"]
 
@@ -75,6 +76,10 @@ class ProsodyTTS(nn.Module):
             word, from z = 0 the same sentence falls. Decoding a share of items from z = 0 teaches the
             decoder what the text alone implies there, as conditioning dropout does; the posterior and
             its KL are unchanged. Not in Capacitron.
+        relative_reference_pitch: the posterior reads the reference's F0 relative to its voice's mean
+            (``prosody.reference_pitch_relative``, :mod:`prosody_vae.tts.voice_pitch`); the model then
+            keeps a table of the training voices' mean F0. Needs a multi-speaker model whose posterior
+            reads F0.
     """
 
     def __init__(
@@ -86,6 +91,7 @@ class ProsodyTTS(nn.Module):
         speaker_dim: int = 0,
         voice_adversary: VoiceAdversary | None = None,
         latent_dropout: float = 0.0,
+        relative_reference_pitch: bool = False,
     ):
         super().__init__()
         if n_speakers < 1:
@@ -98,6 +104,9 @@ class ProsodyTTS(nn.Module):
         if not 0.0 <= latent_dropout < 1.0:
             raise ValueError(f"latent_dropout must lie in [0, 1), got {latent_dropout}")
         self.latent_dropout = latent_dropout
+        if relative_reference_pitch and (self.speaker_embedding is None or not prosody.reads_f0):
+            raise ValueError("relative_reference_pitch needs a multi-speaker model whose posterior reads F0")
+        self.voice_pitch = VoicePitch(n_speakers) if relative_reference_pitch else None
 
     def _speaker_vector(self, speakers: Tensor | None, batch: int) -> Tensor | None:
         """(B, P) vectors of speaker ids (B,) for the decoder; None for a single-speaker model."""
@@ -162,6 +171,7 @@ class ProsodyTTS(nn.Module):
         token_lengths: Tensor | None = None,
         speakers: Tensor | None = None,
         f0: Tensor | None = None,
+        voice_f0: Tensor | None = None,
     ) -> Posterior:
         """q(z | reference) of reference mels (B, T, n_mels): one pass of the prosody encoder, no KL.
 
@@ -171,13 +181,19 @@ class ProsodyTTS(nn.Module):
         voices that spoke the references, needed iff the model is multi-speaker; ``UNKNOWN_SPEAKER``
         for a voice outside the table, if it was trained with ``prosody.speaker_dropout``. ``f0``
         (B, T) is the references' F0 in Hz on the mel frames, read iff :attr:`reads_reference_f0`
-        (ignored otherwise, so a caller may always pass what it has).
+        (ignored otherwise, so a caller may always pass what it has). ``voice_f0`` (B,) is the mean F0
+        in Hz of each reference's voice, <= 0 where unknown, read by a model whose posterior reads F0
+        relative to the voice (:attr:`voice_pitch`; ignored otherwise): where not given, a training
+        voice's own entry of the table, else the reference's own mean (:mod:`prosody_vae.tts.voice_pitch`).
         """
         speaker, known = self._reference_speaker(speakers, mels.shape[0])
         if self.reads_reference_f0 and f0 is None:
             raise ValueError(
                 "this model's prosody posterior reads the reference's F0 (prosody.reference_pitch): pass f0"
             )
+        if self.voice_pitch is not None and f0 is not None and speakers is not None:
+            hz = self.voice_pitch.voice_hz(f0, mel_lengths, speakers, voice_f0)  # (B,)
+            f0 = VoicePitch.relative(f0, hz)
         text = None
         if self.uses_text_summary:
             if tokens is None or token_lengths is None:
@@ -210,6 +226,7 @@ class ProsodyTTS(nn.Module):
         token_lengths: Tensor | None = None,
         speakers: Tensor | None = None,
         f0: Tensor | None = None,
+        voice_f0: Tensor | None = None,
     ) -> Tensor:
         """Posterior means (B, D) of reference mels (B, T, n_mels), e.g. the codes of the ACN bank.
 
@@ -218,7 +235,13 @@ class ProsodyTTS(nn.Module):
         statistics.
         """
         return self.prosody_posterior(
-            mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers, f0=f0
+            mels,
+            mel_lengths,
+            tokens=tokens,
+            token_lengths=token_lengths,
+            speakers=speakers,
+            f0=f0,
+            voice_f0=voice_f0,
         ).mean
 
     def encode_prosody(
@@ -230,6 +253,7 @@ class ProsodyTTS(nn.Module):
         token_lengths: Tensor | None = None,
         speakers: Tensor | None = None,
         f0: Tensor | None = None,
+        voice_f0: Tensor | None = None,
         sample: bool | None = None,
         prior_context: Tensor | None = None,
     ) -> ProsodyOutput | HierarchicalOutput:
@@ -246,7 +270,13 @@ class ProsodyTTS(nn.Module):
         ACN's prior for data outside the training set, e.g. validation, transfer and evaluation).
         """
         posterior = self.prosody_posterior(
-            mels, mel_lengths, tokens=tokens, token_lengths=token_lengths, speakers=speakers, f0=f0
+            mels,
+            mel_lengths,
+            tokens=tokens,
+            token_lengths=token_lengths,
+            speakers=speakers,
+            f0=f0,
+            voice_f0=voice_f0,
         )
         if self.hierarchical:
             if prior_context is not None:
@@ -402,4 +432,5 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         speaker_dim=speaker_dim,
         voice_adversary=adversary,
         latent_dropout=pc.latent_dropout,
+        relative_reference_pitch=pc.reference_pitch_relative and speaker_dim > 0,
     )
