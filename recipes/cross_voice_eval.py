@@ -10,6 +10,12 @@ two conditions: with the reference's transcript and without it (the model's null
 posterior reads the reference's voice when it is a training voice and the unknown voice otherwise.
 The baseline speaks the same sentences in the same target voices with prosody drawn from the prior.
 
+A model that reads the reference's F0 relative to its voice (``prosody.reference_pitch_relative``) is
+told a held-out voice's mean F0 as a user would tell it: measured on up to ``--voice-clips`` *other*
+test-split recordings of that voice (never the reference itself). It then also runs a fourth
+condition, "no voice F0", in which the voice's mean is left to the model (the reference's own mean):
+what knowing the voice buys.
+
 Outputs and references are measured by one analysis (:func:`prosody_vae.data.espeak.measure_prosody`,
 phones per second counted as :mod:`recipes.transfer_eval` counts them), and scored with
 :mod:`prosody_vae.evaluation.speakers`: raw and speaker-normalised Pearson r for F0 level, F0 spread
@@ -28,6 +34,7 @@ import json
 import math
 import time
 import warnings
+import zlib
 from functools import cache
 from pathlib import Path
 
@@ -46,7 +53,7 @@ from prosody_vae.evaluation.speakers import (
 )
 from prosody_vae.inference.synthesizer import Synthesizer
 
-CONDITIONS = ("transcript", "no transcript", "prior")
+CONDITIONS = ("transcript", "no transcript", "no voice F0", "prior")
 GROUPS = ("training voices", "held-out voices")
 
 
@@ -97,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=12, help="references per group")
     parser.add_argument("--voices", type=int, default=4, help="reference voices per group")
     parser.add_argument("--targets", nargs=2, default=None, help="two training voices (default: first two)")
+    parser.add_argument(
+        "--voice-clips",
+        type=int,
+        default=5,
+        help="other recordings of a held-out voice that give its mean F0 (relative-pitch models)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("exp/cross_voice"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -140,12 +153,23 @@ def main(argv: list[str] | None = None) -> int:
         for u in _pick([u for u in test if u.speaker == voice], [voice], args.n, rng):
             anchors.append(CrossVoiceItem(str(u.audio), voice, voice, _stats(u.audio, u.text, synth), {}))
 
+    def voice_f0(ref: Utterance) -> float | None:
+        """A held-out voice's mean F0 from its other recordings (relative-pitch models), else None."""
+        if not synth.reads_relative_f0 or ref.speaker in synth.speakers:
+            return None
+        others = [u for u in test if u.speaker == ref.speaker and u.id != ref.id]
+        chosen = [
+            others[i] for i in np.random.default_rng(zlib.crc32(ref.id.encode())).permutation(len(others))
+        ]
+        return synth.voice_f0([u.audio for u in chosen[: args.voice_clips]])
+
     items: dict[tuple[str, str], list[CrossVoiceItem]] = {(g, c): [] for g in GROUPS for c in CONDITIONS}
     rows = []
     for group in GROUPS:
         for ref in references[group]:
             ref_stats = _stats(ref.audio, ref.text, synth)
             posterior_voice = ref.speaker if ref.speaker in synth.speakers else None
+            ref_voice_f0 = voice_f0(ref)
             for target in targets:
                 text = next(t for t in rng.permutation(sentences) if t != ref.text)
                 outputs = {
@@ -155,9 +179,18 @@ def main(argv: list[str] | None = None) -> int:
                         reference_text=ref.text,
                         speaker=target,
                         reference_speaker=posterior_voice,
+                        reference_voice_f0=ref_voice_f0,
                     ),
                     "prior": synth.sample(text, 1, speaker=target)[0],
                 }
+                if ref_voice_f0 is not None:
+                    outputs["no voice F0"] = synth.transfer(
+                        text,
+                        ref.audio,
+                        reference_text=ref.text,
+                        speaker=target,
+                        reference_speaker=posterior_voice,
+                    )
                 if no_transcript:
                     outputs["no transcript"] = synth.transfer(
                         text,
@@ -165,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                         reference_text=None,
                         speaker=target,
                         reference_speaker=posterior_voice,
+                        reference_voice_f0=ref_voice_f0,
                     )
                 for condition, result in outputs.items():
                     out_stats = _output_stats(synth, vocoder, result, text)
