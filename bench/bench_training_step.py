@@ -198,6 +198,8 @@ def phase_infer(config, args) -> dict:
 
 
 def _child(args) -> None:
+    from prosody_vae.training.allocator import active_allocator
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = _config(args.config)
@@ -207,6 +209,7 @@ def _child(args) -> None:
         config=_config_label(args.config),
         threads=torch.get_num_threads(),
         torch=torch.__version__,
+        allocator=active_allocator(),
         peak_rss_mib=_peak_rss_mib(),
     )
     print(json.dumps(result), flush=True)
@@ -221,6 +224,12 @@ def main() -> None:
         "--config",
         default="both",
         help="both (default and cpu), default, cpu, coqui_size, or the path of an experiment YAML",
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=("auto", "jemalloc", "tcmalloc", "system"),
+        default="auto",
+        help="C memory allocator, as prosody-vae train --allocator (auto: jemalloc when installed)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=2, help="warm-up training steps")
@@ -237,6 +246,10 @@ def main() -> None:
         help="train as prosody-vae train --low-memory does (fixed glibc mmap threshold, training/memory.py)",
     )
     args = parser.parse_args()
+    from prosody_vae.training.allocator import use_allocator
+
+    # restarts this script once with the allocator preloaded, as the training commands do
+    use_allocator(args.allocator, restart=True, command=[sys.executable, *sys.argv])
 
     configs = ["default", "cpu"] if args.config == "both" else [args.config]
     for config in configs:

@@ -26,6 +26,7 @@ Why it is run this way:
     .venv/bin/python bench/compare_coqui.py                           # 3 rounds, full workload
     .venv/bin/python bench/compare_coqui.py --rounds 1 --steps 3 --warmup 1 --infer-runs 1   # dry run
     .venv/bin/python bench/compare_coqui.py --ours-precision bf16,int8 --ours-low-memory  # the options
+    .venv/bin/python bench/compare_coqui.py --ours-allocator system --coqui-allocator jemalloc  # allocators
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ class Run:
     load_before: float  # 1-minute load average when it started
 
 
-def _run(cmd: list[str], *, threads: int, round_: int, side: str, phase: str) -> Run:
+def _run(cmd: list[str], *, threads: int, round_: int, side: str, phase: str, preload: str = "") -> Run:
     """Run one child to completion and keep its last stdout line (the phase's JSON)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if preload:
+        env["LD_PRELOAD"] = preload
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -111,6 +114,10 @@ def _commands(args: argparse.Namespace) -> dict[tuple[str, str], list[str]]:
         commands["coqui", phase] = [str(args.coqui_python), str(COQUI_SCRIPT), "--phase", phase, *common]
     if args.ours_low_memory:
         commands["ours", "train"].append("--low-memory")
+    commands["ours", "train"] += ["--allocator", args.ours_allocator]
+    for phase in PHASES:
+        if phase != "train":
+            commands["ours", phase] += ["--allocator", "system"]  # inference is not a training command
     for precision in args.ours_precision:
         commands["ours", f"infer-{precision}"] = [*commands["ours", "infer"], "--precision", precision]
     return commands
@@ -197,6 +204,18 @@ def main() -> None:
     parser.add_argument(
         "--ours-low-memory", action="store_true", help="train ours as prosody-vae train --low-memory does"
     )
+    parser.add_argument(
+        "--ours-allocator",
+        choices=("auto", "jemalloc", "tcmalloc", "system"),
+        default="auto",
+        help="our training's C allocator, as prosody-vae train --allocator (default auto: jemalloc when installed)",
+    )
+    parser.add_argument(
+        "--coqui-allocator",
+        choices=("system", "jemalloc"),
+        default="system",
+        help="preload jemalloc into the reference's processes too (it does not do so itself)",
+    )
     args = parser.parse_args()
     args.ours_precision = [p for p in args.ours_precision.split(",") if p]
     unknown = sorted(set(args.ours_precision) - set(REDUCED_PRECISIONS))
@@ -210,6 +229,13 @@ def main() -> None:
             parser.error(f"{flag} {python} does not exist{hint if flag == '--coqui-python' else ''}")
 
     commands = _commands(args)
+    coqui_preload = ""
+    if args.coqui_allocator == "jemalloc":
+        from prosody_vae.training.allocator import find_allocator
+
+        coqui_preload = find_allocator("jemalloc") or ""
+        if not coqui_preload:
+            parser.error("--coqui-allocator jemalloc: jemalloc is not installed")
     runs: list[Run] = []
     for round_ in range(1, args.rounds + 1):
         order = SIDES if round_ % 2 == 1 else SIDES[::-1]
@@ -225,6 +251,7 @@ def main() -> None:
                         round_=round_,
                         side=side,
                         phase=run_phase,
+                        preload=coqui_preload if side == "coqui" else "",
                     )
                     runs.append(run)
                     print(f"round {round_} {side} {run_phase}: {json.dumps(run.result)}", flush=True)

@@ -14,6 +14,17 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
         || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q espeak-ng >/dev/null; }
 fi
 
+# jemalloc: the training commands' memory allocator (prosody_vae/training/allocator.py); optional
+if ! ldconfig -p 2>/dev/null | grep libjemalloc.so.2 >/dev/null; then
+    echo "[setup] installing jemalloc (Debian package libjemalloc2)" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q libjemalloc2 >/dev/null 2>&1 \
+        || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q libjemalloc2 >/dev/null; } \
+        || echo "[setup] jemalloc not installed: training uses the C library's allocator" >&2
+fi
+
 PYTHON="${PYTHON:-}"
 if [ -z "$PYTHON" ]; then
     for candidate in python3.11 python3.12 python3; do

@@ -113,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose or 0, args.quiet)
     log.debug(f"prosody-vae {args.command}: {vars(args)}")
     try:
+        if getattr(args, "allocator", None) is not None:  # training commands: may restart this process
+            from prosody_vae.training.allocator import use_allocator
+
+            args.allocator = use_allocator(args.allocator, restart=argv is None)
         return COMMANDS[args.command].run(args)
     except (ValueError, OSError, ProsodyVAEError) as error:
         if os.environ.get("PROSODY_VAE_DEBUG"):

@@ -155,7 +155,7 @@ def timed(what: str) -> Iterator[None]:
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The options every training command shares: resume or force, device, --max-steps, --set, --threads,
-    --low-memory."""
+    --allocator, --low-memory."""
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     mode.add_argument(
@@ -170,8 +170,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
+        "--allocator",
+        choices=("auto", "jemalloc", "tcmalloc", "system"),
+        default="auto",
+        help="C memory allocator: auto = jemalloc when installed (about 0.7x the peak RSS of glibc's at the "
+        "same speed; the command restarts itself with it preloaded), else the C library's "
+        "(prosody_vae/training/allocator.py, docs/benchmarks.md)",
+    )
+    p.add_argument(
         "--low-memory",
         action="store_true",
-        help="hand freed memory back to the OS at once (glibc): about 0.75x the peak RSS of a large model "
-        "for about 1.25x the step time (prosody_vae/training/memory.py, docs/benchmarks.md)",
+        help="with the C library's allocator (glibc): hand freed memory back to the OS at once, about 0.75x "
+        "the peak RSS for about 1.25x the step time (prosody_vae/training/memory.py); jemalloc needs no such "
+        "setting",
     )

@@ -25,8 +25,12 @@ def train(args: argparse.Namespace) -> int:
     from prosody_vae.training.memory import return_freed_memory
 
     set_threads(args)
+    print(f"[train] memory allocator: {args.allocator}")
     if args.low_memory:
-        return_freed_memory()  # lower peak RSS, slower steps, same computation (training/memory.py)
+        if args.allocator == "system":
+            return_freed_memory()  # lower peak RSS, slower steps, same computation (training/memory.py)
+        else:
+            print(f"[train] --low-memory: {args.allocator} needs no setting; left as it is")
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
     config = load_config(args.config, overrides=args.set)

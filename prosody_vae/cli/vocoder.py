@@ -34,8 +34,12 @@ def train_vocoder(args: argparse.Namespace) -> int:
     from prosody_vae.vocoder.loop import train_vocoder as run_training
 
     set_threads(args)
+    print(f"[train-vocoder] memory allocator: {args.allocator}")
     if args.low_memory:
-        return_freed_memory()  # lower peak RSS, slower steps, same computation (training/memory.py)
+        if args.allocator == "system":
+            return_freed_memory()  # lower peak RSS, slower steps, same computation (training/memory.py)
+        else:
+            print(f"[train-vocoder] --low-memory: {args.allocator} needs no setting; left as it is")
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
     overrides = list(args.set)

@@ -13,7 +13,9 @@ with this setting, and 6.9-7.1 s per step against 8.4-9.5 s. A 2 MiB threshold c
 
 What: :func:`return_freed_memory` fixes the mmap threshold (``mallopt(M_MMAP_THRESHOLD, ...)``). It
 changes where memory comes from, not what is computed. It is opt-in, for machines where memory is
-the limit: ``prosody-vae train --low-memory`` (and ``train-vocoder``). A ``MALLOC_MMAP_THRESHOLD_`` in
+the limit: ``prosody-vae train --low-memory`` (and ``train-vocoder``), and applies to the C library's
+allocator only; jemalloc, which the training commands preload when it is installed
+(:mod:`prosody_vae.training.allocator`), keeps the peak lower at full speed and needs no setting. A ``MALLOC_MMAP_THRESHOLD_`` in
 the environment is the user's choice and is left alone; on a C library without ``mallopt`` (not glibc)
 nothing happens.
 """
