@@ -209,6 +209,10 @@ class ProsodyConfig:
     # outside the table gives its mean at transfer (prosody_vae/tts/voice_pitch.py); needs
     # reference_pitch and a multi-speaker corpus
     reference_pitch_relative: bool = False
+    # training only: each reference mel the posterior reads has its frequency axis scaled by a random
+    # alpha in [1 / (1 + w), 1 + w] (a longer or shorter vocal tract), so the posterior hears more
+    # voices than the corpus has (prosody_vae/tts/reference_warp.py); 0 = off
+    reference_warp: float = 0.0
     # weight of an adversarial voice classifier on z (prosody_vae/tts/voice_adversary.py): z is trained
     # to forget the reading voice, so that transfer carries prosody relative to the voice; 0 = off;
     # multi-speaker models only
@@ -241,7 +245,12 @@ class ProsodyConfig:
             "speaker_dropout",
             "voice_adversary_weight",
             "latent_dropout",
+            "reference_warp",
             zero_ok=True,
+        )
+        check(
+            self.reference_warp < 0.5,
+            f"prosody.reference_warp must lie in [0, 0.5), got {self.reference_warp!r}",
         )
         check(
             self.latent_dropout == 0.0 or (self.prior == "standard" and not self.hierarchical),

@@ -14,7 +14,9 @@ A model that reads the reference's F0 relative to its voice (``prosody.reference
 told a held-out voice's mean F0 as a user would tell it: measured on up to ``--voice-clips`` *other*
 test-split recordings of that voice (never the reference itself). It then also runs a fourth
 condition, "no voice F0", in which the voice's mean is left to the model (the reference's own mean):
-what knowing the voice buys.
+what knowing the voice buys. For references from training voices it runs "voice not named"
+instead: the voice's mean F0 from the model's table, but the posterior told "unknown voice", as it is
+for every held-out voice; what naming a known voice buys beyond its mean F0.
 
 Outputs and references are measured by one analysis (:func:`prosody_vae.data.espeak.measure_prosody`,
 phones per second counted as :mod:`recipes.transfer_eval` counts them), and scored with
@@ -53,7 +55,7 @@ from prosody_vae.evaluation.speakers import (
 )
 from prosody_vae.inference.synthesizer import Synthesizer
 
-CONDITIONS = ("transcript", "no transcript", "no voice F0", "prior")
+CONDITIONS = ("transcript", "no transcript", "no voice F0", "voice not named", "prior")
 GROUPS = ("training voices", "held-out voices")
 
 
@@ -183,6 +185,15 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     "prior": synth.sample(text, 1, speaker=target)[0],
                 }
+                if synth.reads_relative_f0 and posterior_voice is not None:
+                    table = synth.model.voice_pitch.voice_f0_hz[synth.speakers.index(posterior_voice)]
+                    outputs["voice not named"] = synth.transfer(
+                        text,
+                        ref.audio,
+                        reference_text=ref.text,
+                        speaker=target,
+                        reference_voice_f0=float(table),
+                    )
                 if ref_voice_f0 is not None:
                     outputs["no voice F0"] = synth.transfer(
                         text,

@@ -40,6 +40,7 @@ from prosody_vae.prosody.priors import AssociativePrior, Prior, StandardNormalPr
 from prosody_vae.prosody.reference_encoder import ReferenceEncoder
 from prosody_vae.prosody.vae import CapacitronVAE, Posterior, ProsodyOutput
 from prosody_vae.tts.backbones import Tacotron2, TacotronInference, TacotronOutput
+from prosody_vae.tts.reference_warp import ReferenceWarp
 from prosody_vae.tts.voice_adversary import VoiceAdversary
 from prosody_vae.tts.voice_pitch import VoicePitch
 
@@ -80,6 +81,9 @@ class ProsodyTTS(nn.Module):
             (``prosody.reference_pitch_relative``, :mod:`prosody_vae.tts.voice_pitch`); the model then
             keeps a table of the training voices' mean F0. Needs a multi-speaker model whose posterior
             reads F0.
+        reference_warp: a :class:`~prosody_vae.tts.reference_warp.ReferenceWarp` applied in training
+            to the mel the posterior reads (not to the decoder's target), or None
+            (``prosody.reference_warp``).
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class ProsodyTTS(nn.Module):
         voice_adversary: VoiceAdversary | None = None,
         latent_dropout: float = 0.0,
         relative_reference_pitch: bool = False,
+        reference_warp: ReferenceWarp | None = None,
     ):
         super().__init__()
         if n_speakers < 1:
@@ -107,6 +112,7 @@ class ProsodyTTS(nn.Module):
         if relative_reference_pitch and (self.speaker_embedding is None or not prosody.reads_f0):
             raise ValueError("relative_reference_pitch needs a multi-speaker model whose posterior reads F0")
         self.voice_pitch = VoicePitch(n_speakers) if relative_reference_pitch else None
+        self.reference_warp = reference_warp  # training only; the identity in eval mode
 
     def _speaker_vector(self, speakers: Tensor | None, batch: int) -> Tensor | None:
         """(B, P) vectors of speaker ids (B,) for the decoder; None for a single-speaker model."""
@@ -315,8 +321,9 @@ class ProsodyTTS(nn.Module):
         decoder's, and ``f0`` (B, T), the target's F0 in Hz, what a model with
         ``prosody.reference_pitch`` reads.
         """
+        reference = self.reference_warp(mels) if self.reference_warp is not None else mels
         prosody = self.encode_prosody(
-            mels,
+            reference,
             mel_lengths,
             tokens=tokens,
             token_lengths=token_lengths,
@@ -433,4 +440,12 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         voice_adversary=adversary,
         latent_dropout=pc.latent_dropout,
         relative_reference_pitch=pc.reference_pitch_relative and speaker_dim > 0,
+        reference_warp=ReferenceWarp(
+            n_mels=config.audio.n_mels,
+            f_min=config.audio.f_min,
+            f_max=config.audio.f_max,
+            max_warp=pc.reference_warp,
+        )
+        if pc.reference_warp > 0
+        else None,
     )
