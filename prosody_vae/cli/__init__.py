@@ -116,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "allocator", None) is not None:  # training commands: may restart this process
             from prosody_vae.training.allocator import use_allocator
 
-            args.allocator = use_allocator(args.allocator, restart=argv is None)
+            # only a command typed as such (its arguments are sys.argv's) can be started again
+            restart = argv is None and args.command in sys.argv[1:]
+            args.allocator = use_allocator(args.allocator, restart=restart)
         return COMMANDS[args.command].run(args)
     except (ValueError, OSError, ProsodyVAEError) as error:
         if os.environ.get("PROSODY_VAE_DEBUG"):
