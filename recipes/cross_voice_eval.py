@@ -271,6 +271,14 @@ def main(argv: list[str] | None = None) -> int:
                 if corr
                 else None,
                 "identity": ident._asdict() if ident else None,
+                # within each reference voice (x and y centred as in the pooled figure): a pooled r
+                # below these says the voices' outputs sit at different offsets
+                "by_reference_voice": {
+                    voice: {k: corr.by_reference_voice[voice][k]._asdict() for k, *_ in NORMALISED_QUANTITIES}
+                    for voice in corr.by_reference_voice
+                }
+                if corr
+                else None,
             }
             summary["results"][f"{group} / {condition}"] = result
             cells = []
@@ -284,6 +292,24 @@ def main(argv: list[str] | None = None) -> int:
                 + " | ".join(cells)
                 + f" | {inside} | {nearer} |"
             )
+    # per reference voice, transcribed transfer: r within the voice, and the voice's mean output offset
+    lines += [
+        "",
+        "Within each reference voice (transcript condition, both targets): Pearson r of each quantity over n outputs.",
+        "",
+    ]
+    lines += [
+        "| group | reference voice | "
+        + " | ".join(f"{label} r" for _, label, _, _ in NORMALISED_QUANTITIES)
+        + " | n |"
+    ]
+    lines += ["|" + "---|" * (len(NORMALISED_QUANTITIES) + 3)]
+    for group in GROUPS:
+        by_voice = (summary["results"].get(f"{group} / transcript") or {}).get("by_reference_voice") or {}
+        for voice, corr_of in by_voice.items():
+            cells = " | ".join(_fmt(corr_of[k]["r"]) for k, *_ in NORMALISED_QUANTITIES)
+            n = next(iter(corr_of.values()))["n"]
+            lines.append(f"| {group} | {voice} | {cells} | {n} |")
     table = "\n".join(lines) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
