@@ -216,6 +216,8 @@ def _child(args) -> None:
 
 
 def main() -> None:
+    from prosody_vae.training.allocator import ALLOCATORS, use_allocator
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -227,7 +229,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--allocator",
-        choices=("auto", "jemalloc", "tcmalloc", "system"),
+        choices=ALLOCATORS,
         default="auto",
         help="C memory allocator, as prosody-vae train --allocator (auto: jemalloc when installed)",
     )
@@ -246,7 +248,6 @@ def main() -> None:
         help="train as prosody-vae train --low-memory does (fixed glibc mmap threshold, training/memory.py)",
     )
     args = parser.parse_args()
-    from prosody_vae.training.allocator import use_allocator
 
     # restarts this script once with the allocator preloaded, as the training commands do
     use_allocator(args.allocator, restart=True, command=[sys.executable, *sys.argv])

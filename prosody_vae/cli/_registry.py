@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from prosody_vae.training.allocator import ALLOCATORS
+
 __all__ = [
     "COMMANDS",
     "add_run_arguments",
@@ -79,6 +81,23 @@ def set_threads(args: argparse.Namespace) -> None:
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
+
+
+def start_training_run(args: argparse.Namespace, name: str) -> None:
+    """What every training command does with the run options before its work: ``--threads``, report
+    the allocator in use (``--allocator``, settled by ``main``), ``--low-memory``, ``--max-steps``.
+    ``name`` is the command, the prefix of its log lines."""
+    set_threads(args)
+    print(f"[{name}] memory allocator: {args.allocator}")
+    if args.low_memory:
+        if args.allocator == "system":
+            from prosody_vae.training.memory import return_freed_memory
+
+            return_freed_memory()  # lower peak RSS, slower steps, same computation (training/memory.py)
+        else:
+            print(f"[{name}] --low-memory: {args.allocator} needs no setting; left as it is")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
 
 
 def progress(args: argparse.Namespace) -> bool | None:
@@ -171,7 +190,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
         "--allocator",
-        choices=("auto", "jemalloc", "tcmalloc", "system"),
+        choices=ALLOCATORS,
         default="auto",
         help="C memory allocator: auto = jemalloc when installed (about 0.7x the peak RSS of glibc's at the "
         "same speed; the command restarts itself with it preloaded), else the C library's "

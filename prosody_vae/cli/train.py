@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prosody_vae.cli._registry import add_run_arguments, command, set_threads
+from prosody_vae.cli._registry import add_run_arguments, command, start_training_run
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
@@ -22,17 +22,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 def train(args: argparse.Namespace) -> int:
     from prosody_vae.config import load_config
     from prosody_vae.training.loop import train as run_training
-    from prosody_vae.training.memory import return_freed_memory
 
-    set_threads(args)
-    print(f"[train] memory allocator: {args.allocator}")
-    if args.low_memory:
-        if args.allocator == "system":
-            return_freed_memory()  # lower peak RSS, slower steps, same computation (training/memory.py)
-        else:
-            print(f"[train] --low-memory: {args.allocator} needs no setting; left as it is")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
+    start_training_run(args, "train")
     config = load_config(args.config, overrides=args.set)
     result = run_training(
         config,

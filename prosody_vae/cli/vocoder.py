@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prosody_vae.cli._registry import add_run_arguments, command, log, set_threads
+from prosody_vae.cli._registry import add_run_arguments, command, log, start_training_run
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
@@ -29,19 +29,10 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
 @command("train-vocoder", help="train (or resume, or fine-tune) a HiFi-GAN vocoder", arguments=_arguments)
 def train_vocoder(args: argparse.Namespace) -> int:
-    from prosody_vae.training.memory import return_freed_memory
     from prosody_vae.vocoder.config import load_vocoder_config
     from prosody_vae.vocoder.loop import train_vocoder as run_training
 
-    set_threads(args)
-    print(f"[train-vocoder] memory allocator: {args.allocator}")
-    if args.low_memory:
-        if args.allocator == "system":
-            return_freed_memory()  # lower peak RSS, slower steps, same computation (training/memory.py)
-        else:
-            print(f"[train-vocoder] --low-memory: {args.allocator} needs no setting; left as it is")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise ValueError(f"--max-steps must be >= 1, got {args.max_steps}")
+    start_training_run(args, "train-vocoder")
     overrides = list(args.set)
     if args.teacher_forced_from is not None:
         if not args.teacher_forced_from.is_file():

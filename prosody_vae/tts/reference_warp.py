@@ -58,9 +58,11 @@ class ReferenceWarp(nn.Module):
         frac = ((source - centres[left]) / (centres[right] - centres[left])).clamp(
             0.0, 1.0
         )  # edges: edge bin
-        index = lambda i: i[:, None, :].expand(-1, mels.shape[1], -1)  # noqa: E731 - (B, M) -> (B, T, M)
+        frames = mels.shape[1]
+        below = mels.gather(2, left[:, None, :].expand(-1, frames, -1))  # (B, T, M)
+        above = mels.gather(2, right[:, None, :].expand(-1, frames, -1))  # (B, T, M)
         weight = frac[:, None, :].to(mels.dtype)
-        return mels.gather(2, index(left)) * (1.0 - weight) + mels.gather(2, index(right)) * weight
+        return below * (1.0 - weight) + above * weight
 
     def forward(self, mels: Tensor) -> Tensor:
         """A random warp per item in training mode; ``mels`` unchanged in eval mode or with w = 0."""

@@ -39,15 +39,20 @@ __all__ = ["VoicePitch", "mean_f0_hz", "voice_f0_table"]
 ENCODER_REFERENCE_HZ = 100.0
 
 
+def _voiced_log_sum(track: Tensor) -> tuple[float, int]:
+    """Sum of ln F0 over the voiced frames (> 0) of an F0 track (T,) in Hz, and their count."""
+    voiced = track[track > 0].double()
+    return float(torch.log(voiced).sum()), int(voiced.numel())
+
+
 def mean_f0_hz(tracks: Iterable[Tensor]) -> float:
     """Geometric-mean F0 (Hz) over the voiced frames (> 0) of F0 tracks (T_i,) in Hz.
 
     Raises ``ValueError`` when no frame is voiced."""
     total, count = 0.0, 0
     for track in tracks:
-        voiced = track[track > 0].double()
-        total += float(torch.log(voiced).sum())
-        count += int(voiced.numel())
+        logs, n = _voiced_log_sum(track)
+        total, count = total + logs, count + n
     if count == 0:
         raise ValueError("no voiced frame: the voice's mean F0 cannot be measured")
     return math.exp(total / count)
@@ -60,9 +65,9 @@ def voice_f0_table(speakers: Sequence[str], tracks: Iterable[tuple[str, Tensor]]
     logs = {s: 0.0 for s in speakers}
     counts = dict.fromkeys(speakers, 0)
     for speaker, track in tracks:
-        voiced = track[track > 0].double()
-        logs[speaker] += float(torch.log(voiced).sum())
-        counts[speaker] += int(voiced.numel())
+        total, n = _voiced_log_sum(track)
+        logs[speaker] += total
+        counts[speaker] += n
     empty = [s for s in speakers if counts[s] == 0]
     if empty:
         raise ValueError(
