@@ -23,7 +23,14 @@ phones per second counted as :mod:`recipes.transfer_eval` counts them), and scor
 :mod:`prosody_vae.evaluation.speakers`: raw and speaker-normalised Pearson r for F0 level, F0 spread
 and speaking rate, and the identity check (share of outputs whose F0 level lies inside the target
 voice's natural range). A target voice's natural range is taken from up to ``--n`` of its own
-test-split recordings, measured the same way.
+test-split recordings, measured the same way. F0 spread is the cleaned track's (``intonation=True``:
+octave slips repaired, docs/corpus.md), F0 level and rate the plain analysis's.
+
+A reference voice's mean, which the speaker-normalised r subtracts, is by default taken over all of
+that voice's recordings in the corpus (every split; the corpus labels are the same analysis), not over
+the few evaluated references: five references of a voice whose level varies by 3 semitones put its
+mean 1.4 semitones off (s.d.), an offset for all of its pairs (:mod:`prosody_vae.evaluation.speakers`).
+``--voice-means references`` takes the evaluated references' mean instead; the table reports both.
 
     .venv/bin/python recipes/cross_voice_eval.py --checkpoint exp/espeak_multivoice/checkpoints/step_3000.pt \
         --corpus data/espeak_multivoice/prepared --n 12 --out exp/cross_voice
@@ -52,6 +59,7 @@ from prosody_vae.evaluation.speakers import (
     CrossVoiceItem,
     cross_voice_correlations,
     identity_check,
+    recording_means,
 )
 from prosody_vae.inference.synthesizer import Synthesizer
 
@@ -65,14 +73,37 @@ def _n_phones(text: str) -> int:
 
 
 def _stats(audio, text: str, synth: Synthesizer) -> dict[str, float]:
-    """Utterance statistics of ``audio`` (a file or samples); all nan when it cannot be measured."""
+    """Utterance statistics of ``audio`` (a file or samples), with the cleaned track's spread
+    ``f0_spread_st``; all nan when it cannot be measured, the spread alone when only it cannot."""
     try:
-        measured = measure_prosody(audio, config=synth.audio)
+        measured = measure_prosody(audio, config=synth.audio, intonation=True)
     except ValueError:  # AudioError too: e.g. too few voiced frames in an unaligned output
-        return {"f0_mean_hz": math.nan, "f0_range_st": math.nan, "speaking_rate": math.nan, "failed": 1.0}
+        try:  # too few frames left after cleaning: the level and the rate are still defined
+            measured = measure_prosody(audio, config=synth.audio) | {"f0_spread_st": math.nan}
+        except ValueError:
+            return {
+                "f0_mean_hz": math.nan,
+                "f0_range_st": math.nan,
+                "f0_spread_st": math.nan,
+                "speaking_rate": math.nan,
+                "failed": 1.0,
+            }
     measured["speaking_rate"] = _n_phones(text) / max(measured["duration_s"], 1e-3)
     measured["failed"] = 0.0
     return measured
+
+
+_LABELLED = ("f0_mean_hz", "f0_range_st", "f0_spread_st", "duration_s")
+
+
+def _recording_stats(u: Utterance, synth: Synthesizer) -> dict[str, float]:
+    """:func:`_stats` of a corpus recording, from its labels when the corpus has them all (the
+    corpus labels are the same analysis, :func:`measure_prosody` with ``intonation``), else measured."""
+    if all(key in u.labels for key in _LABELLED):
+        stats = {key: float(u.labels[key]) for key in _LABELLED}
+        stats["speaking_rate"] = _n_phones(u.text) / max(stats["duration_s"], 1e-3)
+        return stats
+    return _stats(u.audio, u.text, synth)
 
 
 def _output_stats(synth: Synthesizer, vocoder, result, text: str) -> dict[str, float]:
@@ -112,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="other recordings of a held-out voice that give its mean F0 (relative-pitch models)",
     )
+    parser.add_argument(
+        "--voice-means",
+        choices=("recordings", "references"),
+        default="recordings",
+        help="a reference voice's mean: over all its recordings in the corpus (default), or over the "
+        "evaluated references only (a few per voice: a noisy mean, reported alongside either way)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("exp/cross_voice"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -148,6 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     for group, utterances in (("training voices", training_voice), ("held-out voices", held_out_voice)):
         voices = [str(v) for v in rng.permutation(pools[group])[: args.voices]]
         references[group] = _pick(utterances, voices, args.n, rng)
+
+    # each reference voice's mean over all its recordings in the corpus, every split (evaluation.speakers:
+    # a few references estimate it poorly, and the error is an offset for all of the voice's pairs)
+    corpus = [u for split in sorted((args.corpus / "splits").glob("*.jsonl")) for u in read_manifest(split)]
+    recordings = {
+        voice: [_recording_stats(u, synth) for u in corpus if u.speaker == voice]
+        for voice in sorted({u.speaker for group in GROUPS for u in references[group]})
+    }
+    corpus_means = recording_means(recordings)
+    reference_means = corpus_means if args.voice_means == "recordings" else None
 
     # the target voices' natural recordings: reference side only, they define each voice's range
     anchors = []
@@ -238,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         "n": args.n,
         "seed": args.seed,
         "reference_voices": {g: sorted({u.speaker for u in references[g]}) for g in GROUPS},
+        "voice_means": args.voice_means,
+        "voice_recordings": {voice: len(stats) for voice, stats in recordings.items()},
         "results": {},
         "items": rows,
     }
@@ -248,7 +298,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     lines = [
         f"Checkpoint `{args.checkpoint}`; targets {', '.join(f'`{t}`' for t in targets)}; "
-        f"{args.n} references per group, each into both targets.",
+        f"{args.n} references per group, each into both targets. A reference voice's mean (norm. r): "
+        + (
+            "over all its recordings in the corpus ("
+            + ", ".join(f"{v} {n}" for v, n in summary["voice_recordings"].items())
+            + ")."
+            if args.voice_means == "recordings"
+            else "over the evaluated references of that voice."
+        )
+        + " F0 spread: the cleaned track's 10-90 percentile range.",
         "",
         header,
         "|" + "---|" * (header.count("|") - 1),
@@ -260,7 +318,19 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             measured = [i for i in group_items if not i.output_stats.get("failed")]
             stopped = sum(r["stopped"] for r in rows if r["group"] == group and r["condition"] == condition)
-            corr = cross_voice_correlations(measured) if len(measured) >= 3 else None
+            corr = (
+                cross_voice_correlations(measured, reference_means=reference_means)
+                if len(measured) >= 3
+                else None
+            )
+            # the other choice of voice means, for comparison
+            other = (
+                cross_voice_correlations(
+                    measured, reference_means=None if reference_means is not None else corpus_means
+                )
+                if len(measured) >= 3
+                else None
+            )
             ident = identity_check(measured + anchors) if measured else None
             result = {
                 "n_outputs": len(group_items),
@@ -269,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
                 "raw": {k: corr.raw[k]._asdict() for k, *_ in NORMALISED_QUANTITIES} if corr else None,
                 "normalised": {k: corr.pooled[k]._asdict() for k, *_ in NORMALISED_QUANTITIES}
                 if corr
+                else None,
+                "normalised_other_voice_means": {
+                    k: other.pooled[k]._asdict() for k, *_ in NORMALISED_QUANTITIES
+                }
+                if other
                 else None,
                 "identity": ident._asdict() if ident else None,
                 # within each reference voice (x and y centred as in the pooled figure): a pooled r
@@ -292,6 +367,22 @@ def main(argv: list[str] | None = None) -> int:
                 + " | ".join(cells)
                 + f" | {inside} | {nearer} |"
             )
+    other_name = "the evaluated references" if args.voice_means == "recordings" else "all its recordings"
+    lines += [
+        "",
+        f"Norm. r with each reference voice's mean over {other_name} instead:",
+        "",
+        "| group | condition | "
+        + " | ".join(f"{label} norm. r" for _, label, _, _ in NORMALISED_QUANTITIES)
+        + " |",
+        "|" + "---|" * (len(NORMALISED_QUANTITIES) + 2),
+    ]
+    for key_name, result in summary["results"].items():
+        other = result["normalised_other_voice_means"]
+        if other:
+            group, condition = key_name.split(" / ")
+            cells = " | ".join(_fmt(other[k]["r"]) for k, *_ in NORMALISED_QUANTITIES)
+            lines.append(f"| {group} | {condition} | {cells} |")
     # per reference voice, transcribed transfer: r within the voice, and the voice's mean output offset
     lines += [
         "",

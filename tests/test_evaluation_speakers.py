@@ -16,6 +16,7 @@ from prosody_vae.evaluation import (
     identity_check,
     normalised_values,
     pairs_from_manifest,
+    recording_means,
     voice_means,
     voice_similarity,
 )
@@ -102,6 +103,59 @@ def test_a_reference_counts_once_in_its_voice_mean() -> None:
     assert ref_means["A"]["f0_level_st"] == pytest.approx(12 * math.log2(200.0))
     assert set(out_means) == {"X", "Y", "Z"}
     assert normalised_values(items)["f0_level_st"][0] == pytest.approx([-12.0, -12.0, -12.0, 12.0])
+
+
+def test_reference_means_from_more_recordings_replace_the_evaluated_ones() -> None:
+    # A's two evaluated references (100, 200 Hz) are both above A's recordings' mean: the voice's
+    # four recordings sit at 50, 100, 100 and 200 Hz, mean 12 log2(100) semitones
+    items = [_item("a1", "A", "X", 100.0, 100.0), _item("a2", "A", "X", 200.0, 200.0)]
+    stats = [
+        {"f0_mean_hz": hz, "f0_range_st": 3.0, "speaking_rate": 4.0} for hz in (50.0, 100.0, 100.0, 200.0)
+    ]
+    means = recording_means({"A": stats})
+    assert means["A"]["f0_level_st"] == pytest.approx(12 * math.log2(100.0))
+    assert means["A"]["rate_log"] == pytest.approx(math.log(4.0))
+    ref, _ = normalised_values(items, reference_means=means)["f0_level_st"]
+    np.testing.assert_allclose(ref, [0.0, 12.0])  # against the evaluated pair's own mean: -6, +6
+    np.testing.assert_allclose(normalised_values(items)["f0_level_st"][0], [-6.0, 6.0])
+    # output side and voices not given keep the evaluated set's means
+    ref_means, out_means = voice_means(items + [_item("b1", "B", "X", 300.0, 100.0)], reference_means=means)
+    assert ref_means["B"]["f0_level_st"] == pytest.approx(12 * math.log2(300.0))
+    assert out_means["X"]["f0_level_st"] == pytest.approx(12 * math.log2(100.0 * 200.0 * 100.0) / 3)
+
+
+def test_a_per_voice_offset_from_a_poor_voice_mean_lowers_the_pooled_r_and_better_means_restore_it() -> None:
+    # two voices; outputs follow each reference's level relative to the *true* voice mean exactly.
+    # The evaluated references of A happen to be all high for A (+2 st above its true mean), so the
+    # evaluated set's mean puts A's outputs 2 st off; the true means restore r = 1.
+    rng = np.random.default_rng(0)
+    items, true_means = [], {"A": 90.0, "B": 80.0}
+    for voice, base, bias in (("A", 90.0, 2.0), ("B", 80.0, 0.0)):
+        for k, offset in enumerate(rng.normal(bias, 1.0, 6)):
+            items.append(_item(f"{voice}{k}", voice, "X", _hz(base + offset), _hz(85.0 + offset)))
+    means = {v: {"f0_level_st": m, "f0_spread_st": 0.0, "rate_log": 0.0} for v, m in true_means.items()}
+    assert cross_voice_correlations(items, reference_means=means).pooled["f0_level_st"].r == pytest.approx(
+        1.0
+    )
+    assert cross_voice_correlations(items).pooled["f0_level_st"].r < 0.9
+
+
+def test_spread_prefers_the_cleaned_track_and_falls_back_to_the_raw_range() -> None:
+    cleaned = [
+        CrossVoiceItem("r1", "A", "X", {"f0_spread_st": 2.0, "f0_range_st": 9.0}, {"f0_spread_st": 3.0}),
+        CrossVoiceItem("r2", "A", "X", {"f0_spread_st": 6.0, "f0_range_st": 1.0}, {"f0_spread_st": 7.0}),
+    ]
+    ref, out = normalised_values(cleaned)["f0_spread_st"]
+    np.testing.assert_allclose(ref, [-2.0, 2.0])  # from 2 and 6, not 9 and 1
+    np.testing.assert_allclose(out, [-2.0, 2.0])
+    raw_only = [
+        CrossVoiceItem("r1", "A", "X", {"f0_range_st": 9.0}, {"f0_range_st": 3.0}),
+        CrossVoiceItem("r2", "A", "X", {"f0_range_st": 1.0}, {"f0_range_st": 7.0}),
+    ]
+    np.testing.assert_allclose(normalised_values(raw_only)["f0_spread_st"][0], [4.0, -4.0])
+    # a cleaned spread that could not be measured is undefined, not replaced by the raw range
+    gap = [CrossVoiceItem("r1", "A", "X", {"f0_spread_st": math.nan, "f0_range_st": 9.0}, {})]
+    assert math.isnan(normalised_values(gap)["f0_spread_st"][0][0])
 
 
 def test_identity_check_against_hand_values() -> None:

@@ -30,6 +30,7 @@ from .speakers import (
     identity_check,
     label_reference_voices,
     normalised_values,
+    recording_means,
     voice_means,
     voice_similarity,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "pairs_from_manifest",
     "pairs_from_scp",
     "summarise",
+    "recording_means",
     "voice_means",
     "voice_similarity",
     "write_json",

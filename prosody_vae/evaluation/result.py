@@ -119,14 +119,15 @@ class EvaluationResult:
 
     def cross_voice_items(self, kind: str | None = None) -> list[CrossVoiceItem]:
         """The scored pairs whose reference voice and target voice are both known."""
-        prefix_stats = [stat for _, _, stat, _ in NORMALISED_QUANTITIES]
+        # a statistic "a|b" reads a where present, else b: pass on only the ones measured
+        prefix_stats = [key for _, _, stat, _ in NORMALISED_QUANTITIES for key in stat.split("|")]
         return [
             CrossVoiceItem(
                 reference=str(s.item.reference),
                 reference_voice=s.item.reference_speaker,
                 target_voice=s.item.speaker,
-                reference_stats={k: s.values.get(f"ref_{k}", math.nan) for k in prefix_stats},
-                output_stats={k: s.values.get(f"out_{k}", math.nan) for k in prefix_stats},
+                reference_stats={k: s.values[f"ref_{k}"] for k in prefix_stats if f"ref_{k}" in s.values},
+                output_stats={k: s.values[f"out_{k}"] for k in prefix_stats if f"out_{k}" in s.values},
             )
             for s in self.paired(kind)
             if s.item.speaker and s.item.reference_speaker

@@ -15,13 +15,28 @@ Quantities (:data:`NORMALISED_QUANTITIES`), each on a scale where "relative" is 
 * **Speaking rate**: ``ln(speaking_rate)``; relative = the log of the ratio to the voice's
   geometric mean rate.
 
-**Where a voice's mean comes from: the evaluated set itself.** The reference side of voice V is the
-mean over the distinct references spoken by V (a reference transferred into two target voices counts
-once); the output side of target voice W is the mean over the outputs in W. The set is measured with
-one analysis on both sides (not the corpus's own labels, whose tracker and conventions differ), and
-voices without a corpus (other synthesisers, recordings) are measured like any other. It asks one
-thing of the design: each voice's items must span its prosody evenly (every reference transferred
-into every target voice does), since a voice whose references are all low has a low mean.
+**Where a voice's mean comes from.** By default, the evaluated set itself: the reference side of voice
+V is the mean over the distinct references spoken by V (a reference transferred into two target
+voices counts once); the output side of target voice W is the mean over the outputs in W. The set is
+measured with one analysis on both sides (not the corpus's own labels, whose tracker and conventions
+differ), and voices without a corpus (other synthesisers, recordings) are measured like any other.
+It asks one thing of the design: each voice's items must span its prosody evenly (every reference
+transferred into every target voice does), since a voice whose references are all low has a low mean.
+
+A handful of references per voice estimates that mean poorly: with five references from a voice whose
+F0 level varies by 3 semitones (s.d.), the mean is off by 1.4 semitones (s.d.), and the error is a
+constant offset for all of that voice's pairs, which the pooled r counts as a transfer error. When
+more recordings of a reference voice are at hand, pass their statistics (``reference_means``, from
+:func:`recording_means`): the reference side of that voice is then their mean. Measured on the
+built-in multi-voice corpus (docs/transfer.md): with 5 references per held-out voice, a model's
+pooled F0-level r was 0.78; with each voice's mean over its ~95 test recordings, 0.95, while within
+each voice r was 0.86-0.98 either way.
+
+**F0 spread** reads ``f0_spread_st`` when the statistics have it (the spread of the cleaned track,
+:func:`prosody_vae.data.espeak.clean_f0`: octave slips repaired), else ``f0_range_st``. On rough
+voices a tracker that slips an octave on a few frames makes the raw 10-90 percentile range follow the
+slips more than the intonation (docs/corpus.md: within ``en-us+f1``, r = 0.27 raw against 0.96
+cleaned).
 
 Correlations (Pearson, Fisher-z interval, :func:`~prosody_vae.evaluation.statistics.correlate`) are
 reported pooled over all pairs and per reference voice and per target voice; within one voice pair
@@ -45,7 +60,7 @@ score naturalness.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -67,6 +82,7 @@ __all__ = [
     "identity_check",
     "label_reference_voices",
     "normalised_values",
+    "recording_means",
     "voice_means",
     "voice_similarity",
 ]
@@ -84,10 +100,11 @@ def _same(value: float) -> float:
     return value
 
 
-# (key, label, utterance statistic, transform to the scale on which "relative" is a difference)
+# (key, label, utterance statistic, transform to the scale on which "relative" is a difference).
+# A statistic "a|b" reads a where the statistics have it, else b (module docstring: F0 spread).
 NORMALISED_QUANTITIES: tuple[tuple[str, str, str, Callable[[float], float]], ...] = (
     ("f0_level_st", "F0 level (st)", "f0_mean_hz", _semitones),
-    ("f0_spread_st", "F0 spread (st)", "f0_range_st", _same),
+    ("f0_spread_st", "F0 spread (st)", "f0_spread_st|f0_range_st", _same),
     ("rate_log", "speaking rate (log)", "speaking_rate", _log),
 )
 
@@ -111,8 +128,13 @@ class CrossVoiceItem:
     output_stats: dict[str, float]
 
 
-def _value(stats: dict[str, float], statistic: str, transform: Callable[[float], float]) -> float:
-    raw = stats.get(statistic, math.nan)
+def _value(stats: Mapping[str, float], statistic: str, transform: Callable[[float], float]) -> float:
+    preferred, _, fallback = statistic.partition("|")
+    raw = (
+        stats.get(preferred, math.nan)
+        if preferred in stats or not fallback
+        else stats.get(fallback, math.nan)
+    )
     return math.nan if raw is None or not math.isfinite(raw) else transform(float(raw))
 
 
@@ -121,13 +143,28 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(defined)) if defined else math.nan
 
 
+def recording_means(recordings: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each voice's mean of every quantity (transformed scale) over statistics of its recordings.
+
+    ``recordings``: voice -> utterance statistics of its recordings (as in :class:`CrossVoiceItem`).
+    The result is what :func:`voice_means` takes as ``reference_means``. Undefined values are left out.
+    """
+    return {
+        voice: {key: _mean([_value(s, stat, f) for s in stats]) for key, _, stat, f in NORMALISED_QUANTITIES}
+        for voice, stats in recordings.items()
+    }
+
+
 def voice_means(
     items: Sequence[CrossVoiceItem],
+    *,
+    reference_means: Mapping[str, Mapping[str, float]] | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
     """Each voice's mean of every quantity (transformed scale): (reference side, output side).
 
-    Reference side: per reference voice, over its distinct references. Output side: per target
-    voice, over its outputs. Undefined values are left out; a voice with none is nan.
+    Reference side: per reference voice, over its distinct references, or ``reference_means[voice]``
+    where given (:func:`recording_means`; module docstring). Output side: per target voice, over its
+    outputs. Undefined values are left out; a voice with none is nan.
     """
     references: dict[str, dict[str, CrossVoiceItem]] = {}
     outputs: dict[str, list[CrossVoiceItem]] = {}
@@ -141,6 +178,9 @@ def voice_means(
         }
         for voice, refs in references.items()
     }
+    for voice, means in (reference_means or {}).items():
+        if voice in ref_means:
+            ref_means[voice] = {key: float(means[key]) for key, *_ in NORMALISED_QUANTITIES}
     out_means = {
         voice: {
             key: _mean([_value(i.output_stats, stat, f) for i in outs])
@@ -151,10 +191,13 @@ def voice_means(
     return ref_means, out_means
 
 
-def normalised_values(items: Sequence[CrossVoiceItem]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def normalised_values(
+    items: Sequence[CrossVoiceItem], *, reference_means: Mapping[str, Mapping[str, float]] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per quantity, (reference relative to its voice's mean, output relative to its target voice's
-    mean): two arrays (N,) in item order, nan where undefined."""
-    ref_means, out_means = voice_means(items)
+    mean): two arrays (N,) in item order, nan where undefined. ``reference_means``: as in
+    :func:`voice_means`."""
+    ref_means, out_means = voice_means(items, reference_means=reference_means)
     result = {}
     for key, _, stat, f in NORMALISED_QUANTITIES:
         ref = [_value(i.reference_stats, stat, f) - ref_means[i.reference_voice][key] for i in items]
@@ -173,10 +216,16 @@ class CrossVoiceCorrelations(NamedTuple):
 
 
 def cross_voice_correlations(
-    items: Sequence[CrossVoiceItem], *, level: float = 0.95
+    items: Sequence[CrossVoiceItem],
+    *,
+    level: float = 0.95,
+    reference_means: Mapping[str, Mapping[str, float]] | None = None,
 ) -> CrossVoiceCorrelations:
-    """Pearson r of the speaker-normalised quantities (module docstring), pooled and per voice."""
-    values = normalised_values(items)
+    """Pearson r of the speaker-normalised quantities (module docstring), pooled and per voice.
+
+    ``reference_means``: reference voices' means from more of their recordings (:func:`voice_means`).
+    """
+    values = normalised_values(items, reference_means=reference_means)
     pooled = {key: correlate(*values[key], level=level) for key, *_ in NORMALISED_QUANTITIES}
     raw = {
         key: correlate(
