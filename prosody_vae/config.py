@@ -139,6 +139,9 @@ class BackboneConfig:
     # what the pitch heads read: "decoder" (the decoder LSTM's state and the attention context) or
     # "context" (the attention context alone: no teacher-forcing shortcut, see Tacotron2._pitch_step)
     pitch_input: Literal["decoder", "context"] = "decoder"
+    # the pitch refiner also reads how far through the text each step attends, so that z can place
+    # and size a contour, not only shift it (prosody_vae.tts.pitch_refiner). Needs pitch_refiner_dim.
+    pitch_refiner_position: bool = False
 
     def __post_init__(self) -> None:
         check_choice(self, "backbone", "kind")
@@ -158,6 +161,14 @@ class BackboneConfig:
         check(
             self.pitch or not self.pitch_refiner_dim,
             "backbone.pitch_refiner_dim refines the pitch prediction: it needs backbone.pitch: true",
+        )
+        check(
+            isinstance(self.pitch_refiner_position, bool),
+            f"backbone.pitch_refiner_position must be true or false, got {self.pitch_refiner_position!r}",
+        )
+        check(
+            self.pitch_refiner_dim or not self.pitch_refiner_position,
+            "backbone.pitch_refiner_position is read by the pitch refiner: it needs backbone.pitch_refiner_dim > 0",
         )
         if self.kind == "torchaudio_tacotron2":
             check(

@@ -14,6 +14,7 @@ from prosody_vae.config import BackboneConfig
 from prosody_vae.inference.synthesizer import Synthesizer
 from prosody_vae.tts.backbones.tacotron2 import Tacotron2
 from prosody_vae.tts.pitch import decode_pitch, pitch_nll
+from prosody_vae.tts.pitch_refiner import PitchRefiner, attention_position, position_features
 
 
 def _tiny_tacotron(**kwargs) -> Tacotron2:
@@ -203,3 +204,80 @@ def test_context_pitch_ignores_the_decoder_state(refiner):
         assert torch.allclose(before.pitch, after.pitch) == (pitch_input == "context"), pitch_input
     with pytest.raises(ValueError, match="pitch_input"):
         _tiny_tacotron(pitch=True, pitch_input="mel")
+
+
+def test_attention_position_matches_hand_values_and_ignores_padding():
+    # item 0 (4 tokens) attends all on token 0, then half on tokens 2 and 3; item 1 (2 tokens, padded to
+    # 4) on its last token
+    weights = torch.tensor(
+        [
+            [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]],
+            [[0.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]],
+        ]
+    )
+    position = attention_position(weights, torch.tensor([4, 2]))
+    torch.testing.assert_close(position, torch.tensor([[0.5 / 4, 3.0 / 4], [1.5 / 2, 1.5 / 2]]))
+    features = position_features(position)
+    assert features.shape == (2, 2, 9)
+    torch.testing.assert_close(features[..., 0], position)
+    torch.testing.assert_close(features[0, 1, 1], torch.sin(torch.tensor(math.pi * 0.75)))
+
+
+def test_position_refiner_starts_as_no_change_and_stays_padding_exact():
+    tokens, token_lengths = torch.randint(1, 12, (2, 6)), torch.tensor([6, 4])
+    mels, mel_lengths = torch.randn(2, 13, 8), torch.tensor([13, 9])
+    mels[1, 9:] = 0.0
+    torch.manual_seed(0)
+    plain = _tiny_tacotron(pitch=True, prenet_dropout=0.0, pitch_refiner_dim=8)
+    torch.manual_seed(0)
+    placed = _tiny_tacotron(pitch=True, prenet_dropout=0.0, pitch_refiner_dim=8, pitch_refiner_position=True)
+    missing = placed.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing == ["pitch_refiner.position.weight"]  # init_from a refiner without it works
+    plain.eval(), placed.eval()
+    torch.nn.init.normal_(plain.pitch_refiner.out.weight, std=0.5)
+    placed.pitch_refiner.out.weight.data.copy_(plain.pitch_refiner.out.weight)
+    before = placed(tokens, token_lengths, mels, mel_lengths).pitch
+    assert torch.equal(before, plain(tokens, token_lengths, mels, mel_lengths).pitch)  # zero at first
+    torch.nn.init.normal_(placed.pitch_refiner.position.weight, std=0.5)
+    batched = placed(tokens, token_lengths, mels, mel_lengths).pitch
+    assert not torch.allclose(batched, before)
+    alone = placed(tokens[1:, :4], token_lengths[1:], mels[1:, :9], mel_lengths[1:]).pitch
+    assert torch.allclose(batched[1, :9], alone[0], atol=1e-5)
+    assert placed.infer(tokens, token_lengths, max_steps=6).pitch.shape[-1] == 2
+    with pytest.raises(ValueError, match="pitch_refiner_dim"):
+        _tiny_tacotron(pitch=True, pitch_refiner_position=True)
+    with pytest.raises(ValueError, match="pitch_refiner_dim"):
+        BackboneConfig(pitch=True, pitch_refiner_position=True)
+
+
+@pytest.mark.parametrize("position", [False, True])
+def test_only_a_position_aware_refiner_lets_a_constant_code_place_the_peak(position):
+    """The conditioning reaches the context-only pitch path as the same vector at every step. Two
+    codes (+1, -1) ask for a peak a third or two thirds into a 90-step utterance (about 3 s at r = 3):
+    without the position the refiner sees the same input at every step more than its reach (14 steps)
+    from the edges, so it cannot place a peak there."""
+    torch.manual_seed(0)
+    steps = 90
+    refiner = PitchRefiner(in_dim=4, memory_dim=2, dim=16, r=1, position=position)
+    torch.nn.init.normal_(refiner.out.weight, std=0.1)
+    code = torch.tensor([1.0, -1.0])
+    hidden = code.view(2, 1, 1).expand(2, steps, 4).contiguous()  # (B, S, in_dim): the code at every step
+    memory = torch.zeros(2, 3, 2)
+    u = (torch.arange(steps) + 0.5) / steps
+    target = torch.stack(
+        [torch.exp(-(((u - 0.3) / 0.07) ** 2)), torch.exp(-(((u - 0.7) / 0.07) ** 2))]
+    )  # (B, S)
+    mask = torch.ones(2, steps, dtype=torch.bool)
+    optimiser = torch.optim.Adam(refiner.parameters(), lr=0.02)
+    for _ in range(300):
+        out = refiner(hidden, mask, memory, torch.tensor([3, 3]), position=u.expand(2, steps))[..., 0]
+        loss = ((out - target) ** 2).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    peak = out.detach().argmax(dim=1).float() / steps
+    if position:
+        assert loss.item() < 0.01, loss.item()
+        assert abs(peak[0] - 0.3) < 0.05 and abs(peak[1] - 0.7) < 0.05
+    else:
+        assert loss.item() > 0.03, loss.item()  # away from the edges the output cannot follow either bump

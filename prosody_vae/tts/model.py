@@ -428,6 +428,7 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
             pitch_init_hz=bc.pitch_init_hz,
             pitch_refiner_dim=bc.pitch_refiner_dim,
             pitch_input=bc.pitch_input,
+            pitch_refiner_position=bc.pitch_refiner_position,
         )
     adversary = None
     if pc.voice_adversary_weight > 0 and n_speakers > 1:

@@ -45,7 +45,7 @@ from prosody_vae.tts.backbones.attention import DynamicConvolutionAttention, Loc
 from prosody_vae.tts.backbones.deferred_lstm import DeferredLSTMCell
 from prosody_vae.tts.backbones.layers import Postnet, Prenet, TextEncoder
 from prosody_vae.tts.backbones.reduced_precision import reduced_precision_step
-from prosody_vae.tts.pitch_refiner import PitchRefiner
+from prosody_vae.tts.pitch_refiner import PitchRefiner, attention_position
 
 __all__ = ["DecoderState", "Tacotron2", "TacotronInference", "TacotronOutput"]
 
@@ -157,6 +157,7 @@ class Tacotron2(nn.Module):
         pitch_init_hz: float = 100.0,
         pitch_refiner_dim: int = 0,
         pitch_input: str = "decoder",
+        pitch_refiner_position: bool = False,
     ) -> None:
         super().__init__()
         if n_symbols < 2:
@@ -171,6 +172,10 @@ class Tacotron2(nn.Module):
             raise ValueError(f"pitch_input must be 'decoder' or 'context', got {pitch_input!r}")
         if pitch_refiner_dim < 0 or (pitch_refiner_dim and not pitch):
             raise ValueError(f"pitch_refiner_dim must be 0, or > 0 with pitch=True, got {pitch_refiner_dim}")
+        if pitch_refiner_position and not pitch_refiner_dim:
+            raise ValueError(
+                "pitch_refiner_position is read by the pitch refiner: it needs pitch_refiner_dim > 0"
+            )
         if attention not in ("dca", "location"):
             raise ValueError(f"attention must be 'dca' or 'location', got {attention!r}")
         self.n_mels, self.r, self.conditioning_dim = n_mels, r, conditioning_dim
@@ -224,7 +229,12 @@ class Tacotron2(nn.Module):
         if pitch_refiner_dim:
             in_dim = memory_dim if pitch_input == "context" else decoder_dim + memory_dim
             self.pitch_refiner = PitchRefiner(
-                in_dim=in_dim, memory_dim=memory_dim, dim=pitch_refiner_dim, r=r, embedding_dim=embedding_dim
+                in_dim=in_dim,
+                memory_dim=memory_dim,
+                dim=pitch_refiner_dim,
+                r=r,
+                embedding_dim=embedding_dim,
+                position=pitch_refiner_position,
             )
         self.postnet = Postnet(
             n_mels=n_mels, dim=postnet_dim, n_convs=postnet_n_convs, kernel_size=postnet_kernel_size
@@ -370,11 +380,12 @@ class Tacotron2(nn.Module):
         memory: Tensor,
         tokens: Tensor,
         token_lengths: Tensor,
+        weights: Tensor,
     ) -> Tensor:
         """The linear pitch prediction plus the refiner's residual when there is one.
 
         pitch: (B, steps, 2r) or (B, steps * r, 2); hidden: (B, steps, decoder_dim + M) decoder outputs;
-        memory: (B, L, M) encoder outputs; tokens (B, L).
+        memory: (B, L, M) encoder outputs; tokens (B, L); weights: (B, steps, L) attention weights.
         Returns (B, steps * r, 2).
         """
         batch = pitch.shape[0]
@@ -387,7 +398,10 @@ class Tacotron2(nn.Module):
         final = self.embed_tokens(
             tokens[torch.arange(batch, device=tokens.device), token_lengths - 1]
         )  # (B, E)
-        return pitch + self.pitch_refiner(hidden, step_mask, memory, token_lengths, final)
+        position = None
+        if self.pitch_refiner.position is not None:
+            position = attention_position(weights, token_lengths)  # (B, steps)
+        return pitch + self.pitch_refiner(hidden, step_mask, memory, token_lengths, final, position)
 
     def _postnet(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Zero frames past each length, add the postnet residual. (B, T, n_mels) -> mel, mel_post."""
@@ -441,6 +455,7 @@ class Tacotron2(nn.Module):
             outputs.append(out)
             weights.append(state.weights)
         hidden = torch.stack(outputs, dim=1)  # (B, steps, decoder_dim + M)
+        alignments = torch.stack(weights, dim=1)  # (B, steps, L)
         # Projections have no recurrence either: one matmul over all steps instead of one per step.
         mel = self.mel_projection(hidden).reshape(batch, steps * self.r, self.n_mels)[:, :frames]
         stop_logits = self.stop_projection(hidden).reshape(batch, steps * self.r)[:, :frames]
@@ -453,10 +468,11 @@ class Tacotron2(nn.Module):
                 memory,
                 tokens,
                 token_lengths,
+                alignments,
             )
             pitch = pitch[:, :frames]
         mel, mel_post = self._postnet(mel, mel_lengths)
-        return TacotronOutput(mel, mel_post, stop_logits, torch.stack(weights, dim=1), pitch)
+        return TacotronOutput(mel, mel_post, stop_logits, alignments, pitch)
 
     @torch.no_grad()
     def infer(
@@ -541,7 +557,8 @@ class Tacotron2(nn.Module):
         frames = int(mel_lengths.max())
         decoder_lengths = self.decoder_lengths(mel_lengths)
         mel, stop_probs = mel[:, :frames], stop_probs[:, :frames]
-        alignments = torch.stack(weights, dim=1)[:, : -(-frames // self.r)]  # (B, ceil(T / r), L)
+        all_weights = torch.stack(weights, dim=1)  # (B, steps, L)
+        alignments = all_weights[:, : -(-frames // self.r)]  # (B, ceil(T / r), L)
         _, mel_post = self._postnet(mel, mel_lengths)
         frame_mask = lengths_to_mask(mel_lengths, frames).to(stop_probs.dtype)
         step_mask = lengths_to_mask(decoder_lengths, alignments.shape[1]).to(alignments.dtype)
@@ -549,7 +566,7 @@ class Tacotron2(nn.Module):
         if pitches:
             hidden = torch.stack(outs, dim=1) if outs else None  # (B, steps, decoder_dim + M)
             pitch = self._refined_pitch(
-                torch.cat(pitches, dim=1), hidden, decoder_lengths, memory, tokens, token_lengths
+                torch.cat(pitches, dim=1), hidden, decoder_lengths, memory, tokens, token_lengths, all_weights
             )
             pitch = pitch[:, :frames] * frame_mask.unsqueeze(-1)  # (B, T, 2)
         return TacotronInference(
