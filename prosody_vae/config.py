@@ -142,6 +142,9 @@ class BackboneConfig:
     # the pitch refiner also reads how far through the text each step attends, so that z can place
     # and size a contour, not only shift it (prosody_vae.tts.pitch_refiner). Needs pitch_refiner_dim.
     pitch_refiner_position: bool = False
+    # an utterance-level F0 contour over the text's relative time that the conditioning [z, speaker]
+    # sets, so that z can shape the F0, not only shift it (prosody_vae.tts.pitch_contour). Needs pitch.
+    pitch_contour: bool = False
 
     def __post_init__(self) -> None:
         check_choice(self, "backbone", "kind")
@@ -165,6 +168,14 @@ class BackboneConfig:
         check(
             isinstance(self.pitch_refiner_position, bool),
             f"backbone.pitch_refiner_position must be true or false, got {self.pitch_refiner_position!r}",
+        )
+        check(
+            isinstance(self.pitch_contour, bool),
+            f"backbone.pitch_contour must be true or false, got {self.pitch_contour!r}",
+        )
+        check(
+            self.pitch or not self.pitch_contour,
+            "backbone.pitch_contour shapes the pitch prediction: it needs backbone.pitch: true",
         )
         check(
             self.pitch_refiner_dim or not self.pitch_refiner_position,
@@ -233,6 +244,10 @@ class ProsodyConfig:
     # than an average of prosodies the posterior tells apart (prosody_vae/tts/model.py); 0 = off;
     # standard prior, flat module only
     latent_dropout: float = 0.0
+    # weight of an auxiliary decoder that predicts the utterance's F0 spread and peak position from z
+    # (prosody_vae/tts/contour_statistics.py), so that z carries the contour, not only its level;
+    # 0 = off; needs backbone.pitch (the F0 track)
+    contour_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check(
@@ -257,6 +272,7 @@ class ProsodyConfig:
             "voice_adversary_weight",
             "latent_dropout",
             "reference_warp",
+            "contour_weight",
             zero_ok=True,
         )
         check(

@@ -14,6 +14,7 @@ from prosody_vae.config import BackboneConfig
 from prosody_vae.inference.synthesizer import Synthesizer
 from prosody_vae.tts.backbones.tacotron2 import Tacotron2
 from prosody_vae.tts.pitch import decode_pitch, pitch_nll
+from prosody_vae.tts.pitch_contour import UtteranceContour
 from prosody_vae.tts.pitch_refiner import PitchRefiner, attention_position, position_features
 
 
@@ -281,3 +282,88 @@ def test_only_a_position_aware_refiner_lets_a_constant_code_place_the_peak(posit
         assert abs(peak[0] - 0.3) < 0.05 and abs(peak[1] - 0.7) < 0.05
     else:
         assert loss.item() > 0.03, loss.item()  # away from the edges the output cannot follow either bump
+
+
+def test_utterance_contour_matches_hand_values_and_masks_voicing_and_padding():
+    contour = UtteranceContour(conditioning_dim=2, r=2)
+    with torch.no_grad():
+        contour.coefficients.weight.zero_()
+        contour.coefficients.weight[0, 0] = 3.0  # c_t = 3 * z_0 * u_t: a rise over the utterance
+    conditioning = torch.tensor([[1.0, 5.0], [-2.0, 5.0]])
+    position = torch.tensor([[0.0, 0.5, 1.0], [0.25, 0.75, 0.9]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    out = contour(conditioning, position, mask)
+    assert out.shape == (2, 6, 2)
+    torch.testing.assert_close(out[0, :, 0], torch.tensor([0.0, 0.0, 1.5, 1.5, 3.0, 3.0]))
+    torch.testing.assert_close(out[1, :, 0], torch.tensor([-1.5, -1.5, -4.5, -4.5, 0.0, 0.0]))
+    assert torch.equal(out[..., 1], torch.zeros(2, 6))  # the voicing decision is left alone
+
+
+def test_a_contour_shaped_error_reaches_z_through_the_contour_not_through_a_linear_head():
+    """An error pattern along the utterance that sums to zero (too low at the peak, too high around
+    it) gives a constant-z linear head no gradient into z; the contour's does, from the first step."""
+    torch.manual_seed(0)
+    steps = 40
+    position = ((torch.arange(steps) + 0.5) / steps).unsqueeze(0)
+    error = torch.where((position - 0.5).abs() < 0.15, 1.0, -0.3 / 0.7)  # (1, S)
+    error = error - error.mean()
+    z = torch.randn(1, 4, requires_grad=True)
+    linear = torch.nn.Linear(4, 1)
+    (linear(z).expand(1, steps) * error).sum().backward()
+    assert z.grad.abs().max() < 1e-5
+    z.grad = None
+    contour = UtteranceContour(conditioning_dim=4, r=1)
+    (contour(z, position, torch.ones(1, steps, dtype=torch.bool))[..., 0] * error).sum().backward()
+    assert z.grad.abs().max() > 1e-4
+
+
+def test_codes_and_the_contour_learn_to_place_a_peak_early_or_late():
+    """Per-utterance codes (standing in for the posterior) and the contour, trained together from the
+    contour's near-zero start, fit a peak a third into one utterance and two thirds into another."""
+    torch.manual_seed(0)
+    steps = 60
+    u = ((torch.arange(steps) + 0.5) / steps).expand(2, steps)
+    target = torch.stack([torch.exp(-(((u[0] - 0.3) / 0.12) ** 2)), torch.exp(-(((u[1] - 0.7) / 0.12) ** 2))])
+    target = target - target.mean(dim=1, keepdim=True)
+    codes = torch.nn.Parameter(0.01 * torch.randn(2, 4))
+    contour = UtteranceContour(conditioning_dim=4, r=1)
+    optimiser = torch.optim.Adam([codes, *contour.parameters()], lr=0.02)
+    mask = torch.ones(2, steps, dtype=torch.bool)
+    for _ in range(400):
+        loss = ((contour(codes, u, mask)[..., 0] - target) ** 2).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < 0.1 * target.var().item(), loss.item()
+    peak = contour(codes, u, mask)[..., 0].detach().argmax(dim=1).float() / steps
+    assert abs(peak[0] - 0.3) < 0.07 and abs(peak[1] - 0.7) < 0.07
+
+
+def test_tacotron_contour_starts_near_zero_is_padding_exact_and_needs_conditioning():
+    tokens, token_lengths = torch.randint(1, 12, (2, 6)), torch.tensor([6, 4])
+    mels, mel_lengths = torch.randn(2, 13, 8), torch.tensor([13, 9])
+    mels[1, 9:] = 0.0
+    conditioning = torch.randn(2, 3)
+    torch.manual_seed(0)
+    plain = _tiny_tacotron(pitch=True, prenet_dropout=0.0, conditioning_dim=3)
+    torch.manual_seed(0)
+    shaped = _tiny_tacotron(pitch=True, prenet_dropout=0.0, conditioning_dim=3, pitch_contour=True)
+    assert shaped.load_state_dict(plain.state_dict(), strict=False).missing_keys == [
+        "pitch_contour.coefficients.weight"
+    ]
+    plain.eval(), shaped.eval()
+    before = plain(tokens, token_lengths, mels, mel_lengths, conditioning).pitch
+    after = shaped(tokens, token_lengths, mels, mel_lengths, conditioning).pitch
+    assert (after - before).abs().max() < 0.02  # log-F0: a fraction of a semitone
+    with torch.no_grad():
+        shaped.pitch_contour.coefficients.weight.normal_(std=0.5)
+    batched = shaped(tokens, token_lengths, mels, mel_lengths, conditioning).pitch
+    assert (batched - before).abs().max() > 0.05
+    alone = shaped(tokens[1:, :4], token_lengths[1:], mels[1:, :9], mel_lengths[1:], conditioning[1:]).pitch
+    assert torch.allclose(batched[1, :9], alone[0], atol=1e-5)
+    inferred = shaped.infer(tokens, token_lengths, conditioning, max_steps=6)
+    assert inferred.pitch.shape[:2] == inferred.mel_post.shape[:2]
+    with pytest.raises(ValueError, match="pitch_contour"):
+        _tiny_tacotron(pitch=True, pitch_contour=True)  # no conditioning to set it
+    with pytest.raises(ValueError, match="pitch_contour"):
+        BackboneConfig(pitch=False, pitch_contour=True)

@@ -122,6 +122,7 @@ def _check_f0(root: Path, config: ExperimentConfig) -> None:
         for name, wanted in (
             ("backbone.pitch", config.backbone.pitch),
             ("prosody.reference_pitch", config.prosody.reference_pitch),
+            ("prosody.contour_weight", config.prosody.contour_weight > 0),
         )
         if wanted
     ]

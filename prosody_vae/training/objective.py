@@ -56,6 +56,7 @@ class LossParts(NamedTuple):
     stop: Tensor
     guided_attention: Tensor
     voice_adversary: Tensor  # the voice classifier's cross-entropy on z, nats per utterance; 0 without one
+    contour: Tensor  # the contour-statistics head's NLL given z, nats per utterance; 0 without one
     normalizer: Tensor  # n_mels * mean frames
 
 
@@ -73,6 +74,7 @@ class TrainingModule(nn.Module):
         guided_attention_sigma: float = 0.2,
         pitch_scale: float = 0.05,
         voice_adversary_weight: float = 0.0,
+        contour_weight: float = 0.0,
     ):
         super().__init__()
         if model.hierarchical != isinstance(objective, MultiCapacityObjective):
@@ -88,6 +90,7 @@ class TrainingModule(nn.Module):
         self.guided_attention_sigma = guided_attention_sigma
         self.pitch_scale = pitch_scale
         self.voice_adversary_weight = voice_adversary_weight
+        self.contour_weight = contour_weight
 
     def forward(
         self,
@@ -159,11 +162,16 @@ class TrainingModule(nn.Module):
         if self.model.voice_adversary is not None and batch.speakers is not None:
             # the classifier learns to name the voice from z; its reversed gradient makes z forget it
             adversary = self.model.voice_adversary(output.prosody.mean, batch.speakers).mean()
+        contour = zero
+        if self.model.contour_head is not None and batch.f0 is not None:
+            # what z says of the utterance's F0 spread and peak (tts/contour_statistics.py)
+            contour = self.model.contour_head.nll(output.prosody.z, batch.f0, batch.mel_lengths).mean()
         loss = (
             capacity_loss / normalizer
             + self.stop_weight * stop
             + self.guided_attention_weight * guided
             + self.voice_adversary_weight * adversary
+            + self.contour_weight * contour
         )
         parts = LossParts(
             loss=loss,
@@ -179,6 +187,7 @@ class TrainingModule(nn.Module):
             stop=stop.detach(),
             guided_attention=guided.detach(),
             voice_adversary=adversary.detach(),
+            contour=contour.detach(),
             normalizer=normalizer.detach(),
         )
         return parts, output

@@ -239,6 +239,7 @@ def _build_module(config: ExperimentConfig, data: TrainingData, device: torch.de
         guided_attention_sigma=tc.guided_attention_sigma,
         pitch_scale=tc.pitch_scale,
         voice_adversary_weight=config.prosody.voice_adversary_weight,
+        contour_weight=config.prosody.contour_weight,
     )
 
 

@@ -88,6 +88,8 @@ def train_step(state: TrainingState, batch: Batch) -> StepResult:
         extra = {**(extra or {}), "kl_high": float(logged.kl_high), "beta_high": float(logged.beta_high)}
     if state.model.voice_adversary is not None:  # the voice classifier's loss on z: high = z hides the voice
         extra = {**(extra or {}), "voice_adversary": float(logged.voice_adversary)}
+    if state.model.contour_head is not None:  # what z says of the F0 contour: low = z carries it
+        extra = {**(extra or {}), "contour": float(logged.contour)}
     state.scheduler.step()
     state.step += 1
     lr = state.scheduler.get_last_lr()[0]

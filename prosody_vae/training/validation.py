@@ -57,6 +57,7 @@ def validate(
             "kl": parts.kl,
             "kl_high": parts.kl_high,
             "voice_adversary": parts.voice_adversary,
+            "contour": parts.contour,
             "stop": parts.stop,
             "diagonality": diag.mean(),
         }
@@ -83,6 +84,8 @@ def validate(
         scalars["valid/beta"] = float(module.objective.beta)
     if module.model.voice_adversary is None:
         scalars.pop("valid/voice_adversary", None)  # always 0 without the adversary
+    if module.model.contour_head is None:
+        scalars.pop("valid/contour", None)  # always 0 without the contour head
     if len(means) and sum(m.shape[0] for m in means) >= 2:
         # on this rank's share of the split (all of it in one process): the units the posterior
         # mean moves over the data (variance > 0.01), and where the KL goes, dimension by dimension

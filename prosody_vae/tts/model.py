@@ -40,6 +40,7 @@ from prosody_vae.prosody.priors import AssociativePrior, Prior, StandardNormalPr
 from prosody_vae.prosody.reference_encoder import ReferenceEncoder
 from prosody_vae.prosody.vae import CapacitronVAE, Posterior, ProsodyOutput
 from prosody_vae.tts.backbones import Tacotron2, TacotronInference, TacotronOutput
+from prosody_vae.tts.contour_statistics import ContourStatisticsHead
 from prosody_vae.tts.reference_warp import ReferenceWarp
 from prosody_vae.tts.voice_adversary import VoiceAdversary
 from prosody_vae.tts.voice_pitch import VoicePitch
@@ -68,6 +69,8 @@ class ProsodyTTS(nn.Module):
         speaker_dim: speaker embedding size (0 when ``n_speakers == 1``).
         voice_adversary: a :class:`~prosody_vae.tts.voice_adversary.VoiceAdversary` that the training
             objective uses to remove the voice from z (``prosody.voice_adversary_weight``), or None.
+        contour_head: a :class:`~prosody_vae.tts.contour_statistics.ContourStatisticsHead` that the
+            training objective uses to make z carry the F0 contour (``prosody.contour_weight``), or None.
         latent_dropout: share of training items decoded from z = 0 (the standard prior's mean) instead
             of the posterior's z (``prosody.latent_dropout``). Why: the posterior sees the reference, so
             z comes to carry what the text already implies (a question's final rise is cheap in nats and
@@ -97,6 +100,7 @@ class ProsodyTTS(nn.Module):
         latent_dropout: float = 0.0,
         relative_reference_pitch: bool = False,
         reference_warp: ReferenceWarp | None = None,
+        contour_head: ContourStatisticsHead | None = None,
     ):
         super().__init__()
         if n_speakers < 1:
@@ -106,6 +110,7 @@ class ProsodyTTS(nn.Module):
         self.speaker_embedding = nn.Embedding(n_speakers, speaker_dim) if speaker_dim > 0 else None
         self.uses_text_summary = prosody.uses_text
         self.voice_adversary = voice_adversary  # training only: see prosody_vae/tts/voice_adversary.py
+        self.contour_head = contour_head  # training only: see prosody_vae/tts/contour_statistics.py
         if not 0.0 <= latent_dropout < 1.0:
             raise ValueError(f"latent_dropout must lie in [0, 1), got {latent_dropout}")
         self.latent_dropout = latent_dropout
@@ -429,6 +434,7 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
             pitch_refiner_dim=bc.pitch_refiner_dim,
             pitch_input=bc.pitch_input,
             pitch_refiner_position=bc.pitch_refiner_position,
+            pitch_contour=bc.pitch_contour,
         )
     adversary = None
     if pc.voice_adversary_weight > 0 and n_speakers > 1:
@@ -439,6 +445,7 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         n_speakers=n_speakers,
         speaker_dim=speaker_dim,
         voice_adversary=adversary,
+        contour_head=ContourStatisticsHead(latent_dim=pc.latent_dim) if pc.contour_weight > 0 else None,
         latent_dropout=pc.latent_dropout,
         relative_reference_pitch=pc.reference_pitch_relative and speaker_dim > 0,
         reference_warp=ReferenceWarp(

@@ -45,6 +45,7 @@ from prosody_vae.tts.backbones.attention import DynamicConvolutionAttention, Loc
 from prosody_vae.tts.backbones.deferred_lstm import DeferredLSTMCell
 from prosody_vae.tts.backbones.layers import Postnet, Prenet, TextEncoder
 from prosody_vae.tts.backbones.reduced_precision import reduced_precision_step
+from prosody_vae.tts.pitch_contour import UtteranceContour
 from prosody_vae.tts.pitch_refiner import PitchRefiner, attention_position
 
 __all__ = ["DecoderState", "Tacotron2", "TacotronInference", "TacotronOutput"]
@@ -158,6 +159,7 @@ class Tacotron2(nn.Module):
         pitch_refiner_dim: int = 0,
         pitch_input: str = "decoder",
         pitch_refiner_position: bool = False,
+        pitch_contour: bool = False,
     ) -> None:
         super().__init__()
         if n_symbols < 2:
@@ -172,6 +174,10 @@ class Tacotron2(nn.Module):
             raise ValueError(f"pitch_input must be 'decoder' or 'context', got {pitch_input!r}")
         if pitch_refiner_dim < 0 or (pitch_refiner_dim and not pitch):
             raise ValueError(f"pitch_refiner_dim must be 0, or > 0 with pitch=True, got {pitch_refiner_dim}")
+        if pitch_contour and not (pitch and conditioning_dim):
+            raise ValueError(
+                "pitch_contour is set by the conditioning: it needs pitch=True and conditioning_dim > 0"
+            )
         if pitch_refiner_position and not pitch_refiner_dim:
             raise ValueError(
                 "pitch_refiner_position is read by the pitch refiner: it needs pitch_refiner_dim > 0"
@@ -236,6 +242,10 @@ class Tacotron2(nn.Module):
                 embedding_dim=embedding_dim,
                 position=pitch_refiner_position,
             )
+        # an utterance-level contour that the conditioning sets (tts/pitch_contour.py)
+        self.pitch_contour = (
+            UtteranceContour(conditioning_dim=conditioning_dim, r=r) if pitch_contour else None
+        )
         self.postnet = Postnet(
             n_mels=n_mels, dim=postnet_dim, n_convs=postnet_n_convs, kernel_size=postnet_kernel_size
         )
@@ -381,27 +391,35 @@ class Tacotron2(nn.Module):
         tokens: Tensor,
         token_lengths: Tensor,
         weights: Tensor,
+        conditioning: Tensor | None,
     ) -> Tensor:
-        """The linear pitch prediction plus the refiner's residual when there is one.
+        """The linear pitch prediction plus the refiner's residual and the utterance contour, where
+        the model has them.
 
         pitch: (B, steps, 2r) or (B, steps * r, 2); hidden: (B, steps, decoder_dim + M) decoder outputs;
-        memory: (B, L, M) encoder outputs; tokens (B, L); weights: (B, steps, L) attention weights.
+        memory: (B, L, M) encoder outputs; tokens (B, L); weights: (B, steps, L) attention weights;
+        conditioning: (B, C) or None.
         Returns (B, steps * r, 2).
         """
         batch = pitch.shape[0]
         pitch = pitch.reshape(batch, -1, 2)
-        if self.pitch_refiner is None or hidden is None:
-            return pitch
-        step_mask = lengths_to_mask(decoder_lengths, hidden.shape[1])
-        if self.pitch_input == "context":
-            hidden = hidden[..., self.decoder_dim :]
-        final = self.embed_tokens(
-            tokens[torch.arange(batch, device=tokens.device), token_lengths - 1]
-        )  # (B, E)
+        step_mask = lengths_to_mask(decoder_lengths, weights.shape[1])
+        refiner = self.pitch_refiner if hidden is not None else None
         position = None
-        if self.pitch_refiner.position is not None:
+        if self.pitch_contour is not None or (refiner is not None and refiner.position is not None):
             position = attention_position(weights, token_lengths)  # (B, steps)
-        return pitch + self.pitch_refiner(hidden, step_mask, memory, token_lengths, final, position)
+        if refiner is not None:
+            assert hidden is not None
+            if self.pitch_input == "context":
+                hidden = hidden[..., self.decoder_dim :]
+            final = self.embed_tokens(
+                tokens[torch.arange(batch, device=tokens.device), token_lengths - 1]
+            )  # (B, E)
+            pitch = pitch + refiner(hidden, step_mask, memory, token_lengths, final, position)
+        if self.pitch_contour is not None:
+            assert conditioning is not None and position is not None
+            pitch = pitch + self.pitch_contour(conditioning, position, step_mask)
+        return pitch
 
     def _postnet(self, mel: Tensor, mel_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Zero frames past each length, add the postnet residual. (B, T, n_mels) -> mel, mel_post."""
@@ -469,6 +487,7 @@ class Tacotron2(nn.Module):
                 tokens,
                 token_lengths,
                 alignments,
+                conditioning,
             )
             pitch = pitch[:, :frames]
         mel, mel_post = self._postnet(mel, mel_lengths)
@@ -566,7 +585,14 @@ class Tacotron2(nn.Module):
         if pitches:
             hidden = torch.stack(outs, dim=1) if outs else None  # (B, steps, decoder_dim + M)
             pitch = self._refined_pitch(
-                torch.cat(pitches, dim=1), hidden, decoder_lengths, memory, tokens, token_lengths, all_weights
+                torch.cat(pitches, dim=1),
+                hidden,
+                decoder_lengths,
+                memory,
+                tokens,
+                token_lengths,
+                all_weights,
+                conditioning,
             )
             pitch = pitch[:, :frames] * frame_mask.unsqueeze(-1)  # (B, T, 2)
         return TacotronInference(
