@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
 import time
 import warnings
 import zlib
@@ -52,7 +53,7 @@ import torch
 
 from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio.vocoders import load_vocoder, vocode
-from prosody_vae.data.espeak import measure_prosody, phonemes
+from prosody_vae.data.espeak import measure_prosody, phonemes, synthesize
 from prosody_vae.data.manifest import Utterance, read_manifest
 from prosody_vae.evaluation.speakers import (
     NORMALISED_QUANTITIES,
@@ -63,7 +64,7 @@ from prosody_vae.evaluation.speakers import (
 )
 from prosody_vae.inference.synthesizer import Synthesizer
 
-CONDITIONS = ("transcript", "no transcript", "no voice F0", "voice not named", "prior")
+CONDITIONS = ("transcript", "no transcript", "no voice F0", "voice not named", "prior", "espeak-ng ceiling")
 GROUPS = ("training voices", "held-out voices")
 
 
@@ -109,6 +110,32 @@ def _recording_stats(u: Utterance, synth: Synthesizer) -> dict[str, float]:
 def _output_stats(synth: Synthesizer, vocoder, result, text: str) -> dict[str, float]:
     wav = vocode(vocoder, result.mel, result.f0).float().cpu().numpy()
     return _stats(wav, text, synth)
+
+
+_SETTINGS = ("pitch", "pitch_range", "rate")
+
+
+def _espeak_ceiling(
+    ref: Utterance, text: str, target: str, question_rise: int, synth: Synthesizer
+) -> dict[str, float] | None:
+    """Statistics of espeak-ng speaking ``text`` in the ``target`` voice with the reference's own drawn
+    settings (pitch, range, rate, contour, the corpus's question rise): a transfer that carries the
+    reference's prosody relative to its voice over exactly, so what the corpus itself allows an
+    inter-text transfer to reach. None when the reference has no drawn settings."""
+    if not all(key in ref.labels for key in _SETTINGS):
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        path = synthesize(
+            text,
+            pitch=int(ref.labels["pitch"]),
+            pitch_range=int(ref.labels["pitch_range"]),
+            rate=int(ref.labels["rate"]),
+            voice=target,
+            contour=int(ref.labels["contour"]) if "contour" in ref.labels else None,
+            question_rise=question_rise,
+            out_path=Path(folder) / "ceiling.wav",
+        )
+        return _stats(path, text, synth)
 
 
 def _pick(
@@ -187,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         voices = [str(v) for v in rng.permutation(pools[group])[: args.voices]]
         references[group] = _pick(utterances, voices, args.n, rng)
 
+    description = Path(test[0].audio).parent.parent / "corpus.json"  # the built corpus's settings
+    question_rise = (
+        int(json.loads(description.read_text()).get("question_rise", 0)) if description.is_file() else 0
+    )
+
     # each reference voice's mean over all its recordings in the corpus, every split (evaluation.speakers:
     # a few references estimate it poorly, and the error is an offset for all of the voice's pairs)
     corpus = [u for split in sorted((args.corpus / "splits").glob("*.jsonl")) for u in read_manifest(split)]
@@ -259,8 +291,18 @@ def main(argv: list[str] | None = None) -> int:
                         reference_speaker=posterior_voice,
                         reference_voice_f0=ref_voice_f0,
                     )
-                for condition, result in outputs.items():
-                    out_stats = _output_stats(synth, vocoder, result, text)
+                measured_outputs = {
+                    condition: (
+                        _output_stats(synth, vocoder, result, text),
+                        int(result.mel.shape[0]),
+                        result.stopped,
+                    )
+                    for condition, result in outputs.items()
+                }
+                ceiling = _espeak_ceiling(ref, text, target, question_rise, synth)
+                if ceiling is not None:
+                    measured_outputs["espeak-ng ceiling"] = (ceiling, 0, True)
+                for condition, (out_stats, frames, stopped) in measured_outputs.items():
                     items[(group, condition)].append(
                         CrossVoiceItem(str(ref.audio), ref.speaker, target, ref_stats, out_stats)
                     )
@@ -272,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                             "reference_voice": ref.speaker,
                             "target_voice": target,
                             "text": text,
-                            "frames": int(result.mel.shape[0]),
-                            "stopped": bool(result.stopped),
+                            "frames": frames,
+                            "stopped": bool(stopped),
                             "reference_stats": ref_stats,
                             "output_stats": out_stats,
                         }
