@@ -24,7 +24,13 @@ part of the conditioning lets each voice have its own typical shape.
 
 Initialisation: ``A`` is drawn with a small standard deviation (1e-3), not zero, so that the gradient
 into z exists from the first step; a model gains the contour through ``train.init_from`` with its F0
-moved by about a hundredth of a semitone. It is not in Tacotron 2 or Capacitron.
+moved by a fraction of a semitone. It is not in Tacotron 2 or Capacitron.
+
+Measured: on its own it did not make the posterior encode a contour either. After 500 steps ``A``
+had grown from 1e-3 to 0.007 at most, and the gradient into z scales with ``A``, so the mel's
+gradient still drowned it. With ``prosody.contour_weight``
+(:mod:`~prosody_vae.tts.contour_statistics`), z carries the contour, and this head and the
+position-aware refiner render it (docs/transfer.md).
 """
 
 from __future__ import annotations
