@@ -170,6 +170,13 @@ def check_numbers(config: Any, section: str, *names: str, zero_ok: bool = False)
         )
 
 
+def check_bools(config: Any, section: str, *names: str) -> None:
+    """Each named field of ``config`` is a bool."""
+    for name in names:
+        value = getattr(config, name)
+        check(isinstance(value, bool), f"{section}.{name} must be a bool, got {value!r}")
+
+
 def check_choice(config: Any, section: str, name: str) -> None:
     """The field's value is one of the choices of its ``Literal`` annotation."""
     value, choices = getattr(config, name), get_args(field_type(type(config), name))

@@ -24,7 +24,16 @@ from typing import Any, Literal
 
 import yaml
 
-from prosody_vae._typed import build, check, check_choice, check_counts, check_numbers, field_type, plain
+from prosody_vae._typed import (
+    build,
+    check,
+    check_bools,
+    check_choice,
+    check_counts,
+    check_numbers,
+    field_type,
+    plain,
+)
 
 __all__ = [
     "AudioConfig",
@@ -165,14 +174,7 @@ class BackboneConfig:
             self.pitch or not self.pitch_refiner_dim,
             "backbone.pitch_refiner_dim refines the pitch prediction: it needs backbone.pitch: true",
         )
-        check(
-            isinstance(self.pitch_refiner_position, bool),
-            f"backbone.pitch_refiner_position must be true or false, got {self.pitch_refiner_position!r}",
-        )
-        check(
-            isinstance(self.pitch_contour, bool),
-            f"backbone.pitch_contour must be true or false, got {self.pitch_contour!r}",
-        )
+        check_bools(self, "backbone", "pitch_refiner_position", "pitch_contour")
         check(
             self.pitch or not self.pitch_contour,
             "backbone.pitch_contour shapes the pitch prediction: it needs backbone.pitch: true",
@@ -246,18 +248,11 @@ class ProsodyConfig:
     latent_dropout: float = 0.0
     # weight of an auxiliary decoder that predicts the utterance's F0 spread and peak position from z
     # (prosody_vae/tts/contour_statistics.py), so that z carries the contour, not only its level;
-    # 0 = off; needs backbone.pitch (the F0 track)
+    # 0 = off; needs F0 in the feature cache
     contour_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        check(
-            isinstance(self.reference_pitch, bool),
-            f"prosody.reference_pitch must be a bool, got {self.reference_pitch!r}",
-        )
-        check(
-            isinstance(self.reference_pitch_relative, bool),
-            f"prosody.reference_pitch_relative must be a bool, got {self.reference_pitch_relative!r}",
-        )
+        check_bools(self, "prosody", "reference_pitch", "reference_pitch_relative")
         check(
             not self.reference_pitch_relative or (self.reference_pitch and self.speaker_dim > 0),
             "prosody.reference_pitch_relative reads the reference's F0 relative to its voice: it needs "
@@ -294,10 +289,7 @@ class ProsodyConfig:
         check_counts(self, "prosody", 0, "speaker_dim", "acn_refresh_every")
         check_choice(self, "prosody", "prior")
         check_counts(self, "prosody", 1, "high_latent_dim", "hierarchy_hidden_dim")
-        check(
-            isinstance(self.hierarchical, bool),
-            f"prosody.hierarchical must be a bool, got {self.hierarchical!r}",
-        )
+        check_bools(self, "prosody", "hierarchical")
         check(
             not (self.hierarchical and self.prior == "associative"),
             "prosody.hierarchical replaces the prior of z by p(z_p | z_s): it needs prosody.prior: standard",
@@ -309,10 +301,7 @@ class ProsodyConfig:
             and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in channels),
             f"prosody.ref_channels must be a non-empty tuple of ints >= 1, got {channels!r}",
         )
-        check(
-            isinstance(self.text_summary, bool),
-            f"prosody.text_summary must be a bool, got {self.text_summary!r}",
-        )
+        check_bools(self, "prosody", "text_summary")
 
 
 @dataclass(frozen=True)
@@ -409,9 +398,7 @@ class TrainConfig:
         check_counts(self, "train", 0, "seed", "guided_attention_until")
         check_numbers(self, "train", "stop_weight", "guided_attention_weight", zero_ok=True)
         check_numbers(self, "train", "stop_pos_weight", "guided_attention_sigma", "pitch_scale")
-        check(
-            isinstance(self.valid_audio, bool), f"train.valid_audio must be a bool, got {self.valid_audio!r}"
-        )
+        check_bools(self, "train", "valid_audio")
 
 
 @dataclass(frozen=True)
