@@ -52,8 +52,10 @@ import numpy as np
 import torch
 
 from prosody_vae.atomic import write_text_atomic
+from prosody_vae.audio import load_audio, process_audio
 from prosody_vae.audio.vocoders import load_vocoder, vocode
-from prosody_vae.data.espeak import measure_prosody, phonemes, synthesize
+from prosody_vae.data.espeak import corpus_question_rise, measure_prosody, phonemes, synthesize_with_settings
+from prosody_vae.data.espeak.labels import track_labels
 from prosody_vae.data.manifest import Utterance, read_manifest
 from prosody_vae.evaluation.speakers import (
     NORMALISED_QUANTITIES,
@@ -63,6 +65,7 @@ from prosody_vae.evaluation.speakers import (
     recording_means,
 )
 from prosody_vae.inference.synthesizer import Synthesizer
+from prosody_vae.metrics.intonation import track_f0, warm_up_trackers
 
 CONDITIONS = ("transcript", "no transcript", "no voice F0", "voice not named", "prior", "espeak-ng ceiling")
 GROUPS = ("training voices", "held-out voices")
@@ -73,14 +76,29 @@ def _n_phones(text: str) -> int:
     return len(phonemes(text))
 
 
-def _stats(audio, text: str, synth: Synthesizer) -> dict[str, float]:
+def _measure(audio, synth: Synthesizer, tracker: str, intonation: bool) -> dict[str, float]:
+    """:func:`measure_prosody` with Harvest (the corpus's labels), or the same statistics of a pYIN
+    track of the same trimmed samples (an independent tracker)."""
+    if tracker == "harvest":
+        return measure_prosody(audio, config=synth.audio, intonation=intonation)
+    config = synth.audio
+    wav = (
+        process_audio(audio, config.sample_rate, config)
+        if isinstance(audio, np.ndarray)
+        else load_audio(audio, config)
+    )
+    f0 = track_f0(wav, config.sample_rate, tracker="pyin", config=config)
+    return track_labels(f0, duration_s=wav.shape[0] / config.sample_rate, intonation=intonation)
+
+
+def _stats(audio, text: str, synth: Synthesizer, tracker: str = "harvest") -> dict[str, float]:
     """Utterance statistics of ``audio`` (a file or samples), with the cleaned track's spread
     ``f0_spread_st``; all nan when it cannot be measured, the spread alone when only it cannot."""
     try:
-        measured = measure_prosody(audio, config=synth.audio, intonation=True)
+        measured = _measure(audio, synth, tracker, intonation=True)
     except ValueError:  # AudioError too: e.g. too few voiced frames in an unaligned output
         try:  # too few frames left after cleaning: the level and the rate are still defined
-            measured = measure_prosody(audio, config=synth.audio) | {"f0_spread_st": math.nan}
+            measured = _measure(audio, synth, tracker, intonation=False) | {"f0_spread_st": math.nan}
         except ValueError:
             return {
                 "f0_mean_hz": math.nan,
@@ -97,45 +115,44 @@ def _stats(audio, text: str, synth: Synthesizer) -> dict[str, float]:
 _LABELLED = ("f0_mean_hz", "f0_range_st", "f0_spread_st", "duration_s")
 
 
-def _recording_stats(u: Utterance, synth: Synthesizer) -> dict[str, float]:
-    """:func:`_stats` of a corpus recording, from its labels when the corpus has them all (the
-    corpus labels are the same analysis, :func:`measure_prosody` with ``intonation``), else measured."""
-    if all(key in u.labels for key in _LABELLED):
+def _recording_stats(u: Utterance, synth: Synthesizer, tracker: str) -> dict[str, float]:
+    """:func:`_stats` of a corpus recording, from its labels when the corpus has them all and the
+    tracker is theirs (the corpus labels are the same analysis, :func:`measure_prosody` with
+    ``intonation``), else measured."""
+    if tracker == "harvest" and all(key in u.labels for key in _LABELLED):
         stats = {key: float(u.labels[key]) for key in _LABELLED}
         stats["speaking_rate"] = _n_phones(u.text) / max(stats["duration_s"], 1e-3)
         return stats
-    return _stats(u.audio, u.text, synth)
+    return _stats(u.audio, u.text, synth, tracker)
 
 
-def _output_stats(synth: Synthesizer, vocoder, result, text: str) -> dict[str, float]:
+def _output_stats(synth: Synthesizer, vocoder, result, text: str, tracker: str) -> dict[str, float]:
     wav = vocode(vocoder, result.mel, result.f0).float().cpu().numpy()
-    return _stats(wav, text, synth)
-
-
-_SETTINGS = ("pitch", "pitch_range", "rate")
+    return _stats(wav, text, synth, tracker)
 
 
 def _espeak_ceiling(
-    ref: Utterance, text: str, target: str, question_rise: int, synth: Synthesizer
+    ref: Utterance, text: str, target: str, question_rise: int, synth: Synthesizer, tracker: str
 ) -> dict[str, float] | None:
     """Statistics of espeak-ng speaking ``text`` in the ``target`` voice with the reference's own drawn
     settings (pitch, range, rate, contour, the corpus's question rise): a transfer that carries the
     reference's prosody relative to its voice over exactly, so what the corpus itself allows an
     inter-text transfer to reach. None when the reference has no drawn settings."""
-    if not all(key in ref.labels for key in _SETTINGS):
-        return None
     with tempfile.TemporaryDirectory() as folder:
-        path = synthesize(
-            text,
-            pitch=int(ref.labels["pitch"]),
-            pitch_range=int(ref.labels["pitch_range"]),
-            rate=int(ref.labels["rate"]),
-            voice=target,
-            contour=int(ref.labels["contour"]) if "contour" in ref.labels else None,
-            question_rise=question_rise,
-            out_path=Path(folder) / "ceiling.wav",
+        path = synthesize_with_settings(
+            text, ref.labels, voice=target, question_rise=question_rise, out_path=Path(folder) / "ceiling.wav"
         )
-        return _stats(path, text, synth)
+        return None if path is None else _stats(path, text, synth, tracker)
+
+
+def _voice_recordings(corpus: list[Utterance], voice: str, args: argparse.Namespace) -> list[Utterance]:
+    """The recordings of ``voice`` whose mean is the voice's: all of them when the labels serve
+    (Harvest), else the first ``--voice-mean-clips`` in a seeded random order (each is measured)."""
+    spoken = [u for u in corpus if u.speaker == voice]
+    if args.tracker == "harvest":
+        return spoken
+    order = np.random.default_rng(zlib.crc32(voice.encode())).permutation(len(spoken))
+    return [spoken[i] for i in order[: args.voice_mean_clips]]
 
 
 def _pick(
@@ -177,6 +194,19 @@ def main(argv: list[str] | None = None) -> int:
         help="a reference voice's mean: over all its recordings in the corpus (default), or over the "
         "evaluated references only (a few per voice: a noisy mean, reported alongside either way)",
     )
+    parser.add_argument(
+        "--tracker",
+        choices=("harvest", "pyin"),
+        default="harvest",
+        help="F0 tracker of every measurement: Harvest (the corpus labels' and the model's) or librosa's "
+        "pYIN, an independent check; with pyin each voice's mean is measured on --voice-mean-clips recordings",
+    )
+    parser.add_argument(
+        "--voice-mean-clips",
+        type=int,
+        default=30,
+        help="recordings per reference voice measured for its mean when the labels cannot serve (pyin)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("exp/cross_voice"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -188,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
 
     synth = Synthesizer.from_checkpoint(args.checkpoint)
+    if args.tracker == "pyin":
+        warm_up_trackers(synth.audio.sample_rate, synth.audio)
     if not synth.speakers:
         raise SystemExit("this recipe needs a multi-speaker model")
     targets = list(args.targets or synth.speakers[:2])
@@ -214,16 +246,13 @@ def main(argv: list[str] | None = None) -> int:
         voices = [str(v) for v in rng.permutation(pools[group])[: args.voices]]
         references[group] = _pick(utterances, voices, args.n, rng)
 
-    description = Path(test[0].audio).parent.parent / "corpus.json"  # the built corpus's settings
-    question_rise = (
-        int(json.loads(description.read_text()).get("question_rise", 0)) if description.is_file() else 0
-    )
+    question_rise = corpus_question_rise(test[0].audio)
 
     # each reference voice's mean over all its recordings in the corpus, every split (evaluation.speakers:
     # a few references estimate it poorly, and the error is an offset for all of the voice's pairs)
     corpus = [u for split in sorted((args.corpus / "splits").glob("*.jsonl")) for u in read_manifest(split)]
     recordings = {
-        voice: [_recording_stats(u, synth) for u in corpus if u.speaker == voice]
+        voice: [_recording_stats(u, synth, args.tracker) for u in _voice_recordings(corpus, voice, args)]
         for voice in sorted({u.speaker for group in GROUPS for u in references[group]})
     }
     corpus_means = recording_means(recordings)
@@ -233,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     anchors = []
     for voice in targets:
         for u in _pick([u for u in test if u.speaker == voice], [voice], args.n, rng):
-            anchors.append(CrossVoiceItem(str(u.audio), voice, voice, _stats(u.audio, u.text, synth), {}))
+            anchors.append(
+                CrossVoiceItem(str(u.audio), voice, voice, _stats(u.audio, u.text, synth, args.tracker), {})
+            )
 
     def voice_f0(ref: Utterance) -> float | None:
         """A held-out voice's mean F0 from its other recordings (relative-pitch models), else None."""
@@ -249,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for group in GROUPS:
         for ref in references[group]:
-            ref_stats = _stats(ref.audio, ref.text, synth)
+            ref_stats = _stats(ref.audio, ref.text, synth, args.tracker)
             posterior_voice = ref.speaker if ref.speaker in synth.speakers else None
             ref_voice_f0 = voice_f0(ref)
             for target in targets:
@@ -293,13 +324,13 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 measured_outputs = {
                     condition: (
-                        _output_stats(synth, vocoder, result, text),
+                        _output_stats(synth, vocoder, result, text, args.tracker),
                         int(result.mel.shape[0]),
                         result.stopped,
                     )
                     for condition, result in outputs.items()
                 }
-                ceiling = _espeak_ceiling(ref, text, target, question_rise, synth)
+                ceiling = _espeak_ceiling(ref, text, target, question_rise, synth, args.tracker)
                 if ceiling is not None:
                     measured_outputs["espeak-ng ceiling"] = (ceiling, 0, True)
                 for condition, (out_stats, frames, stopped) in measured_outputs.items():
@@ -329,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "reference_voices": {g: sorted({u.speaker for u in references[g]}) for g in GROUPS},
         "voice_means": args.voice_means,
+        "tracker": args.tracker,
         "voice_recordings": {voice: len(stats) for voice, stats in recordings.items()},
         "results": {},
         "items": rows,
@@ -342,13 +374,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Checkpoint `{args.checkpoint}`; targets {', '.join(f'`{t}`' for t in targets)}; "
         f"{args.n} references per group, each into both targets. A reference voice's mean (norm. r): "
         + (
-            "over all its recordings in the corpus ("
+            "over its recordings in the corpus ("
             + ", ".join(f"{v} {n}" for v, n in summary["voice_recordings"].items())
             + ")."
             if args.voice_means == "recordings"
             else "over the evaluated references of that voice."
         )
-        + " F0 spread: the cleaned track's 10-90 percentile range.",
+        + f" F0 tracker: {args.tracker}. F0 spread: the cleaned track's 10-90 percentile range.",
         "",
         header,
         "|" + "---|" * (header.count("|") - 1),

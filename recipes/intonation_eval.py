@@ -44,7 +44,13 @@ import torch
 from prosody_vae.atomic import write_text_atomic
 from prosody_vae.audio import AudioConfig, AudioError, load_audio, process_audio
 from prosody_vae.audio.vocoders import VocoderError, load_vocoder, vocode
-from prosody_vae.data.espeak import VOICES, EspeakError
+from prosody_vae.data.espeak import (
+    DRAWN_SETTINGS,
+    VOICES,
+    EspeakError,
+    corpus_question_rise,
+    synthesize_with_settings,
+)
 from prosody_vae.data.espeak import synthesize as espeak_synthesize
 from prosody_vae.data.manifest import Utterance, read_manifest
 from prosody_vae.inference.synthesizer import Synthesizer
@@ -146,22 +152,17 @@ def _oracle(references: list[Utterance], inter_texts: list[str], config: AudioCo
     range, rate, voice, the corpus's contour and question rise): what the corpus itself gives when
     the reference's prosody is carried over exactly, so the ceiling of inter-text transfer here.
     Keyed ``oracle/<reference id>``; empty when the references carry no drawn settings."""
-    description = Path(references[0].audio).parent.parent / "corpus.json"
-    settings = json.loads(description.read_text()) if description.is_file() else {}
-    if not all({"pitch", "pitch_range", "rate"} <= set(u.labels) for u in references):
+    if not all(set(DRAWN_SETTINGS) <= set(u.labels) for u in references):
         return {}
+    question_rise = corpus_question_rise(references[0].audio)
     wavs = {}
     with tempfile.TemporaryDirectory() as folder:
         for u, text in zip(references, inter_texts, strict=True):
-            labels = u.labels
-            path = espeak_synthesize(
+            path = synthesize_with_settings(
                 text,
-                pitch=int(labels["pitch"]),
-                pitch_range=int(labels["pitch_range"]),
-                rate=int(labels["rate"]),
+                u.labels,
                 voice=u.speaker or VOICES[0],
-                contour=int(labels["contour"]) if "contour" in labels else None,
-                question_rise=int(settings.get("question_rise", 0)),
+                question_rise=question_rise,
                 out_path=Path(folder) / f"{u.id}.wav",
             )
             wavs[f"oracle/{u.id}"] = load_audio(path, config)

@@ -8,9 +8,10 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from prosody_vae.audio import AudioConfig, harvest_f0, load_audio
-from prosody_vae.data.espeak import synthesize
+from prosody_vae.data.espeak import corpus_question_rise, synthesize, synthesize_with_settings
 from prosody_vae.data.espeak.intonation import contour_ssml, is_question, tune_ssml, word_offsets
 from prosody_vae.data.espeak.plan import check_settings, corpus_settings, plan_corpus
 from prosody_vae.metrics.intonation import final_rise_st
@@ -96,3 +97,30 @@ def test_raised_questions_end_clearly_above_their_statements(tmp_path):
         raised = [rise(q, pitch_range, 20) - end for (_, q), end in zip(PAIRS, statements, strict=True)]
         assert min(raised) > 1.5, (pitch_range, raised)
         assert np.mean(raised) > np.mean(plain) + 1.0, (pitch_range, plain, raised)
+
+
+@needs_espeak
+def test_settings_of_a_corpus_utterance_speak_again_exactly_and_the_rise_is_read_from_its_corpus(tmp_path):
+    labels = {"pitch": 40.0, "pitch_range": 60.0, "rate": 190.0, "contour": 80.0, "f0_mean_hz": 1.0}
+    again = synthesize_with_settings(
+        "Is the boat red?", labels, voice="en-us", question_rise=20, out_path=tmp_path / "again.wav"
+    )
+    direct = synthesize(
+        "Is the boat red?",
+        pitch=40,
+        pitch_range=60,
+        rate=190,
+        contour=80,
+        question_rise=20,
+        voice="en-us",
+        out_path=tmp_path / "direct.wav",
+    )
+    assert sf.read(again)[0].tolist() == sf.read(direct)[0].tolist()
+    assert (
+        synthesize_with_settings("Hi.", {"pitch": 40.0}, voice="en-us", out_path=tmp_path / "x.wav") is None
+    )
+    (tmp_path / "corpus" / "wavs").mkdir(parents=True)
+    recording = tmp_path / "corpus" / "wavs" / "u1.wav"
+    assert corpus_question_rise(recording) == 0  # no corpus.json: no rise
+    (tmp_path / "corpus" / "corpus.json").write_text(json.dumps({"question_rise": 20}))
+    assert corpus_question_rise(recording) == 20

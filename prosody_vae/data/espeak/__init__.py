@@ -10,10 +10,20 @@ from prosody_vae.data.espeak.grammar import generate_sentences, held_out_sentenc
 from prosody_vae.data.espeak.intonation import INTONATIONS
 from prosody_vae.data.espeak.labels import intonation_labels, measure_prosody
 from prosody_vae.data.espeak.plan import CONTOUR_FACTOR_BOUNDS, FACTOR_BOUNDS, HELD_OUT_PROSODY, VOICES
-from prosody_vae.data.espeak.synthesis import EspeakError, build_corpus, check_voices, phonemes, synthesize
+from prosody_vae.data.espeak.synthesis import (
+    DRAWN_SETTINGS,
+    EspeakError,
+    build_corpus,
+    check_voices,
+    corpus_question_rise,
+    phonemes,
+    synthesize,
+    synthesize_with_settings,
+)
 
 __all__ = [
     "CONTOUR_FACTOR_BOUNDS",
+    "DRAWN_SETTINGS",
     "FACTOR_BOUNDS",
     "HELD_OUT_PROSODY",
     "INTONATIONS",
@@ -21,10 +31,12 @@ __all__ = [
     "EspeakError",
     "build_corpus",
     "check_voices",
+    "corpus_question_rise",
     "generate_sentences",
     "held_out_sentences",
     "intonation_labels",
     "measure_prosody",
     "phonemes",
     "synthesize",
+    "synthesize_with_settings",
 ]

@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import unicodedata
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
@@ -196,6 +196,46 @@ def synthesize(
     finally:
         Path(tmp_name).unlink(missing_ok=True)
     return out_path
+
+
+DRAWN_SETTINGS = ("pitch", "pitch_range", "rate")  # the labels every built-in corpus utterance was drawn with
+
+
+def corpus_question_rise(recording: str | Path) -> int:
+    """The ``question_rise`` of the built corpus that ``recording`` (``<corpus>/wavs/<id>.wav``)
+    belongs to, from its ``corpus.json``; 0 when there is none."""
+    description = Path(recording).parent.parent / "corpus.json"
+    if not description.is_file():
+        return 0
+    return int(json.loads(description.read_text()).get("question_rise", 0))
+
+
+def synthesize_with_settings(
+    text: str,
+    labels: Mapping[str, float],
+    *,
+    voice: str,
+    out_path: str | Path,
+    question_rise: int = 0,
+    espeak: str = "espeak-ng",
+) -> Path | None:
+    """:func:`synthesize` ``text`` with an utterance's drawn settings (its labels ``pitch``,
+    ``pitch_range``, ``rate`` and, for the stylised contour, ``contour``) in ``voice``: that
+    utterance's prosody carried onto another sentence or voice exactly, as far as espeak-ng realises
+    it. None when the labels lack the drawn settings (not a built-in corpus)."""
+    if not all(key in labels for key in DRAWN_SETTINGS):
+        return None
+    return synthesize(
+        text,
+        pitch=int(labels["pitch"]),
+        pitch_range=int(labels["pitch_range"]),
+        rate=int(labels["rate"]),
+        voice=voice,
+        contour=int(labels["contour"]) if "contour" in labels else None,
+        question_rise=question_rise,
+        out_path=out_path,
+        espeak=espeak,
+    )
 
 
 def phonemes(text: str, *, voice: str = "en-us", espeak: str = "espeak-ng") -> list[str]:
