@@ -250,9 +250,12 @@ class ProsodyConfig:
     # (prosody_vae/tts/contour_statistics.py), so that z carries the contour, not only its level;
     # 0 = off; needs F0 in the feature cache
     contour_weight: float = 0.0
+    # the same auxiliary decoder also predicts the utterance's speaking rate, log(tokens / frames),
+    # from z; needs contour_weight > 0
+    contour_rate: bool = False
 
     def __post_init__(self) -> None:
-        check_bools(self, "prosody", "reference_pitch", "reference_pitch_relative")
+        check_bools(self, "prosody", "reference_pitch", "reference_pitch_relative", "contour_rate")
         check(
             not self.reference_pitch_relative or (self.reference_pitch and self.speaker_dim > 0),
             "prosody.reference_pitch_relative reads the reference's F0 relative to its voice: it needs "
@@ -269,6 +272,10 @@ class ProsodyConfig:
             "reference_warp",
             "contour_weight",
             zero_ok=True,
+        )
+        check(
+            not self.contour_rate or self.contour_weight > 0,
+            "prosody.contour_rate adds the rate to the contour head: it needs prosody.contour_weight > 0",
         )
         check(
             self.reference_warp < 0.5,

@@ -12,7 +12,13 @@ from conftest import train_tiny
 
 from prosody_vae.checkpoint import load_checkpoint
 from prosody_vae.config import ExperimentConfig
-from prosody_vae.tts.contour_statistics import SCALES, ContourStatisticsHead, contour_statistics
+from prosody_vae.tts.contour_statistics import (
+    RATE_SCALE,
+    SCALES,
+    ContourStatisticsHead,
+    contour_statistics,
+    rate_statistic,
+)
 
 
 def test_contour_statistics_match_hand_values_and_ignore_padding_and_unvoiced_frames():
@@ -51,6 +57,33 @@ def test_head_nll_matches_hand_values_and_reaches_z():
     assert z.grad.abs().max() > 0  # the term teaches the posterior, not only the head
 
 
+def test_rate_statistic_is_log_tokens_per_frame_and_faster_speech_scores_higher():
+    tokens = torch.tensor([20, 20, 30])
+    frames = torch.tensor([100, 50, 100])
+    rate = rate_statistic(tokens, frames)
+    torch.testing.assert_close(rate, torch.log(torch.tensor([0.2, 0.4, 0.3])))
+    assert rate[1] > rate[2] > rate[0]  # the same text in half the frames is twice as fast
+
+
+def test_rate_network_adds_its_own_term_even_without_voiced_frames():
+    torch.manual_seed(0)
+    head = ContourStatisticsHead(latent_dim=3, rate=True)
+    z = torch.randn(2, 3, requires_grad=True)
+    f0 = torch.zeros(2, 12)
+    f0[0, :10] = 100.0 * 2.0 ** (torch.arange(10) / 12.0)  # item 1 is unvoiced: no contour term
+    lengths, tokens = torch.tensor([12, 8]), torch.tensor([6, 6])
+    nll = head.nll(z, f0, lengths, tokens)
+    target, valid = contour_statistics(f0, lengths)
+    contour = ((head(z) - target).abs() / torch.tensor(SCALES)).sum(dim=-1) * valid.float()
+    rate = (head.rate_net(z).squeeze(-1) - torch.log(tokens / lengths)).abs() / RATE_SCALE
+    torch.testing.assert_close(nll, contour + rate)
+    assert nll[1] > 0  # the rate is told for every item
+    nll.sum().backward()
+    assert z.grad[1].abs().max() > 0  # and teaches z through the rate alone
+    with pytest.raises(ValueError, match="token_lengths"):
+        head.nll(z, f0, lengths)
+
+
 def test_a_model_trains_with_the_contour_head_and_logs_it(tiny_prepared: Path, tmp_path: Path):
     checkpoint = train_tiny(
         tmp_path,
@@ -70,3 +103,32 @@ def test_a_model_trains_with_the_contour_head_and_logs_it(tiny_prepared: Path, t
 def test_a_negative_contour_weight_is_refused():
     with pytest.raises(ValueError, match="contour_weight"):
         ExperimentConfig.from_dict({"prosody": {"contour_weight": -1.0}})
+
+
+def test_contour_rate_without_the_contour_head_is_refused():
+    with pytest.raises(ValueError, match="contour_rate"):
+        ExperimentConfig.from_dict({"prosody": {"contour_rate": True}})
+
+
+def test_a_model_with_the_rate_network_trains_and_starts_from_one_without_it(
+    tiny_prepared: Path, tmp_path: Path
+):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = train_tiny(
+        tmp_path / "a", tiny_prepared, steps=2, backbone={"pitch": True}, prosody={"contour_weight": 0.05}
+    )
+    second = train_tiny(
+        tmp_path / "b",
+        tiny_prepared,
+        steps=2,
+        backbone={"pitch": True},
+        prosody={"contour_weight": 0.05, "contour_rate": True},
+        train={"init_from": str(first)},
+    )
+    before = load_checkpoint(first)["training_module"]
+    after = load_checkpoint(second)["training_module"]
+    assert any(key.startswith("model.contour_head.rate_net.") for key in after)
+    assert not any(key.startswith("model.contour_head.rate_net.") for key in before)
+    records = [json.loads(line) for line in (tmp_path / "b" / "exp" / "log.jsonl").read_text().splitlines()]
+    assert [r["contour"] for r in records if "contour" in r]

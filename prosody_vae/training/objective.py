@@ -164,8 +164,10 @@ class TrainingModule(nn.Module):
             adversary = self.model.voice_adversary(output.prosody.mean, batch.speakers).mean()
         contour = zero
         if self.model.contour_head is not None and batch.f0 is not None:
-            # what z says of the utterance's F0 spread and peak (tts/contour_statistics.py)
-            contour = self.model.contour_head.nll(output.prosody.z, batch.f0, batch.mel_lengths).mean()
+            # what z says of the utterance's F0 spread and peak, and its rate (tts/contour_statistics.py)
+            contour = self.model.contour_head.nll(
+                output.prosody.z, batch.f0, batch.mel_lengths, batch.token_lengths
+            ).mean()
         loss = (
             capacity_loss / normalizer
             + self.stop_weight * stop

@@ -445,7 +445,11 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         n_speakers=n_speakers,
         speaker_dim=speaker_dim,
         voice_adversary=adversary,
-        contour_head=ContourStatisticsHead(latent_dim=pc.latent_dim) if pc.contour_weight > 0 else None,
+        contour_head=(
+            ContourStatisticsHead(latent_dim=pc.latent_dim, rate=pc.contour_rate)
+            if pc.contour_weight > 0
+            else None
+        ),
         latent_dropout=pc.latent_dropout,
         relative_reference_pitch=pc.reference_pitch_relative and speaker_dim > 0,
         reference_warp=ReferenceWarp(
