@@ -16,7 +16,10 @@ test-split recordings of that voice (never the reference itself). It then also r
 condition, "no voice F0", in which the voice's mean is left to the model (the reference's own mean):
 what knowing the voice buys. For references from training voices it runs "voice not named"
 instead: the voice's mean F0 from the model's table, but the posterior told "unknown voice", as it is
-for every held-out voice; what naming a known voice buys beyond its mean F0.
+for every held-out voice; what naming a known voice buys beyond its mean F0. A model that also
+predicts F0 runs "reference's pitch": the transcript condition with ``pitch_level="reference"``, the
+output's F0 moved to the reference voice's register (Capacitron's V+T behaviour); its *raw* r is the
+one that condition is for, as the target voice's register is given up.
 
 Outputs and references are measured by one analysis (:func:`prosody_vae.data.espeak.measure_prosody`,
 phones per second counted as :mod:`recipes.transfer_eval` counts them), and scored with
@@ -67,7 +70,15 @@ from prosody_vae.evaluation.speakers import (
 from prosody_vae.inference.synthesizer import Synthesizer
 from prosody_vae.metrics.intonation import track_f0, warm_up_trackers
 
-CONDITIONS = ("transcript", "no transcript", "no voice F0", "voice not named", "prior", "espeak-ng ceiling")
+CONDITIONS = (
+    "transcript",
+    "reference's pitch",
+    "no transcript",
+    "no voice F0",
+    "voice not named",
+    "prior",
+    "espeak-ng ceiling",
+)
 GROUPS = ("training voices", "held-out voices")
 
 
@@ -228,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"target {voice!r} is not a training voice of this model: {synth.speakers}")
     vocoder = load_vocoder(None, synth.audio, default=synth.default_vocoder)
     no_transcript = synth.transcript_optional and synth.model.uses_text_summary
+    moves_pitch = synth.reads_relative_f0 and synth.predicts_pitch
     if not synth.transcript_optional:
         print("this model needs transcripts: the no-transcript condition is left out")
 
@@ -296,6 +308,16 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     "prior": synth.sample(text, 1, speaker=target)[0],
                 }
+                if moves_pitch:
+                    outputs["reference's pitch"] = synth.transfer(
+                        text,
+                        ref.audio,
+                        reference_text=ref.text,
+                        speaker=target,
+                        reference_speaker=posterior_voice,
+                        reference_voice_f0=ref_voice_f0,
+                        pitch_level="reference",
+                    )
                 if synth.reads_relative_f0 and posterior_voice is not None:
                     table = synth.model.voice_pitch.voice_f0_hz[synth.speakers.index(posterior_voice)]
                     outputs["voice not named"] = synth.transfer(

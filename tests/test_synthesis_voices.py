@@ -299,3 +299,73 @@ def test_transfer_takes_the_reference_voice_s_mean_f0(voices, relative, tmp_path
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "reference_pitch_relative" in err[0], err
+
+
+@pytest.fixture(scope="module")
+def relative_pitch(voices, tmp_path_factory):
+    """The relative model of :func:`relative`, its decoder also predicting F0 (WORLD-vocoded)."""
+    from conftest import TINY_MODEL, train_tiny
+
+    checkpoint, _, _ = voices
+    prosody = {
+        **TINY_MODEL["prosody"],
+        "speaker_dim": 4,
+        "speaker_dropout": 0.5,
+        "text_summary_dropout": 0.5,
+        "reference_pitch": True,
+        "reference_pitch_relative": True,
+    }
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("relative_pitch")
+    return train_tiny(
+        root, checkpoint.parents[2] / "prepared", steps=2, backbone={"pitch": True}, prosody=prosody
+    )
+
+
+def test_pitch_level_reference_moves_the_output_to_the_reference_voice_s_register(
+    voices, relative_pitch
+) -> None:
+    _, train, speakers = voices
+    synth = Synthesizer.from_checkpoint(relative_pitch)
+    table = {s: float(synth.model.voice_pitch.voice_f0_hz[i]) for i, s in enumerate(speakers)}
+    ref = train[0]
+    target = next(s for s in speakers if s != ref.speaker)
+    own = float(torch.exp(torch.log(torch.from_numpy(harvest(ref.audio, synth)).double()).mean()))
+
+    def run(level: str, **options):
+        torch.manual_seed(3)  # the prenet's dropout: the same decoding for both levels
+        return synth.transfer(
+            "Hello there.", ref.audio, reference_text=ref.text, speaker=target, pitch_level=level, **options
+        )
+
+    for options, reference_hz in (
+        ({"reference_voice_f0": 180.0}, 180.0),  # a mean the caller gives
+        ({"reference_speaker": ref.speaker}, table[ref.speaker]),  # a training voice's, from the table
+        ({}, own),  # neither: the reference's own mean
+    ):
+        kept, moved = run("target", **options), run("reference", **options)
+        torch.testing.assert_close(moved.mel, kept.mel)  # the same z, the same decoding
+        assert bool((kept.f0 > 0).any())
+        torch.testing.assert_close(moved.f0, kept.f0 * (reference_hz / table[target]), rtol=1e-4, atol=1e-3)
+        assert bool(((moved.f0 > 0) == (kept.f0 > 0)).all())  # unvoiced frames stay unvoiced
+    with pytest.raises(ValueError, match="'target' or 'reference'"):
+        run("absolute")
+
+
+def test_pitch_level_reference_is_refused_by_models_that_cannot_move_it(
+    voices, relative, relative_pitch, tmp_path, capsys
+) -> None:
+    checkpoint, train, speakers = voices
+    relative_checkpoint, _ = relative
+    ref = train[0]
+    common = ["transfer", "--text", "Hello there.", "--reference", str(ref.audio), "--speaker", speakers[1]]
+    common += ["--reference-text", ref.text, "--threads", "1", "--pitch-level", "reference"]
+    out = tmp_path / "moved.wav"
+    assert main([*common, "--checkpoint", str(relative_pitch), "--out", str(out)]) == 0
+    assert out.is_file()
+    for model, needle in ((relative_checkpoint, "backbone.pitch"), (checkpoint, "reference_pitch_relative")):
+        capsys.readouterr()
+        assert main([*common, "--checkpoint", str(model), "--out", str(tmp_path / "no.wav")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--pitch-level reference" in err[0] and needle in err[0], err
+        assert not (tmp_path / "no.wav").exists()

@@ -119,6 +119,14 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
         metavar="AUDIO",
         help="other recordings of the reference's voice; their mean F0 is --reference-voice-f0",
     )
+    p.add_argument(
+        "--pitch-level",
+        choices=("target", "reference"),
+        default="target",
+        help="target: the reference's pitch relative to its voice, rendered in the target voice's register "
+        "(the voice keeps its identity); reference: the output's F0 moved to the reference voice's own "
+        "register (multi-speaker models that predict F0 and read it relative to the voice)",
+    )
     p.add_argument("--sample", action="store_true", help="sample z from q(z|reference) instead of its mean")
     p.add_argument(
         "--via",
@@ -246,6 +254,7 @@ def _transfer_options(args: argparse.Namespace) -> dict:
         "sample": args.sample,
         "via": args.via,
         "temperature": args.temperature,
+        "pitch_level": args.pitch_level,
     }
 
 
@@ -395,6 +404,10 @@ def _check_reference_options(args: argparse.Namespace, synth) -> None:
     reference is read."""
     if args.via == "zs" and not synth.hierarchical:
         raise ValueError("--via zs needs a hierarchical model (trained with prosody.hierarchical: true)")
+    try:
+        synth.check_pitch_level(args.pitch_level)
+    except ValueError as error:
+        raise ValueError(f"--pitch-level {args.pitch_level}: {error}") from None
     if args.reference_speaker is not None:
         synth.speaker_ids(args.reference_speaker, 1)  # a name the model does not know: one clear error
     if args.reference_voice_f0 is not None or args.reference_voice_clips:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -407,6 +407,18 @@ class Synthesizer:
             what = str(reference) if isinstance(reference, str | Path) else "reference"
             raise ValueError(transcript_required(what))
         mel, f0 = self.reference_features(reference)
+        return self._embed_features(mel, f0, reference_text, speaker, voice_f0, sample)
+
+    def _embed_features(
+        self,
+        mel: Tensor,
+        f0: Tensor | None,
+        reference_text: str | None,
+        speaker: str | None,
+        voice_f0: float | None,
+        sample: bool,
+    ) -> ProsodyOutput | HierarchicalOutput:
+        """:meth:`embed` of one reference's :meth:`reference_features`."""
         return self.embed_batch(
             [mel],
             texts=[reference_text],
@@ -627,6 +639,7 @@ class Synthesizer:
         sample: bool = False,
         via: Literal["zp", "zs"] = "zp",
         temperature: float = 1.0,
+        pitch_level: Literal["target", "reference"] = "target",
     ) -> Synthesis:
         """Speak ``text`` with the prosody of ``reference`` (posterior mean unless ``sample``).
 
@@ -651,22 +664,62 @@ class Synthesizer:
                 prosody the model holds, up to C_s + C_p nats); ``"zs"`` keeps only its high-level
                 z_s (up to C_s nats) and draws z_p from p(z_p | z_s). A flat model takes ``"zp"`` only.
             temperature: with ``via="zs"``, scales the spread of p(z_p | z_s) (0: its mean).
+            pitch_level: ``"target"`` (default) renders the reference's pitch relative to its own voice
+                in the target voice's register: a low reference for its voice gives a low output for
+                the target voice, and the target keeps its identity (Capacitron's V+T+S). ``"reference"``
+                then multiplies the output's F0 track by the ratio of the reference voice's mean F0 to
+                the target voice's, so the output speaks at the reference's own pitch in the target's
+                timbre (what Capacitron's V+T does, which copies the reference speaker's pitch). The
+                reference voice's mean is the one the posterior reads: ``reference_voice_f0``, else the
+                table's entry of ``reference_speaker``, else the reference's own mean. Needs a
+                multi-speaker model that predicts F0 (``backbone.pitch``) and reads the reference's
+                F0 relative to its voice (:attr:`reads_relative_f0`).
         """
         if via not in ("zp", "zs"):
             raise ValueError(f"via must be 'zp' or 'zs', got {via!r}")
         if via == "zs":
             self._require_hierarchical("transfer via z_s")
+        self.check_pitch_level(pitch_level)
         if reference_speaker is None and not self.speaker_optional:
             reference_speaker = speaker
-        posterior = self.embed(
-            reference,
-            reference_text=reference_text,
-            speaker=reference_speaker,
-            voice_f0=reference_voice_f0,
-            sample=sample,
+        if not reference_text and not self.transcript_optional:
+            what = str(reference) if isinstance(reference, str | Path) else "reference"
+            raise ValueError(transcript_required(what))
+        mel, f0 = self.reference_features(reference)
+        posterior = self._embed_features(
+            mel, f0, reference_text, reference_speaker, reference_voice_f0, sample
         )
         z = posterior.z if via == "zp" else self.model.prosody.sample_low(posterior.z_s, temperature)
-        return self.synthesize([text], z, speaker=speaker)[0]
+        synthesis = self.synthesize([text], z, speaker=speaker)[0]
+        if pitch_level == "target":
+            return synthesis
+        reference_hz = self.model.voice_pitch.voice_hz(
+            f0.unsqueeze(0),
+            torch.tensor([f0.shape[0]], device=f0.device),
+            self._reference_speaker_ids([reference_speaker]),
+            self._voice_f0_tensor([reference_voice_f0], 1),
+        )
+        target_hz = self.model.voice_pitch.voice_f0_hz[self.speakers.index(speaker)]
+        ratio = (reference_hz[0] / target_hz).to(synthesis.f0.dtype)
+        return replace(synthesis, f0=synthesis.f0 * ratio)  # unvoiced frames stay 0
+
+    def check_pitch_level(self, pitch_level: str) -> None:
+        """A ``ValueError`` when :meth:`transfer` cannot take ``pitch_level`` with this model."""
+        if pitch_level not in ("target", "reference"):
+            raise ValueError(f"pitch_level must be 'target' or 'reference', got {pitch_level!r}")
+        if pitch_level == "target":
+            return
+        if not self.reads_relative_f0 or self.model.speaker_embedding is None:
+            raise ValueError(
+                "pitch_level 'reference' moves the output to the reference voice's pitch: it needs a "
+                "multi-speaker model that reads the reference's F0 relative to its voice "
+                "(prosody.reference_pitch_relative)"
+            )
+        if not self.predicts_pitch:
+            raise ValueError(
+                "pitch_level 'reference' moves the predicted F0 track: it needs a model that predicts "
+                "F0 (backbone.pitch)"
+            )
 
     def speak(
         self,
@@ -679,6 +732,7 @@ class Synthesizer:
         reference_voice_f0: float | None = None,
         sample: bool = False,
         via: Literal["zp", "zs"] = "zp",
+        pitch_level: Literal["target", "reference"] = "target",
     ) -> Speech:
         """``text`` spoken with the prosody of ``reference``, as audio: :meth:`transfer`, then :attr:`vocoder`.
 
@@ -687,7 +741,8 @@ class Synthesizer:
         the text of ``<name>.txt`` beside it; without either, a model trained with
         ``prosody.text_summary_dropout`` embeds the reference without one, and any other raises a
         ``ValueError`` naming the file. ``speaker``, ``reference_speaker`` and ``reference_voice_f0`` are
-        the target voice, the reference's voice and its mean F0, and ``via`` what a hierarchical model transfers, as for :meth:`transfer`. Returns a :class:`~prosody_vae.inference.api.Speech`
+        the target voice, the reference's voice and its mean F0, ``via`` what a hierarchical model transfers
+        and ``pitch_level`` whose register the output speaks in, as for :meth:`transfer`. Returns a :class:`~prosody_vae.inference.api.Speech`
         (``waveform`` (N,), ``sample_rate``, ``synthesis``, ``save(path)``).
         """
         if reference_text is None and self.model.uses_text_summary and isinstance(reference, str | Path):
@@ -701,6 +756,7 @@ class Synthesizer:
             reference_voice_f0=reference_voice_f0,
             sample=sample,
             via=via,
+            pitch_level=pitch_level,
         )
         if self.vocoder is None:
             self.vocoder = load_vocoder(None, self.audio, default=self.default_vocoder).to(self.device)
