@@ -11,6 +11,9 @@ which an older corpus may have measured with another tracker. Outputs are vocode
 default vocoder (WORLD for a model that predicts pitch, Griffin-Lim otherwise) unless ``--vocoder``.
 
     .venv/bin/python recipes/transfer_eval.py --checkpoint exp/espeak_cpu/checkpoints/step_2461.pt --n 40
+
+A multi-speaker model is scored on a single-voice corpus with ``--speaker``: the voice the references
+were spoken in, which is also the voice the outputs speak in.
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         "--vocoder", default=None, help="world, griffin-lim or a file (default: by the model)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--speaker",
+        default=None,
+        help="the voice to speak in and the references' voice (multi-speaker models)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -75,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for ref in references:
         text = next(t for t in rng.permutation(texts) if t != ref.text)  # inter-text transfer
-        transfer = _measure(synth, vocoder, synth.transfer(text, ref.audio, reference_text=ref.text), text)
-        prior = _measure(synth, vocoder, synth.sample(text, 1)[0], text)
+        voice = {"speaker": args.speaker, "reference_speaker": args.speaker}
+        result = synth.transfer(text, ref.audio, reference_text=ref.text, **voice)
+        transfer = _measure(synth, vocoder, result, text)
+        prior = _measure(synth, vocoder, synth.sample(text, 1, speaker=args.speaker)[0], text)
         if transfer is None or prior is None:
             print(f"skipped {ref.id}: output could not be measured")
             continue
