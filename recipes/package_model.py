@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exp", type=Path, default=None, help="experiment folder (for log.jsonl)")
     parser.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16)")
     parser.add_argument("--note", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--default-speaker", default=None, help="multi-speaker models: the voice used when none is named"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -64,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--note {note!r}: expected KEY=VALUE")
         provenance[key] = value
     out = pack_model(
-        args.checkpoint, args.out, dtype=torch.float32 if args.fp32 else torch.float16, provenance=provenance
+        args.checkpoint,
+        args.out,
+        dtype=torch.float32 if args.fp32 else torch.float16,
+        provenance=provenance,
+        default_speaker=args.default_speaker,
     )
     size = out.stat().st_size / 2**20
     print(f"wrote {out} ({size:.1f} MiB)")

@@ -369,3 +369,32 @@ def test_pitch_level_reference_is_refused_by_models_that_cannot_move_it(
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--pitch-level reference" in err[0] and needle in err[0], err
         assert not (tmp_path / "no.wav").exists()
+
+
+def test_a_packed_default_speaker_is_used_when_none_is_named(voices, tmp_path, capsys) -> None:
+    from prosody_vae.inference.packed import pack_model
+
+    checkpoint, train, speakers = voices
+    with pytest.raises(ValueError, match="not one of its speakers"):
+        pack_model(checkpoint, tmp_path / "bad.pt", default_speaker="nobody")
+    packed = pack_model(checkpoint, tmp_path / "packed.pt", dtype=torch.float32, default_speaker=speakers[1])
+    synth = Synthesizer.from_checkpoint(packed)
+    assert synth.default_speaker == speakers[1]
+    assert Synthesizer.from_checkpoint(checkpoint).default_speaker is None  # a training checkpoint has none
+    z = torch.zeros(1, synth.model.prosody.latent_dim)
+    outputs = {}
+    for name in (None, speakers[1], speakers[0]):
+        torch.manual_seed(0)  # the prenet's dropout
+        outputs[name] = synth.synthesize(["Hello there."], z, speaker=name)[0].mel
+    torch.testing.assert_close(outputs[None], outputs[speakers[1]])  # None is the default voice
+    assert not torch.allclose(outputs[speakers[0]], outputs[speakers[1]])  # and the voice matters
+    ref = train[0]
+    out = tmp_path / "t.wav"
+    argv = ["transfer", "--checkpoint", str(packed), "--text", "Hello there.", "--reference", str(ref.audio)]
+    assert main([*argv, "--reference-text", ref.text, "--gl-iters", "2", "--out", str(out)]) == 0
+    assert out.is_file()
+    # the unpacked checkpoint has no default: leaving --speaker out is one clear error
+    capsys.readouterr()
+    argv[2] = str(checkpoint)
+    assert main([*argv, "--reference-text", ref.text, "--out", str(tmp_path / "u.wav")]) == 2
+    assert "pass a speaker" in capsys.readouterr().err

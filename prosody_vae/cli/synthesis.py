@@ -44,7 +44,11 @@ def _model_options(p: argparse.ArgumentParser, *, decodes: bool = True) -> None:
         help="training checkpoint or packed model (default: the shipped model, "
         "prosody_vae/assets/espeak_prosody.pt)",
     )
-    p.add_argument("--speaker", default=None, help="speaker name (multi-speaker models)")
+    p.add_argument(
+        "--speaker",
+        default=None,
+        help="the voice to speak in (multi-speaker models; default: the model's default voice, when it has one)",
+    )
     p.add_argument("--device", default="cpu", help="torch device the model runs on")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     if not decodes:

@@ -59,6 +59,7 @@ def pack_model(
     *,
     dtype: torch.dtype = torch.float16,
     provenance: dict[str, Any] | None = None,
+    default_speaker: str | None = None,
 ) -> Path:
     """Write an inference-only copy of a training ``checkpoint`` to ``out`` (atomically).
 
@@ -68,6 +69,8 @@ def pack_model(
         dtype: storage type of the floating-point weights (fp16 by default; fp32 keeps them exact).
         provenance: free-form facts recorded with the model (commands, training time, ...); the
             checkpoint's step is added.
+        default_speaker: for a multi-speaker model, the voice it speaks in when none is named
+            (:attr:`~prosody_vae.inference.synthesizer.Synthesizer.default_speaker`); one of its speakers.
 
     Returns:
         ``Path(out)``.
@@ -77,6 +80,11 @@ def pack_model(
     for key in ("config", "tokenizer", "speakers"):
         if key not in state:
             raise CheckpointError(f"{checkpoint}: checkpoint lacks {key!r}")
+    default_speaker = default_speaker if default_speaker is not None else state.get("default_speaker")
+    if default_speaker is not None and default_speaker not in state["speakers"]:
+        raise ValueError(
+            f"{checkpoint}: default speaker {default_speaker!r} is not one of its speakers {list(state['speakers'])}"
+        )
     weights = {
         key: value.to(dtype) if value.is_floating_point() else value
         for key, value in _model_weights(state, checkpoint).items()
@@ -92,4 +100,6 @@ def pack_model(
         "beta": _beta(state),
         "provenance": record,
     }
+    if default_speaker is not None:
+        packed["default_speaker"] = default_speaker
     return save_checkpoint(out, packed)

@@ -161,12 +161,17 @@ class Synthesizer:
         config: ExperimentConfig,
         speakers: list[str],
         device: str | torch.device = "cpu",
+        default_speaker: str | None = None,
     ) -> None:
+        if default_speaker is not None and default_speaker not in speakers:
+            raise ValueError(f"default speaker {default_speaker!r} is not one of the model's {speakers}")
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.config = config
         self.audio: AudioConfig = config.audio
         self.speakers = speakers
+        # the voice a multi-speaker model speaks in when none is named (a packed model may record one)
+        self.default_speaker = default_speaker
         self.device = torch.device(device)
         self._mel = MelSpectrogram(self.audio).to(self.device)
         # What speak() vocodes with: mel (T, n_mels) -> waveform (N,); None until first needed, then
@@ -188,6 +193,7 @@ class Synthesizer:
                 if key.startswith("model.")
             }
             speakers = list(state["speakers"])
+            default_speaker = state.get("default_speaker")
         except KeyError as missing:
             raise CheckpointError(f"{path}: checkpoint lacks {missing}") from None
         model = build_model(config, n_symbols=tokenizer.vocab_size, n_speakers=len(speakers))
@@ -200,7 +206,16 @@ class Synthesizer:
             raise CheckpointError(
                 f"{path}: weights do not fit the model its config describes ({detail})"
             ) from None
-        return cls(model=model, tokenizer=tokenizer, config=config, speakers=speakers, device=device)
+        if default_speaker is not None and default_speaker not in speakers:
+            raise CheckpointError(f"{path}: its default speaker {default_speaker!r} is not one of {speakers}")
+        return cls(
+            model=model,
+            tokenizer=tokenizer,
+            config=config,
+            speakers=speakers,
+            device=device,
+            default_speaker=default_speaker,
+        )
 
     @property
     def predicts_pitch(self) -> bool:
@@ -331,8 +346,14 @@ class Synthesizer:
         )
         return reference[:limit]
 
+    def resolve_speaker(self, speaker: str | None) -> str | None:
+        """``speaker``, or the model's :attr:`default_speaker` when it is None."""
+        return self.default_speaker if speaker is None else speaker
+
     def speaker_ids(self, speaker: str | None, n: int) -> Tensor | None:
-        """Speaker ids (n,) for multi-speaker models, None for single-speaker ones."""
+        """Speaker ids (n,) for multi-speaker models, None for single-speaker ones; ``speaker`` None
+        is the model's :attr:`default_speaker` when it has one."""
+        speaker = self.resolve_speaker(speaker)
         if speaker is not None and speaker not in self.speakers:
             raise ValueError(f"unknown speaker {speaker!r}; this model knows {self.speakers}")
         if self.model.speaker_embedding is None:
@@ -680,6 +701,7 @@ class Synthesizer:
         if via == "zs":
             self._require_hierarchical("transfer via z_s")
         self.check_pitch_level(pitch_level)
+        speaker = self.resolve_speaker(speaker)
         if reference_speaker is None and not self.speaker_optional:
             reference_speaker = speaker
         if not reference_text and not self.transcript_optional:
@@ -790,7 +812,7 @@ class Synthesizer:
         else:
             self._require_hierarchical("sampling with the style of a reference")
             if style_speaker is None and not self.speaker_optional:
-                style_speaker = speaker
+                style_speaker = self.resolve_speaker(speaker)
             z_s = self.embed(style_from, reference_text=style_text, speaker=style_speaker).z_s  # (1, D_s)
             z = self.model.prosody.sample_low(z_s.expand(n, -1), temperature=temperature)  # (n, D_p)
         return self.synthesize([text] * n, z, speaker=speaker)
