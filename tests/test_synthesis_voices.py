@@ -389,6 +389,17 @@ def test_a_packed_default_speaker_is_used_when_none_is_named(voices, tmp_path, c
     torch.testing.assert_close(outputs[None], outputs[speakers[1]])  # None is the default voice
     assert not torch.allclose(outputs[speakers[0]], outputs[speakers[1]])  # and the voice matters
     ref = train[0]
+    # a reference whose voice is untold is read as spoken in the default voice ...
+    untold = synth.embed(ref.audio, reference_text=ref.text).mean
+    torch.testing.assert_close(
+        untold, synth.embed(ref.audio, reference_text=ref.text, speaker=speakers[1]).mean
+    )
+    assert not torch.allclose(
+        untold, synth.embed(ref.audio, reference_text=ref.text, speaker=speakers[0]).mean
+    )
+    # ... and without a default, as a voice the model does not know (its unknown-voice vector)
+    plain = Synthesizer.from_checkpoint(checkpoint)
+    assert not torch.allclose(plain.embed(ref.audio, reference_text=ref.text).mean, untold)
     out = tmp_path / "t.wav"
     argv = ["transfer", "--checkpoint", str(packed), "--text", "Hello there.", "--reference", str(ref.audio)]
     assert main([*argv, "--reference-text", ref.text, "--gl-iters", "2", "--out", str(out)]) == 0

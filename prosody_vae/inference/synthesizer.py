@@ -170,7 +170,9 @@ class Synthesizer:
         self.config = config
         self.audio: AudioConfig = config.audio
         self.speakers = speakers
-        # the voice a multi-speaker model speaks in when none is named (a packed model may record one)
+        # the voice a multi-speaker model speaks in when none is named, and that a reference is taken
+        # to be spoken in when neither its voice nor its voice's mean F0 is given (a packed model may
+        # record one: recipes/package_model.py --default-speaker)
         self.default_speaker = default_speaker
         self.device = torch.device(device)
         self._mel = MelSpectrogram(self.audio).to(self.device)
@@ -391,6 +393,14 @@ class Synthesizer:
             ids.append(UNKNOWN_SPEAKER if name is None else self.speakers.index(self._known(name)))
         return torch.tensor(ids, dtype=torch.long, device=self.device)
 
+    def _reference_voice(self, speaker: str | None, voice_f0: float | None) -> str | None:
+        """The voice a reference is read as: ``speaker``, or a packed model's :attr:`default_speaker`
+        when neither the reference's voice nor its voice's mean F0 is given (other voices: name
+        them, or give their mean F0)."""
+        if speaker is None and voice_f0 is None:
+            return self.default_speaker
+        return speaker
+
     def _known(self, speaker: str) -> str:
         if speaker not in self.speakers:
             raise ValueError(f"unknown speaker {speaker!r}; this model knows {self.speakers}")
@@ -502,6 +512,9 @@ class Synthesizer:
                 for row, seq in enumerate(ids):
                     tokens[row, : len(seq)] = torch.tensor(seq, dtype=torch.long, device=self.device)
         names = list(speakers) if speakers is not None else [None] * len(mels)
+        means = list(voice_f0s) if voice_f0s is not None else [None] * len(mels)
+        if len(means) == len(names):
+            names = [self._reference_voice(name, mean) for name, mean in zip(names, means, strict=True)]
         speaker_ids = self._reference_speaker_ids(names)
         return self.model.encode_prosody(
             batch,
@@ -718,7 +731,7 @@ class Synthesizer:
         reference_hz = self.model.voice_pitch.voice_hz(
             f0.unsqueeze(0),
             torch.tensor([f0.shape[0]], device=f0.device),
-            self._reference_speaker_ids([reference_speaker]),
+            self._reference_speaker_ids([self._reference_voice(reference_speaker, reference_voice_f0)]),
             self._voice_f0_tensor([reference_voice_f0], 1),
         )
         target_hz = self.model.voice_pitch.voice_f0_hz[self.speakers.index(speaker)]
