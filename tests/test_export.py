@@ -200,3 +200,75 @@ def test_cli_export_round_trip(tmp_path, capsys):
 
     assert main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
     assert "missing.pt" in capsys.readouterr().err
+
+
+def test_an_encoder_that_reads_f0_relative_to_the_voice_exports_with_f0_inputs(tmp_path, capsys):
+    """A multi-speaker checkpoint whose posterior reads the reference's F0 relative to its voice (the
+    multi-voice recipe's) -> ``prosody-vae export`` -> the model's own posterior, with training voices,
+    an unknown voice with its mean F0 given, and padding."""
+    from conftest import TINY_MODEL
+
+    raw = {key: dict(value) for key, value in TINY_MODEL.items()}
+    raw["text"] = {"tokenizer": "characters"}
+    raw["audio"] = {"n_mels": N_MELS}
+    raw["prosody"].update(
+        speaker_dim=3, speaker_dropout=0.3, reference_pitch=True, reference_pitch_relative=True
+    )
+    config = ExperimentConfig.from_dict(raw)
+    tokenizer = build_tokenizer("characters")
+    torch.manual_seed(0)
+    model = build_model(config, n_symbols=tokenizer.vocab_size, n_speakers=3)
+    model.voice_pitch.set_table([95.0, 180.0, 130.0])
+    with torch.no_grad():
+        model.prosody.unknown_speaker.normal_()  # trained by dropout in a real run; not zero here
+        for parameter in model.prosody.pitch_encoder.parameters():  # its output starts at zero
+            parameter.normal_(0.0, 0.3)
+    checkpoint = save_checkpoint(
+        tmp_path / "c.pt",
+        {
+            "config": config.to_dict(),
+            "tokenizer": tokenizer.config(),
+            "speakers": ["a", "b", "c"],
+            "model": model.state_dict(),
+        },
+    )
+    out = tmp_path / "enc.pt"
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--threads", "1"]) == 0
+    assert "f0, voice_f0" in capsys.readouterr().out
+    meta = read_export_metadata(out)
+    assert meta["reads_f0"] and meta["voice_f0_hz"] == pytest.approx([95.0, 180.0, 130.0])
+
+    mel, lengths, _, _, _ = _padded_batch()
+    gen = torch.Generator().manual_seed(2)
+    f0 = 100.0 + 80.0 * torch.rand(3, mel.shape[1], generator=gen)
+    f0[:, ::4] = 0.0  # unvoiced frames
+    for i in range(3):
+        f0[i, lengths[i] :] = 999.0  # padding garbage
+    tokens = torch.tensor([tokenizer.encode("abc"), tokenizer.encode("hey"), tokenizer.encode("a b")])
+    token_lengths = torch.tensor([3, 3, 3])
+    speakers = torch.tensor([1, -1, 0])  # item 1: a voice outside the table, its mean F0 given
+    voice_f0 = torch.tensor([180.0, 210.0, 95.0])  # what the synthesiser passes: table entries, or given
+    model.eval()
+    with torch.no_grad():
+        expected = model.prosody_posterior(
+            mel,
+            lengths,
+            tokens=tokens,
+            token_lengths=token_lengths,
+            speakers=speakers,
+            f0=f0,
+            voice_f0=torch.tensor([0.0, 210.0, 0.0]),  # the table's entries for the known voices
+        )
+    module = torch.jit.load(str(out))
+    mean, std = module(mel, lengths, tokens, token_lengths, speakers, f0, voice_f0)
+    torch.testing.assert_close(mean, expected.mean, atol=1e-5, rtol=0)
+    torch.testing.assert_close(std, expected.std, atol=1e-5, rtol=0)
+    # the voice's mean matters, and so does the unknown voice
+    moved, _ = module(mel, lengths, tokens, token_lengths, speakers, f0, voice_f0 * 1.5)
+    assert not torch.allclose(moved, mean, atol=1e-4)
+    with pytest.raises(Exception, match="pass f0"):
+        module(mel, lengths, tokens, token_lengths, speakers)
+    with pytest.raises(Exception, match="pass voice_f0"):
+        module(mel, lengths, tokens, token_lengths, speakers, f0)
+    with pytest.raises(Exception, match=r"lie in \[-1, 2\]"):
+        module(mel, lengths, tokens, token_lengths, torch.tensor([1, -2, 0]), f0, voice_f0)

@@ -7,7 +7,12 @@ returns in eval mode). Two formats:
 * **TorchScript** (default): load with ``torch.jit.load(path)`` and call
   ``module(mel (B, T, n_mels), lengths (B,))``; models whose posterior reads the reference transcript
   also take ``tokens=(B, L) long`` and ``token_lengths=(B,)``, multi-speaker models ``speakers=(B,)``
-  ids (the token-embedding table and the speaker table are inside the file). The module checks its
+  ids (the token-embedding table and the speaker table are inside the file; ``-1`` for a voice
+  outside the table when the model has an unknown-voice vector), and models whose posterior reads
+  the reference's F0 ``f0=(B, T)`` in Hz on the mel's frames (the caller runs the F0 tracker, which
+  is not a torch operation: :func:`prosody_vae.audio.harvest_f0`) and, when it reads F0 relative to
+  the voice, ``voice_f0=(B,)``, each reference voice's mean F0 in Hz (the training voices' are in the
+  metadata, ``voice_f0_hz``). The module checks its
   inputs and carries the audio parameters as attributes (``module.sample_rate``, ``module.n_mels``,
   ...) and as ``prosody_vae.json`` inside the archive (:func:`read_export_metadata`), so a user can
   check that their mels are computed the way the model's were.
@@ -39,6 +44,7 @@ from torch import Tensor, nn
 
 from prosody_vae.audio import AudioConfig
 from prosody_vae.prosody.vae import CapacitronVAE
+from prosody_vae.tts.voice_pitch import ENCODER_REFERENCE_HZ
 
 __all__ = [
     "FORMATS",
@@ -57,15 +63,23 @@ class ExportedEncoderError(ValueError):
 
 
 class _EncoderGraph(nn.Module):
-    """The traceable core: mel (+ tokens, speakers) -> (mean, std), eval mode, no host syncs."""
+    """The traceable core: mel (+ tokens, speakers, F0) -> (mean, std), eval mode, no host syncs."""
 
     def __init__(
-        self, prosody: CapacitronVAE, token_embedding: nn.Module | None, speaker_embedding: nn.Module | None
+        self,
+        prosody: CapacitronVAE,
+        token_embedding: nn.Module | None,
+        speaker_embedding: nn.Module | None,
+        *,
+        voice_relative: bool = False,
     ):
         super().__init__()
         self.prosody = prosody
         self.token_embedding = token_embedding
         self.speaker_embedding = speaker_embedding
+        self.reads_f0 = bool(getattr(prosody, "reads_f0", False))
+        self.voice_relative = voice_relative
+        self.speaker_optional = speaker_embedding is not None and prosody.unknown_speaker is not None
 
     def forward(
         self,
@@ -74,18 +88,31 @@ class _EncoderGraph(nn.Module):
         tokens: Tensor | None = None,
         token_lengths: Tensor | None = None,
         speakers: Tensor | None = None,
+        f0: Tensor | None = None,
+        voice_f0: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """mel (B, T, n_mels), lengths (B,) [, tokens (B, L), token_lengths (B,)] [, speakers (B,)] -> (B, D) x 2."""
+        """mel (B, T, n_mels), lengths (B,) [, tokens (B, L), token_lengths (B,)] [, speakers (B,)]
+        [, f0 (B, T) Hz [, voice_f0 (B,) Hz]] -> (B, D) x 2."""
         text, text_lengths = None, None
         if self.token_embedding is not None:
             assert tokens is not None and token_lengths is not None
             text, text_lengths = self.token_embedding(tokens), token_lengths  # (B, L, E), (B,)
-        speaker = None
+        speaker, known = None, None
         if self.speaker_embedding is not None:
             assert speakers is not None
+            if self.speaker_optional:  # -1: a voice outside the table, read as the unknown voice
+                known = speakers >= 0
+                speakers = speakers.clamp(min=0)
             speaker = self.speaker_embedding(speakers)  # (B, P)
+        if self.reads_f0:
+            assert f0 is not None
+            if self.voice_relative:  # as VoicePitch.relative: the voice's mean lands on 100 Hz
+                assert voice_f0 is not None
+                f0 = f0 * (ENCODER_REFERENCE_HZ / voice_f0).unsqueeze(1)
+        else:
+            f0 = None
         posterior = self.prosody.posterior_of(
-            mel, lengths, text=text, text_lengths=text_lengths, speaker=speaker
+            mel, lengths, text=text, text_lengths=text_lengths, speaker=speaker, speaker_known=known, f0=f0
         )
         return posterior.mean, posterior.std
 
@@ -101,9 +128,15 @@ class _CheckedEncoder(nn.Module):
         latent_dim: int,
         uses_text: bool,
         n_speakers: int,
+        reads_f0: bool = False,
+        voice_relative: bool = False,
+        speaker_optional: bool = False,
     ):
         super().__init__()
         self.graph = graph
+        self.reads_f0 = reads_f0
+        self.voice_relative = voice_relative
+        self.speaker_optional = speaker_optional
         self.sample_rate = audio.sample_rate
         self.n_fft = audio.n_fft
         self.hop_length = audio.hop_length
@@ -132,6 +165,8 @@ class _CheckedEncoder(nn.Module):
         tokens: Tensor | None = None,
         token_lengths: Tensor | None = None,
         speakers: Tensor | None = None,
+        f0: Tensor | None = None,
+        voice_f0: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Posterior (mean, std), each (B, D), of reference log-mels (B, T, n_mels) with lengths (B,)."""
         if mel.dim() != 3 or mel.size(2) != self.n_mels:
@@ -155,23 +190,69 @@ class _CheckedEncoder(nn.Module):
         if self.uses_speakers:
             if speakers is None or speakers.dim() != 1 or speakers.size(0) != batch:
                 raise ValueError(f"this encoder is multi-speaker: pass speakers, ids of shape ({batch},)")
-            if batch > 0 and (int(speakers.min()) < 0 or int(speakers.max()) >= self.n_speakers):
-                raise ValueError(f"speaker ids must lie in [0, {self.n_speakers - 1}]")
+            lowest = -1 if self.speaker_optional else 0
+            if batch > 0 and (int(speakers.min()) < lowest or int(speakers.max()) >= self.n_speakers):
+                raise ValueError(f"speaker ids must lie in [{lowest}, {self.n_speakers - 1}]")
             speaker_ids = speakers.to(device=mel.device, dtype=torch.long)
         else:
             if speakers is not None:
                 raise ValueError("this encoder is single-speaker: do not pass speakers")
             speaker_ids = dummy
-        return self.graph(mel, lengths, text, text_lengths, speaker_ids)
+        pitch = mel[:, :, 0]  # placeholders of the right rank for an encoder that reads no F0
+        voice = mel[:, 0, 0]
+        if self.reads_f0:
+            if f0 is None or f0.dim() != 2 or f0.size(0) != batch or f0.size(1) != mel.size(1):
+                raise ValueError(
+                    f"this encoder reads the reference's F0: pass f0 ({batch}, {mel.size(1)}) in Hz on the "
+                    "mel's frames, 0 where unvoiced"
+                )
+            pitch = f0.to(device=mel.device, dtype=mel.dtype)
+            if self.voice_relative:
+                if voice_f0 is None or voice_f0.dim() != 1 or voice_f0.size(0) != batch:
+                    raise ValueError(
+                        f"this encoder reads F0 relative to the voice: pass voice_f0 ({batch},), each "
+                        "reference voice's mean F0 in Hz"
+                    )
+                if batch > 0 and float(voice_f0.min()) <= 0.0:
+                    raise ValueError("voice_f0 must be positive (Hz)")
+                voice = voice_f0.to(device=mel.device, dtype=mel.dtype)
+            elif voice_f0 is not None:
+                raise ValueError("this encoder reads F0 in Hz, not relative to a voice: do not pass voice_f0")
+        elif f0 is not None or voice_f0 is not None:
+            raise ValueError("this encoder reads no F0: do not pass f0 or voice_f0")
+        return self.graph(mel, lengths, text, text_lengths, speaker_ids, pitch, voice)
 
 
-def _metadata(audio: AudioConfig, prosody: CapacitronVAE, *, n_speakers: int, fmt: str) -> dict[str, Any]:
+def _metadata(
+    audio: AudioConfig,
+    prosody: CapacitronVAE,
+    *,
+    n_speakers: int,
+    fmt: str,
+    voice_f0_hz: list[float] | None = None,
+    speaker_optional: bool = False,
+) -> dict[str, Any]:
     inputs = ["mel (B, T, n_mels) float log-mel", "lengths (B,) long"]
     if prosody.uses_text:
         inputs += ["tokens (B, L) long", "token_lengths (B,) long"]
     if n_speakers > 1:
-        inputs.append("speakers (B,) long")
+        inputs.append(
+            "speakers (B,) long" + (", -1 for a voice outside the table" if speaker_optional else "")
+        )
+    reads_f0 = bool(getattr(prosody, "reads_f0", False))
+    if reads_f0:
+        inputs.append(
+            "f0 (B, T) float Hz on the mel's frames, 0 where unvoiced (pyworld Harvest + StoneMask)"
+        )
+    if voice_f0_hz is not None:
+        inputs.append(
+            "voice_f0 (B,) float Hz, each reference voice's mean F0 (a training voice's: voice_f0_hz)"
+        )
+    extra: dict[str, Any] = {"reads_f0": reads_f0}
+    if voice_f0_hz is not None:
+        extra["voice_f0_hz"] = voice_f0_hz
     return {
+        **extra,
         "format": fmt,
         "outputs": ["mean (B, D)", "std (B, D)"],
         "inputs": inputs,
@@ -190,6 +271,7 @@ def export_prosody_encoder(
     token_embedding: nn.Module | None = None,
     speaker_embedding: nn.Embedding | None = None,
     format: str = "torchscript",
+    voice_f0_hz: list[float] | None = None,
 ) -> Path:
     """Write the posterior encoder of ``prosody`` to ``path``.
 
@@ -200,6 +282,13 @@ def export_prosody_encoder(
         token_embedding: maps tokens (B, L) to (B, L, E); required iff ``prosody.uses_text``.
         speaker_embedding: speaker table; required iff ``prosody.speaker_dim > 0``.
         format: ``"torchscript"`` or ``"onnx"``.
+        voice_f0_hz: for a posterior that reads the reference's F0 relative to its voice
+            (``prosody.reference_pitch_relative``), each training voice's mean F0 (Hz): the encoder
+            then takes ``voice_f0`` (B,) and the table is stored in the metadata. None: F0 in Hz.
+
+    A posterior that reads the reference's F0 (``prosody.reference_pitch``) takes ``f0`` (B, T), Hz on
+    the mel's frames: the F0 tracker (pyworld's Harvest) is not a torch operation, so the caller runs
+    it (:func:`prosody_vae.audio.harvest_f0` computes the track the model was trained on).
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of {FORMATS}")
@@ -207,11 +296,9 @@ def export_prosody_encoder(
         raise ValueError(
             f"audio.n_mels={audio.n_mels} but the prosody module reads {prosody.n_mels} mel bins"
         )
-    if getattr(prosody, "reads_f0", False):
-        raise ValueError(
-            "this prosody module reads the reference's F0 (prosody.reference_pitch); exporting it is not "
-            "supported yet: its F0 tracker (pyworld Harvest) is not a torch operation to trace"
-        )
+    reads_f0 = bool(getattr(prosody, "reads_f0", False))
+    if voice_f0_hz is not None and not reads_f0:
+        raise ValueError("voice_f0_hz is for a prosody module that reads the reference's F0")
     if prosody.uses_text and token_embedding is None:
         raise ValueError("this prosody module has a text summary: pass the token_embedding it reads")
     if prosody.speaker_dim > 0 and speaker_embedding is None:
@@ -223,6 +310,7 @@ def export_prosody_encoder(
         copy.deepcopy(prosody),
         copy.deepcopy(token_embedding) if prosody.uses_text else None,
         copy.deepcopy(speaker_embedding) if prosody.speaker_dim > 0 else None,
+        voice_relative=voice_f0_hz is not None,
     )
     graph = graph.to("cpu").float().eval().requires_grad_(False)
     # Example inputs: two items of different lengths, so nothing batch- or length-specific is baked in.
@@ -232,8 +320,17 @@ def export_prosody_encoder(
         "tokens": torch.ones(2, 6, dtype=torch.long),
         "token_lengths": torch.tensor([6, 4]),
         "speakers": torch.zeros(2, dtype=torch.long),
+        "f0": torch.full((2, 64), 120.0),
+        "voice_f0": torch.full((2,), 110.0),
     }
-    metadata = _metadata(audio, prosody, n_speakers=n_speakers, fmt=format)
+    metadata = _metadata(
+        audio,
+        prosody,
+        n_speakers=n_speakers,
+        fmt=format,
+        voice_f0_hz=voice_f0_hz,
+        speaker_optional=graph.speaker_optional,
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if format == "onnx":
@@ -249,10 +346,25 @@ def export_prosody_encoder(
                 latent_dim=prosody.latent_dim,
                 uses_text=prosody.uses_text,
                 n_speakers=n_speakers,
+                reads_f0=reads_f0,
+                voice_relative=voice_f0_hz is not None,
+                speaker_optional=graph.speaker_optional,
             )
         )
     torch.jit.save(front, str(path), _extra_files={METADATA_NAME: json.dumps(metadata)})
     return path
+
+
+class _NamedInputs(nn.Module):
+    """The graph with exactly the inputs ``names``, in that order (ONNX binds inputs by position)."""
+
+    def __init__(self, graph: _EncoderGraph, names: list[str]):
+        super().__init__()
+        self.graph = graph
+        self.names = names
+
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
+        return self.graph(**dict(zip(self.names, inputs, strict=True)))
 
 
 def _export_onnx(
@@ -269,14 +381,23 @@ def _export_onnx(
         names += ["tokens", "token_lengths"]
     if graph.speaker_embedding is not None:
         names.append("speakers")
-    axes = {"mel": {0: "batch", 1: "frames"}, "tokens": {0: "batch", 1: "tokens"}, "mean": {0: "batch"}}
-    axes.update({name: {0: "batch"} for name in ("lengths", "token_lengths", "speakers", "std")})
+    if graph.reads_f0:
+        names.append("f0")
+        if graph.voice_relative:
+            names.append("voice_f0")
+    axes = {
+        "mel": {0: "batch", 1: "frames"},
+        "tokens": {0: "batch", 1: "tokens"},
+        "f0": {0: "batch", 1: "frames"},
+        "mean": {0: "batch"},
+    }
+    axes.update({name: {0: "batch"} for name in ("lengths", "token_lengths", "speakers", "voice_f0", "std")})
     # The TorchScript-based exporter (dynamo=False): torch 2.11's torch.export-based one unrolls the
     # RNNs over time and so cannot keep the number of frames dynamic.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            graph,
+            _NamedInputs(graph, names),
             tuple(example[name] for name in names),
             str(path),
             input_names=names,
@@ -329,4 +450,5 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, *, format: str = 
         token_embedding=model.backbone.embedding if model.uses_text_summary else None,
         speaker_embedding=model.speaker_embedding,
         format=format,
+        voice_f0_hz=None if model.voice_pitch is None else [float(v) for v in model.voice_pitch.voice_f0_hz],
     )
