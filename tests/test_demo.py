@@ -13,12 +13,13 @@ pytestmark = pytest.mark.slow
 
 def test_demo_with_the_shipped_model(tmp_path, capsys):
     out = tmp_path / "demo"
-    argv = ["demo", "--out", str(out), "--styles", "low_pitch,high_pitch", "--targets", "1"]
+    argv = ["demo", "--out", str(out), "--styles", "low_pitch,high_pitch,new_voice_low,new_voice_high"]
+    argv += ["--targets", "1"]
     argv += ["--samples", "2", "--interpolation-steps", "3", "--gl-iters", "4", "--threads", "1"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["provenance"]["step"] > 0
-    for group, count in (("references", 2), ("transfers", 2), ("samples", 2), ("interpolation", 3)):
+    for group, count in (("references", 4), ("transfers", 4), ("samples", 2), ("interpolation", 3)):
         assert len(summary[group]) == count
         for item in summary[group]:
             assert (out / item["wav"]).stat().st_size > 1000
@@ -29,6 +30,18 @@ def test_demo_with_the_shipped_model(tmp_path, capsys):
     # with the high-pitched reference's embedding is far higher than the one with the low-pitched.
     low, high = transfer["low_pitch"]["measured"], transfer["high_pitch"]["measured"]
     assert high["f0_mean_hz"] > 1.3 * low["f0_mean_hz"]
+    # From a voice it never heard (told that voice's mean F0, measured on 3 other clips of it), the
+    # pitch relative to that voice carries over into the model's own voice and register: the new
+    # voice's low and high references sit far above the model's voice, their outputs within it.
+    from prosody_vae.demo.styles import NEW_VOICE
+
+    assert set(summary["voice_means"]) == {NEW_VOICE}
+    assert len(list((out / "references" / "voices").glob("*.wav"))) == 3
+    references = {r["name"]: r["measured"] for r in summary["references"]}
+    new_low, new_high = transfer["new_voice_low"]["measured"], transfer["new_voice_high"]["measured"]
+    assert new_high["f0_mean_hz"] > 1.3 * new_low["f0_mean_hz"]
+    assert new_low["f0_mean_hz"] < 0.7 * references["new_voice_low"]["f0_mean_hz"]
+    assert new_high["f0_mean_hz"] < 0.7 * references["new_voice_high"]["f0_mean_hz"]
     # The interpolation moves from one end to the other.
     ends = summary["interpolation"][0]["measured"], summary["interpolation"][-1]["measured"]
     assert ends[1]["f0_mean_hz"] > 1.3 * ends[0]["f0_mean_hz"]

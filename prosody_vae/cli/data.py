@@ -258,8 +258,24 @@ def demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=progress(args),
     )
-    print(f"transfer fidelity over {len(result.transfers)} transfers (Pearson r, reference vs output):")
+    from prosody_vae.demo.run import DEFAULT_VOICE
+
+    own = {s.name for s in styles if s.voice == DEFAULT_VOICE}
+    n_own = sum(t.source in own for t in result.transfers)
+    print(
+        f"transfer fidelity over the {n_own} transfers from {DEFAULT_VOICE} references "
+        "(Pearson r, reference vs output):"
+    )
     for key, r in result.correlations.items():
         print(f"  {key:>12}: " + (f"{r:+.2f}" if r is not None else "n/a"))
+    for voice, hz in result.voice_means.items():
+        parts = []
+        for style in (s for s in styles if s.voice == voice):
+            levels = [
+                t.measured["f0_mean_hz"] for t in result.transfers if t.source == style.name and t.measured
+            ]
+            if levels:
+                parts.append(f"{style.name} -> {sum(levels) / len(levels):.0f} Hz")
+        print(f"a voice it never heard, {voice} (mean F0 {hz:.0f} Hz from 3 other clips): {', '.join(parts)}")
     print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; wavs under {args.out}")
     return 0

@@ -208,11 +208,26 @@ def _blocks(result: DemoResult) -> list[Block]:
                 "Does the output carry its reference's prosody? One row per transfer: the reference's "
                 "measured F0 mean, F0 range and speaking rate beside the output's. Measured as the corpus "
                 "labels are measured (WORLD F0 on the trimmed waveform; phones per second from espeak-ng's "
-                "phonemes). Correlation across all transfers: " + _correlation_line(result) + ".",
+                "phonemes). Correlation across the transfers from the references in the demo's own "
+                "voice (en-us): " + _correlation_line(result) + ".",
             )
         ),
         _fidelity_table(result),
     ]
+    if result.voice_means:
+        voices = ", ".join(f"{voice} {hz:.0f} Hz" for voice, hz in result.voice_means.items())
+        blocks.append(
+            _Paragraph(
+                _line(
+                    "References in a voice the model never heard (the new_voice rows) sit in that voice's "
+                    "own register, so their F0 is not compared with the output's in Hz: the model was told "
+                    f"the voice's mean F0, measured on 3 other recordings of it ({voices}; "
+                    "references/voices/), and renders the reference's pitch relative to that mean in its "
+                    "own voice: a low reference for its voice should come out low for the model's voice, "
+                    "a high one high.",
+                )
+            )
+        )
     if result.transfers:
         blocks += [
             _Heading(2, "Transfers"),

@@ -10,6 +10,7 @@ so the report says in numbers, as well as in sound and pictures, whether the pro
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,8 +58,9 @@ class DemoResult:
     transfers: list[Rendition]
     samples: list[Rendition]
     interpolation: list[Rendition]
-    correlations: dict[str, float | None]
+    correlations: dict[str, float | None]  # over the transfers from references in DEFAULT_VOICE
     vocoder: str = "Griffin-Lim (32 iterations)"  # what turned every output mel into audio
+    voice_means: dict[str, float] = field(default_factory=dict)  # Hz, of voices the model does not know
 
 
 def _measure(wav: np.ndarray | str | Path, text: str, synth: Synthesizer) -> dict[str, float] | None:
@@ -213,16 +215,25 @@ def run_demo(
     bar = tqdm(total=n_tasks, desc="demo", unit="utt", disable=None if progress is None else not progress)
 
     references, embeddings = [], []
+    voice_means: dict[str, float] = {}
     for style, text in zip(styles, reference_texts, strict=False):
         path = out_dir / "references" / f"{style.name}.wav"
-        synthesize(text, pitch=style.pitch, pitch_range=style.pitch_range, rate=style.rate, out_path=path)
+        synthesize(
+            text,
+            pitch=style.pitch,
+            pitch_range=style.pitch_range,
+            rate=style.rate,
+            voice=style.voice,
+            out_path=path,
+        )
         write_text_atomic(path.with_suffix(".txt"), text + "\n")
         references.append(
             Rendition(
                 "reference", style.name, text, str(path.relative_to(out_dir)), _measure(path, text, synth)
             )
         )
-        embeddings.append(synth.embed(path, reference_text=text).mean[0])
+        speaker, voice_f0 = _reference_voice(synth, style.voice, out_dir, sentences, voice_means)
+        embeddings.append(synth.embed(path, reference_text=text, speaker=speaker, voice_f0=voice_f0).mean[0])
         bar.update()
 
     transfers = []
@@ -263,12 +274,14 @@ def run_demo(
     bar.close()
 
     measured = {r.name: r.measured for r in references}
+    # raw values correlate only within one voice: references in another voice sit in its register
+    own_voice = {style.name for style in styles if style.voice == DEFAULT_VOICE}
     correlations = {
         key: _pearson(
             [
                 (measured[t.source][key], t.measured[key])
                 for t in transfers
-                if t.measured and measured[t.source]
+                if t.measured and measured[t.source] and t.source in own_voice
             ]
         )
         for key, _ in QUANTITIES
@@ -284,10 +297,38 @@ def run_demo(
         interpolation=interpolation,
         correlations=correlations,
         vocoder=_vocoder_name(synth, gl_iters),
+        voice_means=voice_means,
     )
     write_text_atomic(out_dir / "summary.json", json.dumps(asdict(result), indent=2))
     write_report(result, out_dir)
     return result
+
+
+DEFAULT_VOICE = "en-us"  # the voice of the built-in default corpus, and of the demo's own references
+VOICE_CLIPS = 3  # recordings of a voice the model does not know that give it that voice's mean F0
+
+
+def _reference_voice(
+    synth: Synthesizer, voice: str, out_dir: Path, sentences: Sequence[str], means: dict[str, float]
+) -> tuple[str | None, float | None]:
+    """What the posterior is told of a reference spoken by ``voice``: (its speaker name, its voice's
+    mean F0 in Hz), as a user would tell it. A voice of the model's speaker table is named; another
+    voice, for a model that reads F0 relative to the voice, gets its mean F0 from :data:`VOICE_CLIPS`
+    other recordings of it at espeak-ng's middle settings (written to ``references/voices/``, so that
+    ``transfer --reference-voice-clips`` can reuse them); a single-voice model is told nothing."""
+    if voice in synth.speakers:
+        return voice, None
+    if not synth.reads_relative_f0:
+        return None, None
+    if voice not in means:
+        clips = []
+        for i, text in enumerate(sentences[-VOICE_CLIPS:]):  # sentences no reference or target speaks
+            clip = out_dir / "references" / "voices" / f"{voice}_{i}.wav"
+            synthesize(text, pitch=50, pitch_range=50, rate=175, voice=voice, out_path=clip)
+            write_text_atomic(clip.with_suffix(".txt"), text + "\n")
+            clips.append(clip)
+        means[voice] = synth.voice_f0(clips)
+    return None, means[voice]
 
 
 def _provenance(path: Path) -> dict:
