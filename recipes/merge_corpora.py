@@ -17,7 +17,7 @@ Idempotent: a second run with the same inputs rewrites the same files. A manifes
 parse stops the merge naming the file and line.
 
     .venv/bin/python recipes/merge_corpora.py --out data/espeak_mixed/corpus \
-        data/espeak_multivoice/corpus:mv data/espeak_prosody_q/corpus:q
+        data/espeak_multivoice/corpus:mv data/espeak_prosody/corpus:q
 """
 
 from __future__ import annotations
