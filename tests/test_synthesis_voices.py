@@ -1,6 +1,6 @@
 """A tiny 2-voice model trained with text-summary and speaker dropout, end to end: transfer between
 voices (V+T+S), transcript-free references, ``<name>.txt`` sidecars in ``transfer`` and
-``transfer --batch``, and the shipped model (trained without either) refusing what it cannot do."""
+``transfer --batch``, and a model trained without either refusing what it cannot do."""
 
 from __future__ import annotations
 
@@ -184,19 +184,19 @@ def test_transfer_batch_reads_sidecars(voices, tmp_path) -> None:
     assert {(r["speaker"], r["reference_speaker"]) for r in rows} == {(speakers[1], speakers[0])}
 
 
-def test_shipped_model_needs_the_transcript_in_one_clear_line(voices, tmp_path, capsys) -> None:
-    from prosody_vae.inference.packed import builtin_model_path
-
+def test_a_model_without_a_null_summary_needs_the_transcript_in_one_clear_line(
+    voices, tiny_checkpoint, tmp_path, capsys
+) -> None:
     _, train, _ = voices
     bare = _reference_without_sidecar(train, tmp_path, "bare", None)
-    synth = Synthesizer.from_checkpoint(builtin_model_path())  # trained before text_summary_dropout existed
+    synth = Synthesizer.from_checkpoint(tiny_checkpoint)  # trained without text_summary_dropout
     assert not synth.transcript_optional and synth.model.prosody.null_text_summary is None
     with pytest.raises(ValueError, match="--reference-text"):
         synth.embed(bare)
     common = [
         "transfer",
         "--checkpoint",
-        str(builtin_model_path()),
+        str(tiny_checkpoint),
         "--text",
         "Hello there.",
         "--reference",
