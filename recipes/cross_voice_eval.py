@@ -42,6 +42,7 @@ mean 1.4 semitones off (s.d.), an offset for all of its pairs (:mod:`prosody_vae
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import tempfile
@@ -297,53 +298,29 @@ def main(argv: list[str] | None = None) -> int:
             ref_voice_f0 = voice_f0(ref)
             for target in targets:
                 text = next(t for t in rng.permutation(sentences) if t != ref.text)
-                outputs = {
-                    "transcript": synth.transfer(
-                        text,
-                        ref.audio,
-                        reference_text=ref.text,
-                        speaker=target,
-                        reference_speaker=posterior_voice,
-                        reference_voice_f0=ref_voice_f0,
-                    ),
-                    "prior": synth.sample(text, 1, speaker=target)[0],
-                }
+                # the transcript condition's options; each other condition changes some (call keywords win)
+                transfer = functools.partial(
+                    synth.transfer,
+                    text,
+                    ref.audio,
+                    reference_text=ref.text,
+                    speaker=target,
+                    reference_speaker=posterior_voice,
+                    reference_voice_f0=ref_voice_f0,
+                )
+
+                outputs = {"transcript": transfer(), "prior": synth.sample(text, 1, speaker=target)[0]}
                 if moves_pitch:
-                    outputs["reference's pitch"] = synth.transfer(
-                        text,
-                        ref.audio,
-                        reference_text=ref.text,
-                        speaker=target,
-                        reference_speaker=posterior_voice,
-                        reference_voice_f0=ref_voice_f0,
-                        pitch_level="reference",
-                    )
+                    outputs["reference's pitch"] = transfer(pitch_level="reference")
                 if synth.reads_relative_f0 and posterior_voice is not None:
                     table = synth.model.voice_pitch.voice_f0_hz[synth.speakers.index(posterior_voice)]
-                    outputs["voice not named"] = synth.transfer(
-                        text,
-                        ref.audio,
-                        reference_text=ref.text,
-                        speaker=target,
-                        reference_voice_f0=float(table),
+                    outputs["voice not named"] = transfer(
+                        reference_speaker=None, reference_voice_f0=float(table)
                     )
                 if ref_voice_f0 is not None:
-                    outputs["no voice F0"] = synth.transfer(
-                        text,
-                        ref.audio,
-                        reference_text=ref.text,
-                        speaker=target,
-                        reference_speaker=posterior_voice,
-                    )
+                    outputs["no voice F0"] = transfer(reference_voice_f0=None)
                 if no_transcript:
-                    outputs["no transcript"] = synth.transfer(
-                        text,
-                        ref.audio,
-                        reference_text=None,
-                        speaker=target,
-                        reference_speaker=posterior_voice,
-                        reference_voice_f0=ref_voice_f0,
-                    )
+                    outputs["no transcript"] = transfer(reference_text=None)
                 measured_outputs = {
                     condition: (
                         _output_stats(synth, vocoder, result, text, args.tracker),

@@ -212,6 +212,16 @@ def test_a_model_without_a_null_summary_needs_the_transcript_in_one_clear_line(
     assert not (tmp_path / "o.wav").exists()
 
 
+# a multi-speaker posterior that reads F0 relative to the reference's voice, with both stand-ins
+RELATIVE = {
+    "speaker_dim": 4,
+    "speaker_dropout": 0.5,
+    "text_summary_dropout": 0.5,
+    "reference_pitch": True,
+    "reference_pitch_relative": True,
+}
+
+
 @pytest.fixture(scope="module")
 def relative(voices, tmp_path_factory):
     """The same corpus, a model whose posterior reads F0 relative to the reference's voice."""
@@ -219,14 +229,7 @@ def relative(voices, tmp_path_factory):
 
     checkpoint, train, speakers = voices
     prepared = checkpoint.parents[2] / "prepared"
-    prosody = {
-        **TINY_MODEL["prosody"],
-        "speaker_dim": 4,
-        "speaker_dropout": 0.5,
-        "text_summary_dropout": 0.5,
-        "reference_pitch": True,
-        "reference_pitch_relative": True,
-    }
+    prosody = {**TINY_MODEL["prosody"], **RELATIVE}
     torch.manual_seed(0)
     return train_tiny(tmp_path_factory.mktemp("relative"), prepared, steps=2, prosody=prosody), prepared
 
@@ -307,14 +310,7 @@ def relative_pitch(voices, tmp_path_factory):
     from conftest import TINY_MODEL, train_tiny
 
     checkpoint, _, _ = voices
-    prosody = {
-        **TINY_MODEL["prosody"],
-        "speaker_dim": 4,
-        "speaker_dropout": 0.5,
-        "text_summary_dropout": 0.5,
-        "reference_pitch": True,
-        "reference_pitch_relative": True,
-    }
+    prosody = {**TINY_MODEL["prosody"], **RELATIVE}
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("relative_pitch")
     return train_tiny(
