@@ -66,7 +66,7 @@ def merge(inputs: list[tuple[Path, str]], out: Path) -> dict[str, int]:
             lines.append(json.dumps(row, ensure_ascii=False))
             track = folder / "f0" / f"{old_id}.npz"
             link = out / "f0" / f"{row['id']}.npz"
-            if track.is_file() and not link.exists():
+            if track.is_file() and not os.path.lexists(link):
                 os.symlink(track.resolve(), link)
             n += 1
         counts[prefix] = n

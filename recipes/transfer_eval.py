@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     texts = [u.text for u in held_out]
     rows = []
+    voice = {"speaker": args.speaker, "reference_speaker": args.speaker}
     for ref in references:
         text = next(t for t in rng.permutation(texts) if t != ref.text)  # inter-text transfer
-        voice = {"speaker": args.speaker, "reference_speaker": args.speaker}
         result = synth.transfer(text, ref.audio, reference_text=ref.text, **voice)
         transfer = _measure(synth, vocoder, result, text)
         prior = _measure(synth, vocoder, synth.sample(text, 1, speaker=args.speaker)[0], text)

@@ -258,7 +258,7 @@ def demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=progress(args),
     )
-    from prosody_vae.demo.run import DEFAULT_VOICE
+    from prosody_vae.demo.run import DEFAULT_VOICE, VOICE_CLIPS
 
     own = {s.name for s in styles if s.voice == DEFAULT_VOICE}
     n_own = sum(t.source in own for t in result.transfers)
@@ -276,6 +276,9 @@ def demo(args: argparse.Namespace) -> int:
             ]
             if levels:
                 parts.append(f"{style.name} -> {sum(levels) / len(levels):.0f} Hz")
-        print(f"a voice it never heard, {voice} (mean F0 {hz:.0f} Hz from 3 other clips): {', '.join(parts)}")
+        print(
+            f"a voice it never heard, {voice} (mean F0 {hz:.0f} Hz from {VOICE_CLIPS} other clips): "
+            + ", ".join(parts)
+        )
     print(f"report: {args.out / 'report.md'} and {args.out / 'report.html'}; wavs under {args.out}")
     return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prosody_vae.atomic import write_text_atomic
-from prosody_vae.demo.run import QUANTITIES, DemoResult, Rendition
+from prosody_vae.demo.run import DEFAULT_VOICE, QUANTITIES, VOICE_CLIPS, DemoResult, Rendition
 from prosody_vae.demo.styles import STYLES
 
 __all__ = ["write_report"]
@@ -209,7 +209,7 @@ def _blocks(result: DemoResult) -> list[Block]:
                 "measured F0 mean, F0 range and speaking rate beside the output's. Measured as the corpus "
                 "labels are measured (WORLD F0 on the trimmed waveform; phones per second from espeak-ng's "
                 "phonemes). Correlation across the transfers from the references in the demo's own "
-                "voice (en-us): " + _correlation_line(result) + ".",
+                f"voice ({DEFAULT_VOICE}): " + _correlation_line(result) + ".",
             )
         ),
         _fidelity_table(result),
@@ -221,7 +221,7 @@ def _blocks(result: DemoResult) -> list[Block]:
                 _line(
                     "References in a voice the model never heard (the new_voice rows) sit in that voice's "
                     "own register, so their F0 is not compared with the output's in Hz: the model was told "
-                    f"the voice's mean F0, measured on 3 other recordings of it ({voices}; "
+                    f"the voice's mean F0, measured on {VOICE_CLIPS} other recordings of it ({voices}; "
                     "references/voices/), and renders the reference's pitch relative to that mean in its "
                     "own voice: a low reference for its voice should come out low for the model's voice, "
                     "a high one high.",

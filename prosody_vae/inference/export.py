@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from prosody_vae.audio import AudioConfig
 from prosody_vae.prosody.vae import CapacitronVAE
-from prosody_vae.tts.voice_pitch import ENCODER_REFERENCE_HZ
+from prosody_vae.tts.voice_pitch import VoicePitch
 
 __all__ = [
     "FORMATS",
@@ -106,9 +106,9 @@ class _EncoderGraph(nn.Module):
             speaker = self.speaker_embedding(speakers)  # (B, P)
         if self.reads_f0:
             assert f0 is not None
-            if self.voice_relative:  # as VoicePitch.relative: the voice's mean lands on 100 Hz
+            if self.voice_relative:  # the voice's mean lands on the pitch encoder's reference
                 assert voice_f0 is not None
-                f0 = f0 * (ENCODER_REFERENCE_HZ / voice_f0).unsqueeze(1)
+                f0 = VoicePitch.relative(f0, voice_f0)
         else:
             f0 = None
         posterior = self.prosody.posterior_of(

@@ -208,16 +208,17 @@ class Synthesizer:
             raise CheckpointError(
                 f"{path}: weights do not fit the model its config describes ({detail})"
             ) from None
-        if default_speaker is not None and default_speaker not in speakers:
-            raise CheckpointError(f"{path}: its default speaker {default_speaker!r} is not one of {speakers}")
-        return cls(
-            model=model,
-            tokenizer=tokenizer,
-            config=config,
-            speakers=speakers,
-            device=device,
-            default_speaker=default_speaker,
-        )
+        try:
+            return cls(
+                model=model,
+                tokenizer=tokenizer,
+                config=config,
+                speakers=speakers,
+                device=device,
+                default_speaker=default_speaker,
+            )
+        except ValueError as error:  # a default speaker the speaker list lacks
+            raise CheckpointError(f"{path}: {error}") from None
 
     @property
     def predicts_pitch(self) -> bool:
@@ -434,11 +435,15 @@ class Synthesizer:
                 Refused by other models.
             sample: a draw from the posterior instead of its mean.
         """
+        self._check_transcript(reference, reference_text)
+        mel, f0 = self.reference_features(reference)
+        return self._embed_features(mel, f0, reference_text, speaker, voice_f0, sample)
+
+    def _check_transcript(self, reference: Reference, reference_text: str | None) -> None:
+        """A ``ValueError`` naming the reference when it has no transcript and the model needs one."""
         if not reference_text and not self.transcript_optional:
             what = str(reference) if isinstance(reference, str | Path) else "reference"
             raise ValueError(transcript_required(what))
-        mel, f0 = self.reference_features(reference)
-        return self._embed_features(mel, f0, reference_text, speaker, voice_f0, sample)
 
     def _embed_features(
         self,
@@ -717,9 +722,7 @@ class Synthesizer:
         speaker = self.resolve_speaker(speaker)
         if reference_speaker is None and not self.speaker_optional:
             reference_speaker = speaker
-        if not reference_text and not self.transcript_optional:
-            what = str(reference) if isinstance(reference, str | Path) else "reference"
-            raise ValueError(transcript_required(what))
+        self._check_transcript(reference, reference_text)
         mel, f0 = self.reference_features(reference)
         posterior = self._embed_features(
             mel, f0, reference_text, reference_speaker, reference_voice_f0, sample
