@@ -253,9 +253,16 @@ class ProsodyConfig:
     # the same auxiliary decoder also predicts the utterance's speaking rate, log(tokens / frames),
     # from z; needs contour_weight > 0
     contour_rate: bool = False
+    # a length model that predicts the utterance's length in frames from its tokens and [z, speaker]
+    # (prosody_vae/tts/utterance_length.py), trained on the detached posterior mean, so that the
+    # synthesised length follows the speaking rate z carries rather than the attention's step count;
+    # synthesis resamples the decoder's output to it (prosody_vae/inference/timing.py)
+    utterance_length: bool = False
 
     def __post_init__(self) -> None:
-        check_bools(self, "prosody", "reference_pitch", "reference_pitch_relative", "contour_rate")
+        check_bools(
+            self, "prosody", "reference_pitch", "reference_pitch_relative", "contour_rate", "utterance_length"
+        )
         check(
             not self.reference_pitch_relative or (self.reference_pitch and self.speaker_dim > 0),
             "prosody.reference_pitch_relative reads the reference's F0 relative to its voice: it needs "

@@ -60,6 +60,12 @@ def _model_options(p: argparse.ArgumentParser, *, decodes: bool = True) -> None:
         help="decoder arithmetic: fp32 (exact), or bf16 / int8 copies of the decoder LSTM weights, faster "
         "for large decoders and close to fp32 (int8: CPU only; docs/benchmarks.md)",
     )
+    p.add_argument(
+        "--decoder-timing",
+        action="store_true",
+        help="keep the decoder's own timing; by default a model with a length model "
+        "(prosody.utterance_length) has each output resampled to the length it predicts (docs/transfer.md)",
+    )
 
 
 def _keep_going_option(p: argparse.ArgumentParser, text: str) -> None:
@@ -310,6 +316,7 @@ def _load(args: argparse.Namespace, *, text: str | None = None):
     with timed(f"loaded {path}"):
         synth = Synthesizer.from_checkpoint(path, device=args.device)
     synth.precision = getattr(args, "precision", "fp32")
+    synth.length_model = not getattr(args, "decoder_timing", False)
     reduced_precision(synth.precision, synth.device)  # int8 on a GPU: one clear error now
     synth.speaker_ids(args.speaker, 1)  # unknown or missing speaker: one clear error now
     if text is not None:

@@ -19,7 +19,7 @@ import torch
 
 from prosody_vae.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-__all__ = ["BUILTIN_MODEL", "builtin_model_path", "pack_model"]
+__all__ = ["BUILTIN_MODEL", "builtin_model_path", "model_weights", "pack_model", "packed_state"]
 
 # The model trained by egs/espeak_prosody on the built-in corpus, shipped inside the package.
 BUILTIN_MODEL = "espeak_prosody.pt"
@@ -36,7 +36,8 @@ def builtin_model_path() -> Path:
     return path
 
 
-def _model_weights(state: dict[str, Any], source: Path) -> dict[str, torch.Tensor]:
+def model_weights(state: dict[str, Any], source: str | Path) -> dict[str, torch.Tensor]:
+    """The model's weights of a training checkpoint's or a packed model's ``state`` (read from ``source``)."""
     if "model" in state:
         return dict(state["model"])
     try:
@@ -77,24 +78,43 @@ def pack_model(
     """
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
+    packed = packed_state(
+        state, checkpoint, dtype=dtype, provenance=provenance, default_speaker=default_speaker
+    )
+    return save_checkpoint(out, packed)
+
+
+def packed_state(
+    state: dict[str, Any],
+    source: str | Path,
+    *,
+    dtype: torch.dtype = torch.float16,
+    provenance: dict[str, Any] | None = None,
+    default_speaker: str | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The packed model of a loaded checkpoint ``state`` (read from ``source``), as :func:`pack_model`
+    writes it; ``weights`` and ``config`` replace the state's own (a model changed after training,
+    e.g. by ``recipes/fit_utterance_length.py``)."""
     for key in ("config", "tokenizer", "speakers"):
         if key not in state:
-            raise CheckpointError(f"{checkpoint}: checkpoint lacks {key!r}")
+            raise CheckpointError(f"{source}: checkpoint lacks {key!r}")
     default_speaker = default_speaker if default_speaker is not None else state.get("default_speaker")
     if default_speaker is not None and default_speaker not in state["speakers"]:
         raise ValueError(
-            f"{checkpoint}: default speaker {default_speaker!r} is not one of its speakers {list(state['speakers'])}"
+            f"{source}: default speaker {default_speaker!r} is not one of its speakers {list(state['speakers'])}"
         )
     weights = {
         key: value.to(dtype) if value.is_floating_point() else value
-        for key, value in _model_weights(state, checkpoint).items()
+        for key, value in (weights if weights is not None else model_weights(state, source)).items()
     }
     record = dict(state.get("provenance", {}))
     record.update(provenance or {})
     record.setdefault("step", state.get("step"))
     packed = {
         "model": weights,
-        "config": state["config"],
+        "config": config if config is not None else state["config"],
         "tokenizer": state["tokenizer"],
         "speakers": list(state["speakers"]),
         "beta": _beta(state),
@@ -102,4 +122,4 @@ def pack_model(
     }
     if default_speaker is not None:
         packed["default_speaker"] = default_speaker
-    return save_checkpoint(out, packed)
+    return packed

@@ -48,6 +48,7 @@ from prosody_vae.inference.pieces import (
     join_pieces,
     split_pieces,
 )
+from prosody_vae.inference.timing import stretch, stretched_length
 from prosody_vae.prosody.bounds import kl_per_dimension_summary
 from prosody_vae.prosody.hierarchical import HierarchicalOutput
 from prosody_vae.prosody.priors import AssociativePrior
@@ -181,6 +182,9 @@ class Synthesizer:
         self.vocoder: nn.Module | None = None
         # The decoder cells' arithmetic at synthesis: "fp32" (exact), "bf16" or "int8" (PRECISIONS).
         self.precision: str = "fp32"
+        # Whether a model with a length model (prosody.utterance_length) has its outputs resampled to
+        # the length it predicts (prosody_vae/inference/timing.py); False keeps the decoder's timing.
+        self.length_model: bool = True
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu") -> Synthesizer:
@@ -640,14 +644,16 @@ class Synthesizer:
         if max_steps is None:
             # generous: about 12 frames per token at r = 1, well past any real utterance of the corpus
             max_steps = min(int(lengths.max()) * 12 // self.model.backbone.r + 20, cap)
+        speakers = self.speaker_ids(speaker, len(texts))
         out = self.model.infer(
             tokens,
             lengths,
             z.to(self.device),
-            speakers=self.speaker_ids(speaker, len(texts)),
+            speakers=speakers,
             max_steps=max_steps,
             reduced_precision=reduced_precision(self.precision, self.device),
         )
+        r = self.model.backbone.r
         steps = self.model.backbone.decoder_lengths(out.mel_lengths)
         # the predicted F0 track, its one- or two-frame onset jumps removed (see smooth_f0)
         f0 = (
@@ -655,16 +661,25 @@ class Synthesizer:
             if getattr(out, "pitch", None) is None
             else smooth_f0(decode_pitch(out.pitch, out.mel_lengths))
         )
-        return [
-            Synthesis(
+        predicted = (
+            self.model.predicted_frames(tokens, lengths, z.to(self.device), speakers=speakers)
+            if self.length_model
+            else None
+        )
+        decoded = []
+        for i in range(len(texts)):
+            synthesis = Synthesis(
                 mel=out.mel_post[i, : int(out.mel_lengths[i])],
                 alignment=out.alignments[i, : int(steps[i]), : int(lengths[i])],
                 z=z[i],
-                stopped=int(out.mel_lengths[i]) < max_steps * self.model.backbone.r,
+                stopped=int(out.mel_lengths[i]) < max_steps * r,
                 f0=None if f0 is None else f0[i, : int(out.mel_lengths[i])],
             )
-            for i in range(len(texts))
-        ]
+            if predicted is not None and synthesis.stopped:  # an unstopped output has no length to correct
+                frames = stretched_length(synthesis.mel.shape[0], float(predicted[i]))
+                synthesis = stretch(synthesis, frames, r=r)
+            decoded.append(synthesis)
+        return decoded
 
     def transfer(
         self,

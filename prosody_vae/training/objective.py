@@ -57,6 +57,7 @@ class LossParts(NamedTuple):
     guided_attention: Tensor
     voice_adversary: Tensor  # the voice classifier's cross-entropy on z, nats per utterance; 0 without one
     contour: Tensor  # the contour-statistics head's NLL given z, nats per utterance; 0 without one
+    utterance_length: Tensor  # the length model's squared error of log frames; 0 without one
     normalizer: Tensor  # n_mels * mean frames
 
 
@@ -168,12 +169,22 @@ class TrainingModule(nn.Module):
             contour = self.model.contour_head.nll(
                 output.prosody.z, batch.f0, batch.mel_lengths, batch.token_lengths
             ).mean()
+        length = zero
+        if self.model.utterance_length is not None:
+            # the length model learns from the posterior mean, detached: it changes nothing else
+            # (tts/utterance_length.py)
+            speakers = batch.speakers if self.model.speaker_embedding is not None else None
+            conditioning = self.model.length_conditioning(output.prosody.mean, speakers)
+            length = self.model.utterance_length.loss(
+                batch.tokens, batch.token_lengths, conditioning, batch.mel_lengths
+            ).mean()
         loss = (
             capacity_loss / normalizer
             + self.stop_weight * stop
             + self.guided_attention_weight * guided
             + self.voice_adversary_weight * adversary
             + self.contour_weight * contour
+            + length
         )
         parts = LossParts(
             loss=loss,
@@ -190,6 +201,7 @@ class TrainingModule(nn.Module):
             guided_attention=guided.detach(),
             voice_adversary=adversary.detach(),
             contour=contour.detach(),
+            utterance_length=length.detach(),
             normalizer=normalizer.detach(),
         )
         return parts, output

@@ -90,6 +90,8 @@ def train_step(state: TrainingState, batch: Batch) -> StepResult:
         extra = {**(extra or {}), "voice_adversary": float(logged.voice_adversary)}
     if state.model.contour_head is not None:  # what z says of the F0 contour: low = z carries it
         extra = {**(extra or {}), "contour": float(logged.contour)}
+    if state.model.utterance_length is not None:  # the length model's error: (log frames)^2
+        extra = {**(extra or {}), "utterance_length": float(logged.utterance_length)}
     state.scheduler.step()
     state.step += 1
     lr = state.scheduler.get_last_lr()[0]

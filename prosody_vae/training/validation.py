@@ -58,6 +58,7 @@ def validate(
             "kl_high": parts.kl_high,
             "voice_adversary": parts.voice_adversary,
             "contour": parts.contour,
+            "utterance_length": parts.utterance_length,
             "stop": parts.stop,
             "diagonality": diag.mean(),
         }

@@ -42,6 +42,7 @@ from prosody_vae.prosody.vae import CapacitronVAE, Posterior, ProsodyOutput
 from prosody_vae.tts.backbones import Tacotron2, TacotronInference, TacotronOutput
 from prosody_vae.tts.contour_statistics import ContourStatisticsHead
 from prosody_vae.tts.reference_warp import ReferenceWarp
+from prosody_vae.tts.utterance_length import UtteranceLength
 from prosody_vae.tts.voice_adversary import VoiceAdversary
 from prosody_vae.tts.voice_pitch import VoicePitch
 
@@ -87,6 +88,9 @@ class ProsodyTTS(nn.Module):
         reference_warp: a :class:`~prosody_vae.tts.reference_warp.ReferenceWarp` applied in training
             to the mel the posterior reads (not to the decoder's target), or None
             (``prosody.reference_warp``).
+        utterance_length: an :class:`~prosody_vae.tts.utterance_length.UtteranceLength` that predicts
+            an utterance's length from its tokens and the conditioning, or None
+            (``prosody.utterance_length``); synthesis resamples the decoder's output to its length.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class ProsodyTTS(nn.Module):
         relative_reference_pitch: bool = False,
         reference_warp: ReferenceWarp | None = None,
         contour_head: ContourStatisticsHead | None = None,
+        utterance_length: UtteranceLength | None = None,
     ):
         super().__init__()
         if n_speakers < 1:
@@ -118,6 +123,7 @@ class ProsodyTTS(nn.Module):
             raise ValueError("relative_reference_pitch needs a multi-speaker model whose posterior reads F0")
         self.voice_pitch = VoicePitch(n_speakers) if relative_reference_pitch else None
         self.reference_warp = reference_warp  # training only; the identity in eval mode
+        self.utterance_length = utterance_length
 
     def _speaker_vector(self, speakers: Tensor | None, batch: int) -> Tensor | None:
         """(B, P) vectors of speaker ids (B,) for the decoder; None for a single-speaker model."""
@@ -345,6 +351,22 @@ class ProsodyTTS(nn.Module):
         tacotron = self.backbone(tokens, token_lengths, mels, mel_lengths, conditioning=conditioning)
         return ProsodyTTSOutput(tacotron=tacotron, prosody=prosody)
 
+    def length_conditioning(self, z: Tensor, speakers: Tensor | None) -> Tensor:
+        """The conditioning [z, speaker] (B, C) that the decoder and the length model read, of
+        latents z (B, D) and target speaker ids (B,) (None for a single-speaker model)."""
+        return self._conditioning(z, self._speaker_vector(speakers, z.shape[0]))
+
+    @torch.no_grad()
+    def predicted_frames(
+        self, tokens: Tensor, token_lengths: Tensor, z: Tensor, *, speakers: Tensor | None = None
+    ) -> Tensor | None:
+        """The length model's length in frames (B,) of tokens (B, L) spoken with latents z (B, D) in
+        voices ``speakers`` (B,); None for a model without one (``prosody.utterance_length``)."""
+        if self.utterance_length is None:
+            return None
+        conditioning = self.length_conditioning(z, speakers)
+        return torch.exp(self.utterance_length(tokens, token_lengths, conditioning))
+
     @torch.no_grad()
     def infer(
         self,
@@ -460,4 +482,9 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
         )
         if pc.reference_warp > 0
         else None,
+        utterance_length=(
+            UtteranceLength(n_symbols=n_symbols, conditioning_dim=pc.latent_dim + speaker_dim)
+            if pc.utterance_length
+            else None
+        ),
     )
