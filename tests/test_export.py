@@ -202,10 +202,9 @@ def test_cli_export_round_trip(tmp_path, capsys):
     assert "missing.pt" in capsys.readouterr().err
 
 
-def test_an_encoder_that_reads_f0_relative_to_the_voice_exports_with_f0_inputs(tmp_path, capsys):
+def _relative_f0_checkpoint(tmp_path):
     """A multi-speaker checkpoint whose posterior reads the reference's F0 relative to its voice (the
-    multi-voice recipe's) -> ``prosody-vae export`` -> the model's own posterior, with training voices,
-    an unknown voice with its mean F0 given, and padding."""
+    multi-voice recipe's), its model (eval mode) and its tokenizer."""
     from conftest import TINY_MODEL
 
     raw = {key: dict(value) for key, value in TINY_MODEL.items()}
@@ -232,12 +231,13 @@ def test_an_encoder_that_reads_f0_relative_to_the_voice_exports_with_f0_inputs(t
             "model": model.state_dict(),
         },
     )
-    out = tmp_path / "enc.pt"
-    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--threads", "1"]) == 0
-    assert "f0, voice_f0" in capsys.readouterr().out
-    meta = read_export_metadata(out)
-    assert meta["reads_f0"] and meta["voice_f0_hz"] == pytest.approx([95.0, 180.0, 130.0])
+    return checkpoint, model.eval(), tokenizer
 
+
+def _relative_f0_batch(model, tokenizer):
+    """A padded batch with F0 (unvoiced frames, padding garbage): a training voice, a voice outside
+    the table with its mean F0 given, another training voice; the encoder's inputs in order, and the
+    model's own posterior of them (told the table's entries for the known voices)."""
     mel, lengths, _, _, _ = _padded_batch()
     gen = torch.Generator().manual_seed(2)
     f0 = 100.0 + 80.0 * torch.rand(3, mel.shape[1], generator=gen)
@@ -248,7 +248,6 @@ def test_an_encoder_that_reads_f0_relative_to_the_voice_exports_with_f0_inputs(t
     token_lengths = torch.tensor([3, 3, 3])
     speakers = torch.tensor([1, -1, 0])  # item 1: a voice outside the table, its mean F0 given
     voice_f0 = torch.tensor([180.0, 210.0, 95.0])  # what the synthesiser passes: table entries, or given
-    model.eval()
     with torch.no_grad():
         expected = model.prosody_posterior(
             mel,
@@ -259,6 +258,22 @@ def test_an_encoder_that_reads_f0_relative_to_the_voice_exports_with_f0_inputs(t
             f0=f0,
             voice_f0=torch.tensor([0.0, 210.0, 0.0]),  # the table's entries for the known voices
         )
+    return (mel, lengths, tokens, token_lengths, speakers, f0, voice_f0), expected
+
+
+def test_an_encoder_that_reads_f0_relative_to_the_voice_exports_with_f0_inputs(tmp_path, capsys):
+    """A multi-speaker checkpoint whose posterior reads the reference's F0 relative to its voice (the
+    multi-voice recipe's) -> ``prosody-vae export`` -> the model's own posterior, with training voices,
+    an unknown voice with its mean F0 given, and padding."""
+    checkpoint, model, tokenizer = _relative_f0_checkpoint(tmp_path)
+    out = tmp_path / "enc.pt"
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--threads", "1"]) == 0
+    assert "f0, voice_f0" in capsys.readouterr().out
+    meta = read_export_metadata(out)
+    assert meta["reads_f0"] and meta["voice_f0_hz"] == pytest.approx([95.0, 180.0, 130.0])
+
+    inputs, expected = _relative_f0_batch(model, tokenizer)
+    mel, lengths, tokens, token_lengths, speakers, f0, voice_f0 = inputs
     module = torch.jit.load(str(out))
     mean, std = module(mel, lengths, tokens, token_lengths, speakers, f0, voice_f0)
     torch.testing.assert_close(mean, expected.mean, atol=1e-5, rtol=0)
@@ -272,3 +287,24 @@ def test_an_encoder_that_reads_f0_relative_to_the_voice_exports_with_f0_inputs(t
         module(mel, lengths, tokens, token_lengths, speakers, f0)
     with pytest.raises(Exception, match=r"lie in \[-1, 2\]"):
         module(mel, lengths, tokens, token_lengths, torch.tensor([1, -2, 0]), f0, voice_f0)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None,
+    reason="ONNX export needs the [onnx] extra (onnx, onnxruntime)",
+)
+def test_onnx_encoder_that_reads_f0_takes_its_inputs_by_name(tmp_path):
+    """The same F0-reading encoder as ONNX: its inputs, speakers, f0 and voice_f0 included, bound by
+    name, give the model's own posterior."""
+    import onnxruntime
+
+    checkpoint, model, tokenizer = _relative_f0_checkpoint(tmp_path)
+    out = tmp_path / "enc.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--format", "onnx"]) == 0
+    inputs, expected = _relative_f0_batch(model, tokenizer)
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    names = ["mel", "lengths", "tokens", "token_lengths", "speakers", "f0", "voice_f0"]
+    assert [i.name for i in session.get_inputs()] == names
+    mean, std = session.run(["mean", "std"], {n: v.numpy() for n, v in zip(names, inputs, strict=True)})
+    torch.testing.assert_close(torch.from_numpy(mean), expected.mean, atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.from_numpy(std), expected.std, atol=1e-5, rtol=0)
