@@ -80,10 +80,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--gl-iters", type=int, default=32)
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--decoder-timing",
+        action="store_true",
+        help="leave out the model's length model (its resampling is timed within decoding otherwise)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     synth, model_name = _synthesizer(args.checkpoint, args.config)
+    synth.length_model = not args.decoder_timing
     reference, ref_text, ref_name = _reference(synth, args.reference)
     ref_text = args.reference_text or ref_text
     vocoder = GriffinLimVocoder(synth.audio, n_iter=args.gl_iters)
@@ -111,6 +117,7 @@ def main() -> None:
         "text": args.text,
         "output_s": round(seconds, 3),
         "stopped": result.stopped,
+        "length_model": synth.model.utterance_length is not None and synth.length_model,
         "threads": args.threads,
         "repeats": args.repeats,
         "gl_iters": args.gl_iters,
