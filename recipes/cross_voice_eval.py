@@ -222,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("exp/cross_voice"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--decoder-timing",
+        action="store_true",
+        help="leave out the model's length model (prosody.utterance_length): the decoder's own timing",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=".*did not stop within max_steps")  # counted per output instead
@@ -230,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
 
     synth = Synthesizer.from_checkpoint(args.checkpoint)
+    synth.length_model = not args.decoder_timing
     if args.tracker == "pyin":
         warm_up_trackers(synth.audio.sample_rate, synth.audio)
     if not synth.speakers:
@@ -360,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "reference_voices": {g: sorted({u.speaker for u in references[g]}) for g in GROUPS},
         "voice_means": args.voice_means,
         "tracker": args.tracker,
+        "length_model": synth.model.utterance_length is not None and synth.length_model,
         "voice_recordings": {voice: len(stats) for voice, stats in recordings.items()},
         "results": {},
         "items": rows,
