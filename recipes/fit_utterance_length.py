@@ -129,11 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         if step == args.steps // 2:  # the tokens' part is settled: finish more gently
             for group in optimizer.param_groups:
                 group["lr"] = args.lr / 10
-    with torch.no_grad():
-        rate = (length.rate.weight.clone(), length.rate.bias.clone())
+    with torch.no_grad():  # the tokens alone: the conditioning's part left out (its bias kept)
+        weight = length.rate.weight.clone()
         length.rate.weight.zero_()
         tokens_only = _error(model, train), _error(model, valid)
-        length.rate.weight.copy_(rate[0])
+        length.rate.weight.copy_(weight)
     print(
         f"log-length error (rms): training {_error(model, train):.3f}, validation {_error(model, valid):.3f} "
         f"(tokens alone: {tokens_only[0]:.3f}, {tokens_only[1]:.3f})"
