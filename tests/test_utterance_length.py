@@ -191,3 +191,37 @@ def _errors(printed: str) -> tuple[str, str]:
     fitted = line.split("training ")[1].split(",")[0]
     tokens_only = line.split("(tokens alone: ")[1].split(",")[0]
     return fitted, tokens_only
+
+
+def test_timing_eval_reports_the_rate_read_from_z(length_checkpoint, tiny_prepared, tmp_path, capsys):
+    """recipes/timing_eval.py: every column measured; the spread of the rate the length model reads from
+    z across sentences is 0 for a length model blind to z, and not for one that reads it."""
+    import dataclasses
+
+    import timing_eval
+
+    from prosody_vae.checkpoint import load_checkpoint, save_checkpoint
+    from prosody_vae.data.manifest import read_manifest, write_manifest
+
+    utterances = read_manifest(tiny_prepared / "splits" / "train.jsonl")[:3]
+    held_out = [dataclasses.replace(u, labels={**u.labels, "held_out_text": 1.0}) for u in utterances]
+    (tmp_path / "corpus" / "splits").mkdir(parents=True)
+    write_manifest(tmp_path / "corpus" / "splits" / "test.jsonl", held_out)
+    state = load_checkpoint(length_checkpoint)
+    weight = state["training_module"]["model.utterance_length.rate.weight"]
+    weight.zero_()
+    blind = save_checkpoint(tmp_path / "blind.pt", state)
+    weight.fill_(1.0)  # every latent dimension moves the length
+    reading = save_checkpoint(tmp_path / "reading.pt", state)
+
+    def rate_spread(checkpoint: Path) -> float:
+        argv = ["--checkpoint", str(checkpoint), "--corpus", str(tmp_path / "corpus"), "--voice", "en-us"]
+        assert timing_eval.main([*argv, "--n", "3", "--rates", "150"]) == 0
+        row = capsys.readouterr().out.strip().splitlines()[-1].strip("| ").split(" | ")
+        assert row[0] == "150" and len(row) == 8
+        values = [float(x) for x in row[1:]]
+        assert values[0] > 0 and all(math.isfinite(v) and v >= 0 for v in values)
+        return values[-1]
+
+    assert rate_spread(blind) == 0.0
+    assert rate_spread(reading) > 0.0
