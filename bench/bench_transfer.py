@@ -117,7 +117,7 @@ def main() -> None:
         "text": args.text,
         "output_s": round(seconds, 3),
         "stopped": result.stopped,
-        "length_model": synth.model.utterance_length is not None and synth.length_model,
+        "length_model": synth.resamples_to_length,
         "threads": args.threads,
         "repeats": args.repeats,
         "gl_iters": args.gl_iters,

@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         "reference_voices": {g: sorted({u.speaker for u in references[g]}) for g in GROUPS},
         "voice_means": args.voice_means,
         "tracker": args.tracker,
-        "length_model": synth.model.utterance_length is not None and synth.length_model,
+        "length_model": synth.resamples_to_length,
         "voice_recordings": {voice: len(stats) for voice, stats in recordings.items()},
         "results": {},
         "items": rows,

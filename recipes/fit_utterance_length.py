@@ -53,7 +53,7 @@ def _conditioning(
             speakers=speakers,
             f0=batch.f0,
         )
-        conditioning.append(model.length_conditioning(mean, speakers))
+        conditioning.append(model.conditioning(mean, speakers))
         tokens += list(batch.tokens)
         token_lengths.append(batch.token_lengths)
         mel_lengths.append(batch.mel_lengths)

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             row += ["–"] * 4
         else:
             with torch.no_grad():
-                conditioning = synth.model.length_conditioning(own, speakers)
+                conditioning = synth.model.conditioning(own, speakers)
                 rate_part = length_model.rate(conditioning).squeeze(-1).numpy()
                 tokens_alone = length_model(tokens, lengths, conditioning).numpy() - rate_part
             row += [

@@ -225,6 +225,12 @@ class Synthesizer:
             raise CheckpointError(f"{path}: {error}") from None
 
     @property
+    def resamples_to_length(self) -> bool:
+        """Whether outputs are resampled to the length model's lengths: the model has one
+        (``prosody.utterance_length``) and :attr:`length_model` is on."""
+        return self.length_model and self.model.utterance_length is not None
+
+    @property
     def predicts_pitch(self) -> bool:
         """Whether the decoder predicts F0 and voicing (``backbone.pitch``): :attr:`Synthesis.f0` is set."""
         return getattr(self.model.backbone, "pitch_projection", None) is not None
@@ -645,10 +651,11 @@ class Synthesizer:
             # generous: about 12 frames per token at r = 1, well past any real utterance of the corpus
             max_steps = min(int(lengths.max()) * 12 // self.model.backbone.r + 20, cap)
         speakers = self.speaker_ids(speaker, len(texts))
+        latents = z.to(self.device)
         out = self.model.infer(
             tokens,
             lengths,
-            z.to(self.device),
+            latents,
             speakers=speakers,
             max_steps=max_steps,
             reduced_precision=reduced_precision(self.precision, self.device),
@@ -662,8 +669,8 @@ class Synthesizer:
             else smooth_f0(decode_pitch(out.pitch, out.mel_lengths))
         )
         predicted = (
-            self.model.predicted_frames(tokens, lengths, z.to(self.device), speakers=speakers)
-            if self.length_model
+            self.model.predicted_frames(tokens, lengths, latents, speakers=speakers)
+            if self.resamples_to_length
             else None
         )
         decoded = []

@@ -112,12 +112,13 @@ class TrainingModule(nn.Module):
                 with short items more).
             prior_context: (B, D) the associative prior's context (a neighbour's code), else None.
         """
+        speakers = batch.speakers if self.model.speaker_embedding is not None else None
         output = self.model(
             batch.tokens,
             batch.token_lengths,
             batch.mels,
             batch.mel_lengths,
-            speakers=batch.speakers if self.model.speaker_embedding is not None else None,
+            speakers=speakers,
             prior_context=prior_context,
             f0=batch.f0,  # read only by a model with prosody.reference_pitch
         )
@@ -173,8 +174,7 @@ class TrainingModule(nn.Module):
         if self.model.utterance_length is not None:
             # the length model learns from the posterior mean, detached: it changes nothing else
             # (tts/utterance_length.py)
-            speakers = batch.speakers if self.model.speaker_embedding is not None else None
-            conditioning = self.model.length_conditioning(output.prosody.mean, speakers)
+            conditioning = self.model.conditioning(output.prosody.mean, speakers)
             length = self.model.utterance_length.loss(
                 batch.tokens, batch.token_lengths, conditioning, batch.mel_lengths
             ).mean()

@@ -176,7 +176,10 @@ class ProsodyTTS(nn.Module):
         and the training loop keeps its code bank."""
         return self.prosody.prior.needs_context
 
-    def _conditioning(self, z: Tensor, speaker: Tensor | None) -> Tensor:
+    def conditioning(self, z: Tensor, speakers: Tensor | None) -> Tensor:
+        """The conditioning [z, speaker] (B, C) that the decoder and the length model read, of
+        latents z (B, D) and target speaker ids (B,) (None for a single-speaker model)."""
+        speaker = self._speaker_vector(speakers, z.shape[0])
         return z if speaker is None else torch.cat([z, speaker], dim=-1)
 
     def prosody_posterior(
@@ -342,19 +345,13 @@ class ProsodyTTS(nn.Module):
             f0=f0,
             prior_context=prior_context,
         )
-        speaker = self._speaker_vector(speakers, tokens.shape[0])
         z = prosody.z
         if self.training and self.latent_dropout > 0:
             keep = torch.rand(z.shape[0], 1, device=z.device) >= self.latent_dropout  # (B, 1)
             z = z * keep.to(z.dtype)  # dropped items decode from the prior mean
-        conditioning = self._conditioning(z, speaker)
+        conditioning = self.conditioning(z, speakers)
         tacotron = self.backbone(tokens, token_lengths, mels, mel_lengths, conditioning=conditioning)
         return ProsodyTTSOutput(tacotron=tacotron, prosody=prosody)
-
-    def length_conditioning(self, z: Tensor, speakers: Tensor | None) -> Tensor:
-        """The conditioning [z, speaker] (B, C) that the decoder and the length model read, of
-        latents z (B, D) and target speaker ids (B,) (None for a single-speaker model)."""
-        return self._conditioning(z, self._speaker_vector(speakers, z.shape[0]))
 
     @torch.no_grad()
     def predicted_frames(
@@ -364,7 +361,7 @@ class ProsodyTTS(nn.Module):
         voices ``speakers`` (B,); None for a model without one (``prosody.utterance_length``)."""
         if self.utterance_length is None:
             return None
-        conditioning = self.length_conditioning(z, speakers)
+        conditioning = self.conditioning(z, speakers)
         return torch.exp(self.utterance_length(tokens, token_lengths, conditioning))
 
     @torch.no_grad()
@@ -386,8 +383,7 @@ class ProsodyTTS(nn.Module):
         """
         if z.dim() != 2 or z.shape[0] != tokens.shape[0]:
             raise ValueError(f"z must have shape ({tokens.shape[0]}, D), got {tuple(z.shape)}")
-        speaker = self._speaker_vector(speakers, tokens.shape[0])
-        conditioning = self._conditioning(z, speaker)
+        conditioning = self.conditioning(z, speakers)
         return self.backbone.infer(
             tokens,
             token_lengths,
