@@ -258,6 +258,11 @@ class ProsodyConfig:
     # synthesised length follows the speaking rate z carries rather than the attention's step count;
     # synthesis resamples the decoder's output to it (prosody_vae/inference/timing.py)
     utterance_length: bool = False
+    # training only: share of the items that have a partner (the same voice and prosody settings on
+    # another sentence: the manifest label setting_group, prosody_vae/data/partners.py) whose posterior
+    # reads the partner while the decoder targets the item, so that z keeps the prosody rather than
+    # its sentence's particulars (prosody_vae/tts/paired_reference.py); 0 = off
+    paired_reference: float = 0.0
 
     def __post_init__(self) -> None:
         check_bools(
@@ -278,7 +283,12 @@ class ProsodyConfig:
             "latent_dropout",
             "reference_warp",
             "contour_weight",
+            "paired_reference",
             zero_ok=True,
+        )
+        check(
+            self.paired_reference <= 1.0,
+            f"prosody.paired_reference must lie in [0, 1], got {self.paired_reference!r}",
         )
         check(
             not self.contour_rate or self.contour_weight > 0,

@@ -83,6 +83,23 @@ def test_voices_and_intonation_as_flags(tmp_path: Path) -> None:
     assert all(utt.labels["held_out_text"] == 0.0 for utt in utterances)  # fraction 0: no held-out text
 
 
+@needs_espeak
+def test_texts_per_setting_speaks_each_draw_twice(tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    argv = ["make-corpus", "--out", str(out), "--n", "4", "--seed", "5", "--num-workers", "1", "-q"]
+    argv += ["--voices", "en-us,en-us+f4", "--intonation", "contour", "--held-out-fraction", "0"]
+    assert main([*argv, "--texts-per-setting", "2"]) == 0
+    assert json.loads((out / "corpus.json").read_text())["texts_per_setting"] == 2
+    first, second, third, fourth = read_manifest(out / "manifest.jsonl")
+    drawn = ("pitch", "pitch_range", "rate", "contour", "setting_group")
+    for a, b in ((first, second), (third, fourth)):
+        assert a.speaker == b.speaker and a.text != b.text
+        assert {k: a.labels[k] for k in drawn} == {k: b.labels[k] for k in drawn}
+    assert (first.labels["setting_group"], third.labels["setting_group"]) == (0.0, 1.0)
+    # the same folder with one text per setting is another corpus: refused, naming the setting
+    assert main(argv) != 0
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [

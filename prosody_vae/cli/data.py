@@ -19,7 +19,7 @@ def _make_corpus_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="corpus YAML (e.g. egs/espeak_prosody/conf/corpus.yaml) with any of n_utterances, seed, "
         "multi_speaker, num_workers, held_out_fraction, voices, held_out_voices, intonation, "
-        "question_rise; a flag "
+        "question_rise, texts_per_setting; a flag "
         "given here wins over the file",
     )
     p.add_argument("--n", type=int, default=None, help="number of utterances (default: 1200)")
@@ -58,6 +58,13 @@ def _make_corpus_arguments(p: argparse.ArgumentParser) -> None:
         "question, so that questions clearly end in a rise (default: 0)",
     )
     p.add_argument(
+        "--texts-per-setting",
+        type=int,
+        default=None,
+        help="speak each draw of voice and prosody with this many different sentences, grouped by the "
+        "label setting_group, for paired-reference training (default: 1)",
+    )
+    p.add_argument(
         "--held-out-fraction",
         type=float,
         default=None,
@@ -84,6 +91,7 @@ def make_corpus(args: argparse.Namespace) -> int:
         "held_out_voices": args.held_out_voices,
         "intonation": args.intonation,
         "question_rise": args.question_rise,
+        "texts_per_setting": args.texts_per_setting,
         "held_out_fraction": args.held_out_fraction,
         "num_workers": args.num_workers,
     }

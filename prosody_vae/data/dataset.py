@@ -14,12 +14,46 @@ from torch.utils.data import Dataset
 from prosody_vae.audio import AudioConfig, num_frames
 from prosody_vae.data.feature_cache import load_features
 from prosody_vae.data.manifest import Utterance
+from prosody_vae.data.partners import partner_indices
 
-__all__ = ["Batch", "ProsodyDataset", "collate"]
+__all__ = ["Batch", "PartnerBatch", "ProsodyDataset", "collate"]
 
 
 class _Encoder(Protocol):
     def encode(self, text: str) -> list[int]: ...
+
+
+@dataclass
+class PartnerBatch:
+    """Each item's partner utterance (same voice and prosody settings, another sentence), padded; an
+    item without one has its own features here and ``available`` False.
+
+    Attributes:
+        tokens: (B, L') long.
+        token_lengths: (B,) long.
+        mels: (B, T', n_mels) float.
+        mel_lengths: (B,) long.
+        f0: (B, T') float F0 in Hz, or None when the items have no F0 track.
+        available: (B,) bool, whether the item has a partner.
+    """
+
+    tokens: Tensor
+    token_lengths: Tensor
+    mels: Tensor
+    mel_lengths: Tensor
+    f0: Tensor | None
+    available: Tensor
+
+    def to(self, device: torch.device | str, *, non_blocking: bool = False) -> PartnerBatch:
+        """A copy with every tensor moved to ``device``."""
+        return PartnerBatch(
+            tokens=self.tokens.to(device, non_blocking=non_blocking),
+            token_lengths=self.token_lengths.to(device, non_blocking=non_blocking),
+            mels=self.mels.to(device, non_blocking=non_blocking),
+            mel_lengths=self.mel_lengths.to(device, non_blocking=non_blocking),
+            f0=None if self.f0 is None else self.f0.to(device, non_blocking=non_blocking),
+            available=self.available.to(device, non_blocking=non_blocking),
+        )
 
 
 @dataclass
@@ -38,6 +72,7 @@ class Batch:
             associative prior's code bank is indexed by them); None for hand-built batches.
         f0: (B, T) float F0 in Hz on the mel frame grid, 0 where unvoiced and in padding (the
             targets of a decoder that predicts pitch); None when the items have no F0 track.
+        partner: the items' partner utterances (datasets built with ``partners=True``), else None.
     """
 
     ids: list[str]
@@ -49,6 +84,7 @@ class Batch:
     labels: list[dict[str, float]]
     indices: Tensor | None = None
     f0: Tensor | None = None
+    partner: PartnerBatch | None = None
 
     def to(self, device: torch.device | str, *, non_blocking: bool = False) -> Batch:
         """A copy with every tensor moved to ``device``."""
@@ -62,6 +98,7 @@ class Batch:
             labels=self.labels,
             indices=None if self.indices is None else self.indices.to(device, non_blocking=non_blocking),
             f0=None if self.f0 is None else self.f0.to(device, non_blocking=non_blocking),
+            partner=None if self.partner is None else self.partner.to(device, non_blocking=non_blocking),
         )
 
     def __len__(self) -> int:
@@ -79,9 +116,12 @@ class ProsodyDataset(Dataset):
         speakers: the speaker inventory, which fixes the index of each speaker. Pass the training
             set's list to validation/test sets so indices agree; default is the sorted speakers of
             ``utterances``.
+        partners: also give each item its partner utterance (:mod:`prosody_vae.data.partners`), for
+            paired-reference training.
 
     Items are ``dict(id, index int, tokens (L,) long, mel (T, n_mels), speaker int, labels dict)``;
-    ``index`` is the item's position in ``utterances``.
+    ``index`` is the item's position in ``utterances``. With ``partners``, an item whose group has
+    another member in ``utterances`` also has ``partner``: ``dict(tokens, mel[, f0])`` of that member.
     """
 
     def __init__(
@@ -90,6 +130,8 @@ class ProsodyDataset(Dataset):
         cache_dir: str | Path,
         tokenizer: _Encoder,
         speakers: list[str] | None = None,
+        *,
+        partners: bool = False,
     ) -> None:
         if not callable(getattr(tokenizer, "encode", None)):
             raise TypeError(f"tokenizer must have an encode(text) method, got {type(tokenizer).__name__}")
@@ -103,23 +145,39 @@ class ProsodyDataset(Dataset):
         unknown = sorted({utt.speaker for utt in self.utterances} - set(self._speaker_index))
         if unknown:
             raise ValueError(f"speakers {unknown} are not in the speaker list {self.speakers}")
+        self.partners = partner_indices(self.utterances) if partners else None
+
+    @property
+    def n_partnered(self) -> int:
+        """How many items have a partner (0 for a dataset built without ``partners``)."""
+        return 0 if self.partners is None else sum(index >= 0 for index in self.partners)
 
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        utt = self.utterances[index]
+    def _tokens(self, utt: Utterance) -> Tensor:
         tokens = self.tokenizer.encode(utt.text)
         if len(tokens) == 0:
             raise ValueError(f"utterance {utt.id!r}: text {utt.text!r} encodes to no tokens")
-        return {
+        return torch.tensor(tokens, dtype=torch.long)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        utt = self.utterances[index]
+        item = {
             "id": utt.id,
             "index": index,
-            "tokens": torch.tensor(tokens, dtype=torch.long),
+            "tokens": self._tokens(utt),
             **_mel_and_f0(load_features(self.cache_dir, utt.id)),
             "speaker": self._speaker_index[utt.speaker],
             "labels": dict(utt.labels),
         }
+        if self.partners is not None and self.partners[index] >= 0:
+            partner = self.utterances[self.partners[index]]
+            item["partner"] = {
+                "tokens": self._tokens(partner),
+                **_mel_and_f0(load_features(self.cache_dir, partner.id)),
+            }
+        return item
 
     def frame_lengths(self, config: AudioConfig | None = None) -> list[int]:
         """Mel lengths (frames) for bucketing, without loading mels where possible.
@@ -145,14 +203,9 @@ def _mel_and_f0(features: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def collate(items: Sequence[dict[str, Any]]) -> Batch:
-    """Pad a list of dataset items into a :class:`Batch` (zero padding, input order kept).
-
-    Returns:
-        Batch with tokens (B, L), mels (B, T, n_mels), lengths (B,), speakers (B,).
-    """
-    if len(items) == 0:
-        raise ValueError("cannot collate an empty list of items")
+def _pad(items: Sequence[dict[str, Any]]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+    """tokens (B, L), token_lengths (B,), mels (B, T, n_mels), mel_lengths (B,), f0 (B, T) or None
+    of items with ``tokens``, ``mel`` and, all or none, ``f0``; zero padding."""
     token_lengths = torch.tensor([len(item["tokens"]) for item in items], dtype=torch.long)
     mel_lengths = torch.tensor([item["mel"].shape[0] for item in items], dtype=torch.long)
     first_mel = items[0]["mel"]
@@ -164,6 +217,32 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         mels[row, : item["mel"].shape[0]] = item["mel"]
         if f0 is not None:
             f0[row, : item["f0"].shape[0]] = item["f0"]
+    return tokens, token_lengths, mels, mel_lengths, f0
+
+
+def collate(items: Sequence[dict[str, Any]]) -> Batch:
+    """Pad a list of dataset items into a :class:`Batch` (zero padding, input order kept).
+
+    Returns:
+        Batch with tokens (B, L), mels (B, T, n_mels), lengths (B,), speakers (B,); ``partner`` when
+        any item has one (an item without one stands in for itself there).
+    """
+    if len(items) == 0:
+        raise ValueError("cannot collate an empty list of items")
+    tokens, token_lengths, mels, mel_lengths, f0 = _pad(items)
+    partner = None
+    if any("partner" in item for item in items):
+        p_tokens, p_token_lengths, p_mels, p_mel_lengths, p_f0 = _pad(
+            [item.get("partner", item) for item in items]
+        )
+        partner = PartnerBatch(
+            tokens=p_tokens,
+            token_lengths=p_token_lengths,
+            mels=p_mels,
+            mel_lengths=p_mel_lengths,
+            f0=p_f0,
+            available=torch.tensor(["partner" in item for item in items], dtype=torch.bool),
+        )
     return Batch(
         ids=[item["id"] for item in items],
         tokens=tokens,
@@ -174,4 +253,5 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         labels=[item["labels"] for item in items],
         indices=torch.tensor([item.get("index", -1) for item in items], dtype=torch.long),
         f0=f0,
+        partner=partner,
     )

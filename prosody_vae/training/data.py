@@ -152,7 +152,14 @@ def build_training_data(
     _check_texts(root, config, train_utts + valid_utts, tokenizer)
     speakers = sorted({u.speaker for u in train_utts})
     features = root / "features"
-    train_set = ProsodyDataset(train_utts, features, tokenizer, speakers=speakers)
+    paired = config.prosody.paired_reference > 0
+    train_set = ProsodyDataset(train_utts, features, tokenizer, speakers=speakers, partners=paired)
+    if paired and train_set.n_partnered == 0:
+        raise ValueError(
+            f"{root}: prosody.paired_reference is set, but no training utterance has a partner (the "
+            "manifest label setting_group, shared by utterances of one voice and prosody on different "
+            "sentences: make-corpus --texts-per-setting 2)"
+        )
     valid_set = ProsodyDataset(valid_utts, features, tokenizer, speakers=speakers)
     frames = [utterance_frames(u, config) for u in train_utts]
     # data.batch_size is per process; the global batch of a step is batch_size * world_size.

@@ -121,6 +121,7 @@ class TrainingModule(nn.Module):
             speakers=speakers,
             prior_context=prior_context,
             f0=batch.f0,  # read only by a model with prosody.reference_pitch
+            partner=batch.partner,  # read only in training, by a model with prosody.paired_reference
         )
         taco = output.tacotron
         decoder_l1 = masked_l1(taco.mel, batch.mels, batch.mel_lengths).mean()

@@ -35,12 +35,14 @@ import torch
 from torch import Tensor, nn
 
 from prosody_vae.config import ExperimentConfig
+from prosody_vae.data.dataset import PartnerBatch
 from prosody_vae.prosody.hierarchical import HierarchicalCapacitronVAE, HierarchicalOutput
 from prosody_vae.prosody.priors import AssociativePrior, Prior, StandardNormalPrior
 from prosody_vae.prosody.reference_encoder import ReferenceEncoder
 from prosody_vae.prosody.vae import CapacitronVAE, Posterior, ProsodyOutput
 from prosody_vae.tts.backbones import Tacotron2, TacotronInference, TacotronOutput
 from prosody_vae.tts.contour_statistics import ContourStatisticsHead
+from prosody_vae.tts.paired_reference import Reference, choose_references
 from prosody_vae.tts.reference_warp import ReferenceWarp
 from prosody_vae.tts.utterance_length import UtteranceLength
 from prosody_vae.tts.voice_adversary import VoiceAdversary
@@ -91,6 +93,9 @@ class ProsodyTTS(nn.Module):
         utterance_length: an :class:`~prosody_vae.tts.utterance_length.UtteranceLength` that predicts
             an utterance's length from its tokens and the conditioning, or None
             (``prosody.utterance_length``); synthesis resamples the decoder's output to its length.
+        paired_reference: share of training items with a partner (the same voice and prosody on
+            another sentence) whose posterior reads the partner instead of the item
+            (``prosody.paired_reference``, :mod:`prosody_vae.tts.paired_reference`). Not in Capacitron.
     """
 
     def __init__(
@@ -106,6 +111,7 @@ class ProsodyTTS(nn.Module):
         reference_warp: ReferenceWarp | None = None,
         contour_head: ContourStatisticsHead | None = None,
         utterance_length: UtteranceLength | None = None,
+        paired_reference: float = 0.0,
     ):
         super().__init__()
         if n_speakers < 1:
@@ -124,6 +130,9 @@ class ProsodyTTS(nn.Module):
         self.voice_pitch = VoicePitch(n_speakers) if relative_reference_pitch else None
         self.reference_warp = reference_warp  # training only; the identity in eval mode
         self.utterance_length = utterance_length
+        if not 0.0 <= paired_reference <= 1.0:
+            raise ValueError(f"paired_reference must lie in [0, 1], got {paired_reference}")
+        self.paired_reference = paired_reference
 
     def _speaker_vector(self, speakers: Tensor | None, batch: int) -> Tensor | None:
         """(B, P) vectors of speaker ids (B,) for the decoder; None for a single-speaker model."""
@@ -328,21 +337,30 @@ class ProsodyTTS(nn.Module):
         speakers: Tensor | None = None,
         prior_context: Tensor | None = None,
         f0: Tensor | None = None,
+        partner: PartnerBatch | None = None,
     ) -> ProsodyTTSOutput:
         """Teacher-forced pass: z from the target mel itself (B, T, n_mels), then the decoder.
 
         The reference is the target, so ``speakers`` (B,) is both the posterior's speaker and the
         decoder's, and ``f0`` (B, T), the target's F0 in Hz, what a model with
-        ``prosody.reference_pitch`` reads.
+        ``prosody.reference_pitch`` reads. In training, a model with :attr:`paired_reference` > 0
+        reads, for that share of the items whose ``partner`` is available, the partner instead
+        (same voice; :mod:`prosody_vae.tts.paired_reference`).
         """
-        reference = self.reference_warp(mels) if self.reference_warp is not None else mels
+        reference = Reference(mels, mel_lengths, tokens, token_lengths, f0)
+        if self.training and self.paired_reference > 0 and partner is not None:
+            swap = torch.rand(mels.shape[0], device=mels.device) < self.paired_reference  # (B,)
+            reference = choose_references(reference, partner, swap & partner.available)
+        reference_mels = reference.mels
+        if self.reference_warp is not None:
+            reference_mels = self.reference_warp(reference_mels)
         prosody = self.encode_prosody(
-            reference,
-            mel_lengths,
-            tokens=tokens,
-            token_lengths=token_lengths,
+            reference_mels,
+            reference.mel_lengths,
+            tokens=reference.tokens,
+            token_lengths=reference.token_lengths,
             speakers=speakers,
-            f0=f0,
+            f0=reference.f0,
             prior_context=prior_context,
         )
         z = prosody.z
@@ -483,4 +501,5 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
             if pc.utterance_length
             else None
         ),
+        paired_reference=pc.paired_reference,
     )

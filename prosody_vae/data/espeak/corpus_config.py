@@ -36,6 +36,7 @@ CORPUS_KEYS: dict[str, type | tuple[type, ...]] = {
     "held_out_voices": list,
     "intonation": str,
     "question_rise": int,
+    "texts_per_setting": int,
 }
 
 
@@ -66,6 +67,7 @@ def _check_values(settings: Mapping[str, Any]) -> None:
         "held_out_voices",
         "intonation",
         "question_rise",
+        "texts_per_setting",
     )
     plan = {"seed": 0, "multi_speaker": False, "held_out_fraction": 0.05}
     plan.update({key: settings[key] for key in plan_keys if key in settings})

@@ -12,6 +12,11 @@ training and flagged in the manifest labels (1.0 = held out):
 * ``held_out_voice``: it is spoken by one of the corpus's held-out voices (cross-voice evaluation);
   only in corpora that name held-out voices.
 
+A corpus with ``texts_per_setting`` k > 1 speaks each draw of voice and factors k times, with k
+different sentences: consecutive utterances ``k*g .. k*g + k - 1`` share one draw and carry the label
+``setting_group`` = g. Such groups are what paired-reference training reads (a reference of one
+sentence, the same prosody spoken on another, docs/transfer.md "Paired references").
+
 The plan is a pure function of its settings, which :func:`check_settings` compares with the
 ``corpus.json`` of an existing folder before any of its wavs is reused.
 """
@@ -83,11 +88,12 @@ PLAN_KEYS = (
     "held_out_voices",
     "intonation",
     "question_rise",
+    "texts_per_setting",
 )
 # Plan keys added after the first corpora were built, with the value those corpora had. A setting at
 # this value is left out of corpus.json, so the original corpus's description stays as it was and
 # a folder described before the key existed still matches.
-_LATER_KEYS = {"held_out_voices": [], "intonation": "tune", "question_rise": 0}
+_LATER_KEYS = {"held_out_voices": [], "intonation": "tune", "question_rise": 0, "texts_per_setting": 1}
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,9 @@ class UtterancePlan:
     held_out_voice: bool | None = None
     # espeak-ng pitch units added to the last word of a question (the corpus's setting; 0: none).
     question_rise: int = 0
+    # The group of utterances that share this one's voice and factor draw (texts_per_setting > 1
+    # only; None elsewhere, and then absent from the labels).
+    setting_group: int | None = None
 
     def labels(self) -> dict[str, float]:
         """The drawn factors and held-out flags (1.0 = held out) as manifest labels."""
@@ -124,6 +133,8 @@ class UtterancePlan:
             labels["contour"] = float(self.contour)
         if self.held_out_voice is not None:
             labels["held_out_voice"] = float(self.held_out_voice)
+        if self.setting_group is not None:
+            labels["setting_group"] = float(self.setting_group)
         return labels
 
     @property
@@ -141,6 +152,7 @@ def plan_corpus(
     held_out_voices: list[str] | tuple[str, ...] = (),
     intonation: Intonation = "tune",
     question_rise: int = 0,
+    texts_per_setting: int = 1,
 ) -> list[UtterancePlan]:
     """Deterministic per-utterance plan. Each index draws from its own generator (seeded by
     ``[seed, index]``) and training texts are taken in order, so the plan for ``n`` is a prefix of the
@@ -148,8 +160,12 @@ def plan_corpus(
 
     The voice is drawn uniformly from ``voices`` followed by ``held_out_voices`` (``voice_index``
     counts in that order). With no held-out voices and espeak-ng's own tune, the draws are those of
-    the original corpus, utterance for utterance.
+    the original corpus, utterance for utterance. With ``texts_per_setting`` k > 1 the voice and
+    factors come from the generator of the group's first utterance, and every utterance of the
+    group still draws its own held-out-text coin.
     """
+    if isinstance(texts_per_setting, bool) or not isinstance(texts_per_setting, int) or texts_per_setting < 1:
+        raise ValueError(f"texts_per_setting must be an int >= 1, got {texts_per_setting!r}")
     bounds, corner_bands = _DESIGNS[intonation]
     all_voices = [*voices, *held_out_voices]
     held_out = held_out_sentences()
@@ -158,9 +174,12 @@ def plan_corpus(
     train_texts = iter(generate_sentences(n - sum(is_held_out_text), seed=seed))
     plans: list[UtterancePlan] = []
     held_out_used = 0
+    group_draw: tuple[dict[str, int], int] = ({}, 0)
     for index, (rng, held) in enumerate(zip(draws, is_held_out_text, strict=True)):
-        factors = {name: int(rng.integers(low, high + 1)) for name, (low, high) in bounds.items()}
-        voice_index = int(rng.integers(len(all_voices)))
+        if index % texts_per_setting == 0:  # a new group (every utterance when k = 1)
+            factors = {name: int(rng.integers(low, high + 1)) for name, (low, high) in bounds.items()}
+            group_draw = (factors, int(rng.integers(len(all_voices))))
+        factors, voice_index = group_draw
         if held:
             # More held-out utterances than held-out sentences reuse the texts with new prosody.
             text = held_out[held_out_used % len(held_out)]
@@ -178,6 +197,7 @@ def plan_corpus(
                 held_out_prosody=corner,
                 held_out_voice=voice_index >= len(voices) if held_out_voices else None,
                 question_rise=question_rise if is_question(text) else 0,
+                setting_group=index // texts_per_setting if texts_per_setting > 1 else None,
                 **factors,
             )
         )
@@ -226,6 +246,7 @@ def corpus_settings(
     held_out_voices: list[str] | tuple[str, ...] = (),
     intonation: Intonation = "tune",
     question_rise: int = 0,
+    texts_per_setting: int = 1,
 ) -> dict:
     """The JSON-ready settings that define a corpus (the ``PLAN_KEYS`` of its ``corpus.json``).
 
@@ -237,7 +258,7 @@ def corpus_settings(
         ValueError: ``seed`` not an int >= 0, ``held_out_fraction`` outside [0, 1), a voice list
             that is not a list of distinct voice names, a held-out voice that is also a training
             voice, ``voices`` together with ``multi_speaker``, an unknown ``intonation``, or a
-            ``question_rise`` outside 0..``MAX_QUESTION_RISE``.
+            ``question_rise`` outside 0..``MAX_QUESTION_RISE``, or ``texts_per_setting`` < 1.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
@@ -251,6 +272,8 @@ def corpus_settings(
         raise ValueError(f"question_rise must be an int, got {question_rise!r}")
     if not 0 <= question_rise <= MAX_QUESTION_RISE:
         raise ValueError(f"question_rise must be in 0..{MAX_QUESTION_RISE}, got {question_rise}")
+    if isinstance(texts_per_setting, bool) or not isinstance(texts_per_setting, int) or texts_per_setting < 1:
+        raise ValueError(f"texts_per_setting must be an int >= 1, got {texts_per_setting!r}")
     if voices is None:
         training = list(VOICES) if multi_speaker else [VOICES[0]]
     elif multi_speaker:
@@ -281,5 +304,6 @@ def corpus_settings(
         "held_out_voices": held_out,
         "intonation": intonation,
         "question_rise": question_rise,
+        "texts_per_setting": texts_per_setting,
     }
     return {key: value for key, value in settings.items() if _LATER_KEYS.get(key, object()) != value}

@@ -141,6 +141,7 @@ def synthesize(
     espeak: str = "espeak-ng",
     contour: int | None = None,
     question_rise: int = 0,
+    texts_per_setting: int = 1,
 ) -> Path:
     """Speak ``text`` with espeak-ng into a 22050 Hz mono 16-bit WAV at ``out_path``.
 
@@ -372,6 +373,7 @@ def build_corpus(
     held_out_voices: list[str] | tuple[str, ...] = (),
     intonation: Intonation = "tune",
     question_rise: int = 0,
+    texts_per_setting: int = 1,
 ) -> Path:
     """Synthesise the built-in corpus into ``out_dir`` and return the path of its manifest.
 
@@ -418,6 +420,9 @@ def build_corpus(
         question_rise: espeak-ng pitch units added to the last word of every question (0..40; 0:
             espeak-ng's question tune alone, as the original corpus), see
             :mod:`prosody_vae.data.espeak.intonation`.
+        texts_per_setting: how many different sentences speak each draw of voice and factors (1:
+            every utterance its own draw); groups are labelled ``setting_group``, see
+            :mod:`prosody_vae.data.espeak.plan`.
 
     Raises:
         ValueError: a bad argument, a voice espeak-ng does not know, or ``out_dir/corpus.json``
@@ -440,6 +445,7 @@ def build_corpus(
         held_out_voices=held_out_voices,
         intonation=intonation,
         question_rise=question_rise,
+        texts_per_setting=texts_per_setting,
     )
     settings["espeak_version"] = espeak_version(espeak=espeak)
     all_voices = settings["voices"]  # training voices, then held-out voices
@@ -461,6 +467,7 @@ def build_corpus(
         held_out_voices=held_out_voices,
         intonation=intonation,
         question_rise=question_rise,
+        texts_per_setting=texts_per_setting,
     )
     results: dict[str, _Rendered] = {}
     failed: dict[str, str] = {}
