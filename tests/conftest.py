@@ -30,6 +30,19 @@ TINY_MODEL = {
     "train": {"log_every": 1, "valid_every": 1000, "checkpoint_every": 1000, "valid_audio": False},
 }
 
+# Smaller still, for models built in memory and run on random tensors (no corpus).
+MICRO_BACKBONE = {
+    "r": 2,
+    "embedding_dim": 8,
+    "encoder_dim": 8,
+    "attention_dim": 4,
+    "attention_rnn_dim": 8,
+    "decoder_dim": 8,
+    "prenet_dim": 8,
+    "postnet_dim": 8,
+    "postnet_n_convs": 2,
+}
+
 
 @pytest.fixture(scope="session")
 def tiny_prepared(tmp_path_factory) -> Path:

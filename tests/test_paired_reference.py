@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import train_tiny
+from conftest import MICRO_BACKBONE, train_tiny
 
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.data.dataset import Batch, PartnerBatch, ProsodyDataset, collate
@@ -22,17 +22,7 @@ from prosody_vae.tts.paired_reference import Reference, choose_references
 
 VOICES = ["en-us", "en-us+m3", "en-us+f4"]
 SIZES = {
-    "backbone": {
-        "r": 2,
-        "embedding_dim": 8,
-        "encoder_dim": 8,
-        "attention_dim": 4,
-        "attention_rnn_dim": 8,
-        "decoder_dim": 8,
-        "prenet_dim": 8,
-        "postnet_dim": 8,
-        "postnet_n_convs": 2,
-    },
+    "backbone": MICRO_BACKBONE,
     "prosody": {"latent_dim": 3, "ref_channels": [4, 4], "ref_rnn_size": 8, "text_summary_dim": 8},
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import MICRO_BACKBONE
 
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.data.dataset import Batch
@@ -14,17 +15,7 @@ from prosody_vae.tts.model import build_model
 from prosody_vae.tts.voice_adversary import VoiceAdversary, reverse_gradient
 
 SIZES = {
-    "backbone": {
-        "r": 2,
-        "embedding_dim": 8,
-        "encoder_dim": 8,
-        "attention_dim": 4,
-        "attention_rnn_dim": 8,
-        "decoder_dim": 8,
-        "prenet_dim": 8,
-        "postnet_dim": 8,
-        "postnet_n_convs": 2,
-    },
+    "backbone": MICRO_BACKBONE,
     "prosody": {
         "latent_dim": 3,
         "ref_channels": [4, 4],

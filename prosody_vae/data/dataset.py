@@ -232,15 +232,9 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
     tokens, token_lengths, mels, mel_lengths, f0 = _pad(items)
     partner = None
     if any("partner" in item for item in items):
-        p_tokens, p_token_lengths, p_mels, p_mel_lengths, p_f0 = _pad(
-            [item.get("partner", item) for item in items]
-        )
+        # _pad's tensors in PartnerBatch's field order
         partner = PartnerBatch(
-            tokens=p_tokens,
-            token_lengths=p_token_lengths,
-            mels=p_mels,
-            mel_lengths=p_mel_lengths,
-            f0=p_f0,
+            *_pad([item.get("partner", item) for item in items]),
             available=torch.tensor(["partner" in item for item in items], dtype=torch.bool),
         )
     return Batch(
