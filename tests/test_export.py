@@ -308,3 +308,36 @@ def test_onnx_encoder_that_reads_f0_takes_its_inputs_by_name(tmp_path):
     mean, std = session.run(["mean", "std"], {n: v.numpy() for n, v in zip(names, inputs, strict=True)})
     torch.testing.assert_close(torch.from_numpy(mean), expected.mean, atol=1e-5, rtol=0)
     torch.testing.assert_close(torch.from_numpy(std), expected.std, atol=1e-5, rtol=0)
+
+
+def test_onnx_encoder_reads_a_missing_voice_f0_as_the_model_does(tmp_path):
+    """ONNX cannot refuse a voice_f0 <= 0 (or nan) as the TorchScript front does; the graph then does
+    what the model does: a training voice's table entry, else the reference's own mean F0."""
+    import onnxruntime
+
+    checkpoint, model, tokenizer = _relative_f0_checkpoint(tmp_path)
+    out = tmp_path / "enc.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--format", "onnx"]) == 0
+    (mel, lengths, tokens, token_lengths, speakers, f0, _), _ = _relative_f0_batch(model, tokenizer)
+    missing = torch.tensor([-1.0, float("nan"), 0.0])  # a known voice, the unknown one, a known voice
+    with torch.no_grad():
+        expected = model.prosody_posterior(
+            mel,
+            lengths,
+            tokens=tokens,
+            token_lengths=token_lengths,
+            speakers=speakers,
+            f0=f0,
+            voice_f0=missing,
+        )
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    names = ["mel", "lengths", "tokens", "token_lengths", "speakers", "f0", "voice_f0"]
+    inputs = (mel, lengths, tokens, token_lengths, speakers, f0, missing)
+    mean, _ = session.run(["mean", "std"], {n: v.numpy() for n, v in zip(names, inputs, strict=True)})
+    torch.testing.assert_close(torch.from_numpy(mean), expected.mean, atol=1e-5, rtol=0)
+    # and it is not the same as being told another level: the fallback is really used
+    told = torch.tensor([400.0, 400.0, 400.0])
+    other, _ = session.run(
+        ["mean", "std"], {n: v.numpy() for n, v in zip(names, (*inputs[:6], told), strict=True)}
+    )
+    assert float(abs(other - mean).max()) > 1e-3

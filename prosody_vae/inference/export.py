@@ -71,14 +71,18 @@ class _EncoderGraph(nn.Module):
         token_embedding: nn.Module | None,
         speaker_embedding: nn.Module | None,
         *,
-        voice_relative: bool = False,
+        voice_pitch: VoicePitch | None = None,
     ):
         super().__init__()
         self.prosody = prosody
         self.token_embedding = token_embedding
         self.speaker_embedding = speaker_embedding
         self.reads_f0 = bool(getattr(prosody, "reads_f0", False))
-        self.voice_relative = voice_relative
+        # the training voices' mean F0, for rows whose voice_f0 is not positive (as the eager model
+        # does: a known voice's table entry, else the reference's own mean); the ONNX graph has no
+        # check that could refuse such a row
+        self.voice_pitch = voice_pitch
+        self.voice_relative = voice_pitch is not None
         self.speaker_optional = speaker_embedding is not None and prosody.unknown_speaker is not None
 
     def forward(
@@ -97,7 +101,7 @@ class _EncoderGraph(nn.Module):
         if self.token_embedding is not None:
             assert tokens is not None and token_lengths is not None
             text, text_lengths = self.token_embedding(tokens), token_lengths  # (B, L, E), (B,)
-        speaker, known = None, None
+        speaker, known, ids = None, None, speakers
         if self.speaker_embedding is not None:
             assert speakers is not None
             if self.speaker_optional:  # -1: a voice outside the table, read as the unknown voice
@@ -106,15 +110,24 @@ class _EncoderGraph(nn.Module):
             speaker = self.speaker_embedding(speakers)  # (B, P)
         if self.reads_f0:
             assert f0 is not None
-            if self.voice_relative:  # the voice's mean lands on the pitch encoder's reference
-                assert voice_f0 is not None
-                f0 = VoicePitch.relative(f0, voice_f0)
+            if self.voice_pitch is not None:  # the voice's mean lands on the pitch encoder's reference
+                assert voice_f0 is not None and ids is not None
+                f0 = VoicePitch.relative(f0, self.voice_pitch.voice_hz(f0, lengths, ids, voice_f0))
         else:
             f0 = None
         posterior = self.prosody.posterior_of(
             mel, lengths, text=text, text_lengths=text_lengths, speaker=speaker, speaker_known=known, f0=f0
         )
         return posterior.mean, posterior.std
+
+
+def _voice_table(voice_f0_hz: list[float] | None) -> VoicePitch | None:
+    """The training voices' mean F0 as a :class:`VoicePitch`, or None."""
+    if voice_f0_hz is None:
+        return None
+    table = VoicePitch(len(voice_f0_hz))
+    table.set_table(voice_f0_hz)
+    return table
 
 
 class _CheckedEncoder(nn.Module):
@@ -310,7 +323,7 @@ def export_prosody_encoder(
         copy.deepcopy(prosody),
         copy.deepcopy(token_embedding) if prosody.uses_text else None,
         copy.deepcopy(speaker_embedding) if prosody.speaker_dim > 0 else None,
-        voice_relative=voice_f0_hz is not None,
+        voice_pitch=_voice_table(voice_f0_hz),
     )
     graph = graph.to("cpu").float().eval().requires_grad_(False)
     # Example inputs: two items of different lengths, so nothing batch- or length-specific is baked in.

@@ -125,7 +125,7 @@ class VoicePitch(nn.Module):
             if given.shape != (batch,):
                 raise ValueError(f"voice F0 must have shape ({batch},), got {tuple(given.shape)}")
             given = given.to(f0.device, f0.dtype)
-            hz = torch.where(torch.nan_to_num(given, nan=0.0) > 0, given, hz)
+            hz = torch.where(given > 0, given, hz)  # nan > 0 is False: nan is "not given" too
         return hz
 
     @staticmethod
