@@ -234,6 +234,22 @@ def _relative_f0_checkpoint(tmp_path):
     return checkpoint, model.eval(), tokenizer
 
 
+def _model_posterior(model, inputs):
+    """The model's own posterior of the encoder's inputs (mel, lengths, tokens, token_lengths,
+    speakers, f0, voice_f0)."""
+    mel, lengths, tokens, token_lengths, speakers, f0, voice_f0 = inputs
+    with torch.no_grad():
+        return model.prosody_posterior(
+            mel,
+            lengths,
+            tokens=tokens,
+            token_lengths=token_lengths,
+            speakers=speakers,
+            f0=f0,
+            voice_f0=voice_f0,
+        )
+
+
 def _relative_f0_batch(model, tokenizer):
     """A padded batch with F0 (unvoiced frames, padding garbage): a training voice, a voice outside
     the table with its mean F0 given, another training voice; the encoder's inputs in order, and the
@@ -248,16 +264,10 @@ def _relative_f0_batch(model, tokenizer):
     token_lengths = torch.tensor([3, 3, 3])
     speakers = torch.tensor([1, -1, 0])  # item 1: a voice outside the table, its mean F0 given
     voice_f0 = torch.tensor([180.0, 210.0, 95.0])  # what the synthesiser passes: table entries, or given
-    with torch.no_grad():
-        expected = model.prosody_posterior(
-            mel,
-            lengths,
-            tokens=tokens,
-            token_lengths=token_lengths,
-            speakers=speakers,
-            f0=f0,
-            voice_f0=torch.tensor([0.0, 210.0, 0.0]),  # the table's entries for the known voices
-        )
+    # the model told the table's entries for the known voices (0: not given)
+    expected = _model_posterior(
+        model, (mel, lengths, tokens, token_lengths, speakers, f0, torch.tensor([0.0, 210.0, 0.0]))
+    )
     return (mel, lengths, tokens, token_lengths, speakers, f0, voice_f0), expected
 
 
@@ -320,16 +330,7 @@ def test_onnx_encoder_reads_a_missing_voice_f0_as_the_model_does(tmp_path):
     assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--format", "onnx"]) == 0
     (mel, lengths, tokens, token_lengths, speakers, f0, _), _ = _relative_f0_batch(model, tokenizer)
     missing = torch.tensor([-1.0, float("nan"), 0.0])  # a known voice, the unknown one, a known voice
-    with torch.no_grad():
-        expected = model.prosody_posterior(
-            mel,
-            lengths,
-            tokens=tokens,
-            token_lengths=token_lengths,
-            speakers=speakers,
-            f0=f0,
-            voice_f0=missing,
-        )
+    expected = _model_posterior(model, (mel, lengths, tokens, token_lengths, speakers, f0, missing))
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     names = ["mel", "lengths", "tokens", "token_lengths", "speakers", "f0", "voice_f0"]
     inputs = (mel, lengths, tokens, token_lengths, speakers, f0, missing)
