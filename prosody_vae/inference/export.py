@@ -82,7 +82,6 @@ class _EncoderGraph(nn.Module):
         # does: a known voice's table entry, else the reference's own mean); the ONNX graph has no
         # check that could refuse such a row
         self.voice_pitch = voice_pitch
-        self.voice_relative = voice_pitch is not None
         self.speaker_optional = speaker_embedding is not None and prosody.unknown_speaker is not None
 
     def forward(
@@ -396,7 +395,7 @@ def _export_onnx(
         names.append("speakers")
     if graph.reads_f0:
         names.append("f0")
-        if graph.voice_relative:
+        if graph.voice_pitch is not None:
             names.append("voice_f0")
     axes = {
         "mel": {0: "batch", 1: "frames"},

@@ -143,6 +143,11 @@ class UtterancePlan:
         return self.held_out_text or self.held_out_prosody or bool(self.held_out_voice)
 
 
+def _check_texts_per_setting(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"texts_per_setting must be an int >= 1, got {value!r}")
+
+
 def plan_corpus(
     n: int,
     *,
@@ -164,8 +169,7 @@ def plan_corpus(
     factors come from the generator of the group's first utterance, and every utterance of the
     group still draws its own held-out-text coin.
     """
-    if isinstance(texts_per_setting, bool) or not isinstance(texts_per_setting, int) or texts_per_setting < 1:
-        raise ValueError(f"texts_per_setting must be an int >= 1, got {texts_per_setting!r}")
+    _check_texts_per_setting(texts_per_setting)
     bounds, corner_bands = _DESIGNS[intonation]
     all_voices = [*voices, *held_out_voices]
     held_out = held_out_sentences()
@@ -272,8 +276,7 @@ def corpus_settings(
         raise ValueError(f"question_rise must be an int, got {question_rise!r}")
     if not 0 <= question_rise <= MAX_QUESTION_RISE:
         raise ValueError(f"question_rise must be in 0..{MAX_QUESTION_RISE}, got {question_rise}")
-    if isinstance(texts_per_setting, bool) or not isinstance(texts_per_setting, int) or texts_per_setting < 1:
-        raise ValueError(f"texts_per_setting must be an int >= 1, got {texts_per_setting!r}")
+    _check_texts_per_setting(texts_per_setting)
     if voices is None:
         training = list(VOICES) if multi_speaker else [VOICES[0]]
     elif multi_speaker:
