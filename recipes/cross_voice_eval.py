@@ -24,7 +24,8 @@ one that condition is for, as the target voice's register is given up.
 Outputs and references are measured by one analysis (:func:`prosody_vae.data.espeak.measure_prosody`,
 phones per second counted as :mod:`recipes.transfer_eval` counts them), and scored with
 :mod:`prosody_vae.evaluation.speakers`: raw and speaker-normalised Pearson r for F0 level, F0 spread
-and speaking rate, and the identity check (share of outputs whose F0 level lies inside the target
+and speaking rate, the tempo (the rate relative to each sentence's neutral duration,
+:mod:`prosody_vae.evaluation.tempo`: the rate without the sentences' own timing), and the identity check (share of outputs whose F0 level lies inside the target
 voice's natural range). A target voice's natural range is taken from up to ``--n`` of its own
 test-split recordings, measured the same way. F0 spread is the cleaned track's (``intonation=True``:
 octave slips repaired, docs/corpus.md), F0 level and rate the plain analysis's.
@@ -68,6 +69,7 @@ from prosody_vae.evaluation.speakers import (
     identity_check,
     recording_means,
 )
+from prosody_vae.evaluation.tempo import tempo
 from prosody_vae.inference.synthesizer import Synthesizer
 from prosody_vae.metrics.intonation import track_f0, warm_up_trackers
 
@@ -117,9 +119,11 @@ def _stats(audio, text: str, synth: Synthesizer, tracker: str = "harvest") -> di
                 "f0_range_st": math.nan,
                 "f0_spread_st": math.nan,
                 "speaking_rate": math.nan,
+                "tempo": math.nan,
                 "failed": 1.0,
             }
     measured["speaking_rate"] = _n_phones(text) / max(measured["duration_s"], 1e-3)
+    measured["tempo"] = tempo(text, measured["duration_s"], config=synth.audio)
     measured["failed"] = 0.0
     return measured
 
@@ -134,6 +138,7 @@ def _recording_stats(u: Utterance, synth: Synthesizer, tracker: str) -> dict[str
     if tracker == "harvest" and all(key in u.labels for key in _LABELLED):
         stats = {key: float(u.labels[key]) for key in _LABELLED}
         stats["speaking_rate"] = _n_phones(u.text) / max(stats["duration_s"], 1e-3)
+        stats["tempo"] = tempo(u.text, stats["duration_s"], config=synth.audio)
         return stats
     return _stats(u.audio, u.text, synth, tracker)
 

@@ -3,7 +3,9 @@
 
 For each of ``--n`` held-out reference utterances, synthesise a *different* held-out sentence with
 the reference's prosody (posterior mean), and measure the output's F0 level, F0 spread and speaking
-rate the same way the corpus labels were measured. The baseline speaks the same sentences with
+rate the same way the corpus labels were measured, and its tempo (the rate relative to the
+sentence's neutral duration, :mod:`prosody_vae.evaluation.tempo`: the rate without the two sentences'
+own timing). The baseline speaks the same sentences with
 prosody drawn from the prior. Transfer works when the outputs' measurements correlate with the
 references' and the baseline's do not. References and outputs are measured by the same code
 (:func:`prosody_vae.data.espeak.measure_prosody`, Harvest F0), not read from the manifest's labels,
@@ -28,6 +30,7 @@ import torch
 from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.data.espeak import measure_prosody, phonemes
 from prosody_vae.data.manifest import read_manifest
+from prosody_vae.evaluation.tempo import tempo
 from prosody_vae.inference.synthesizer import Synthesizer
 
 # (reference label, output measurement): the prosody factor each pair checks
@@ -35,6 +38,7 @@ _QUANTITIES = (
     ("f0_mean_hz", "F0 level"),
     ("f0_range_st", "F0 spread (semitones)"),
     ("phones_per_s", "speaking rate"),
+    ("tempo", "tempo"),  # the rate relative to the sentence's neutral duration (evaluation.tempo)
 )
 
 
@@ -46,6 +50,7 @@ def _measure(synth: Synthesizer, vocoder, result, text: str) -> dict[str, float]
         return None
     # phones counted exactly as the corpus labels count them, so both sides share one convention
     measured["phones_per_s"] = len(phonemes(text)) / max(measured["duration_s"], 1e-3)
+    measured["tempo"] = tempo(text, measured["duration_s"], config=synth.audio)
     return measured
 
 
@@ -92,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         measured = measure_prosody(ref.audio, config=synth.audio)
         measured["phones_per_s"] = ref.labels["phones_per_s"]
+        measured["tempo"] = tempo(ref.text, measured["duration_s"], config=synth.audio)
         row = {"id": ref.id, "text": text}
         for key, _ in _QUANTITIES:
             row[f"ref_{key}"] = measured[key]

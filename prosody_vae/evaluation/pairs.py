@@ -58,6 +58,8 @@ class EvaluationItem:
         reference: the reference audio file; None for an unpaired item (prosody statistics only).
         kind: the manifest's ``kind`` (``transfer``, ``sample``, ...); None for folders and lists.
         text: what the output says, when known.
+        reference_text: what the reference says, when known (with ``text``, the tempo of both sides
+            is measured: :mod:`prosody_vae.evaluation.tempo`).
         speaker: the voice the output is in (the target voice), when known.
         reference_speaker: the voice that spoke the reference, when known.
     """
@@ -67,6 +69,7 @@ class EvaluationItem:
     reference: Path | None = None
     kind: str | None = None
     text: str | None = None
+    reference_text: str | None = None
     speaker: str | None = None
     reference_speaker: str | None = None
 
@@ -206,7 +209,7 @@ def pairs_from_manifest(manifest: str | Path) -> Pairing:
             pairing.problems.append(Problem(item_id, where, "id listed twice; the first entry is used"))
             continue
         seen.add(item_id)
-        kind, text = entry.get("kind"), entry.get("text")
+        kind, text, reference_text = entry.get("kind"), entry.get("text"), entry.get("reference_text")
         speaker, reference_speaker = entry.get("speaker"), entry.get("reference_speaker")
         pairing.add(
             EvaluationItem(
@@ -214,7 +217,10 @@ def pairs_from_manifest(manifest: str | Path) -> Pairing:
                 output=output,
                 reference=reference,
                 kind=kind if isinstance(kind, str) else None,
-                text=text if isinstance(text, str) else None,
+                text=text if isinstance(text, str) and text.strip() else None,
+                reference_text=reference_text
+                if isinstance(reference_text, str) and reference_text.strip()
+                else None,
                 speaker=speaker if isinstance(speaker, str) and speaker else None,
                 reference_speaker=reference_speaker
                 if isinstance(reference_speaker, str) and reference_speaker

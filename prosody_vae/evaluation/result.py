@@ -37,11 +37,14 @@ PAIR_METRICS = (
 )
 
 # Utterance statistics whose reference-vs-output correlation across pairs says whether prosody
-# transfers: an output that follows its reference's level, range and tempo correlates with it.
+# transfers: an output that follows its reference's level, range and pace correlates with it. The
+# tempo (the rate relative to the sentence's neutral duration, .tempo) needs both texts: a table
+# leaves it out where no pair has them.
 TRANSFER_QUANTITIES = (
     ("f0_mean_hz", "F0 mean"),
     ("f0_range_st", "F0 range"),
     ("speaking_rate", "speaking rate"),
+    ("tempo", "tempo"),
 )
 
 
@@ -211,8 +214,11 @@ class EvaluationResult:
             for name in PAIR_METRICS:
                 if name in summary:
                     lines.append(_row(name, summary[name]))
+            correlations = self.correlations(paired)
             for key, label in TRANSFER_QUANTITIES:
-                c = self.correlations(paired)[key]
+                c = correlations[key]
+                if c.n == 0:  # not measured (the tempo without the texts)
+                    continue
                 lines.append(
                     f"| r(ref, out) {label} | {c.r:.3f} | [{c.ci_low:.3f}, {c.ci_high:.3f}] | {c.n} |"
                 )
@@ -237,8 +243,10 @@ class EvaluationResult:
         section = self.cross_voice()
         if section is None:
             return []
-        labels = [label for _, label, _, _ in NORMALISED_QUANTITIES]
-        keys = [key for key, *_ in NORMALISED_QUANTITIES]
+        # quantities measured on some pair (the tempo needs the texts)
+        measured = [q for q in NORMALISED_QUANTITIES if section["raw_correlations"][q[0]].n > 0]
+        labels = [label for _, label, _, _ in measured]
+        keys = [key for key, *_ in measured]
 
         def cells(correlations: dict[str, Correlation]) -> str:
             return " | ".join(f"{correlations[k].r:.3f} (n={correlations[k].n})" for k in keys)

@@ -7,6 +7,8 @@ level-sensitive c0 of MCD13; pauses inside the utterance are kept. The metrics t
 :func:`prosody_vae.metrics.compare_prosody` (pairs) plus ``mcd_world_db``
 (:func:`prosody_vae.metrics.world_mel_cepstral_distortion`, the standard MCD), and
 :func:`prosody_vae.metrics.utterance_prosody` (unpaired items); their conventions are documented there.
+Where the manifest gives the texts, each side's tempo too (:mod:`.tempo`: the rate relative to its
+sentence's neutral duration, on the trimmed samples scored).
 
 F0 extraction (WORLD Harvest) dominates the cost, hence the process pool.
 
@@ -29,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from prosody_vae.audio import AudioConfig, AudioError, f0_energy, load_audio, log_mel
+from prosody_vae.data.espeak import EspeakError
 from prosody_vae.metrics import (
     compare_prosody,
     mel_cepstral_distortion,
@@ -37,6 +40,7 @@ from prosody_vae.metrics import (
 )
 
 from .pairs import EvaluationItem
+from .tempo import tempo
 
 __all__ = [
     "MAX_SCORED_SECONDS",
@@ -108,6 +112,22 @@ class ItemScore:
     tracks: F0Tracks | None = None
 
 
+def _tempi(
+    item: EvaluationItem, ref_wav: np.ndarray | None, out_wav: np.ndarray, config: AudioConfig
+) -> dict[str, float]:
+    """``out_tempo`` and ``ref_tempo`` (:mod:`.tempo`) of the sides whose text is known, on the
+    trimmed samples scored; none when espeak-ng, which times the neutral rendering, cannot run."""
+    sides = [("out", item.text, out_wav), ("ref", item.reference_text, ref_wav)]
+    try:
+        return {
+            f"{side}_tempo": tempo(text, len(wav) / config.sample_rate, config=config)
+            for side, text, wav in sides
+            if text is not None and wav is not None
+        }
+    except EspeakError:
+        return {}
+
+
 def score_item(item: EvaluationItem, config: AudioConfig, *, keep_tracks: bool = False) -> ItemScore:
     """Metrics of one item; any failure is returned as the item's error, never raised.
 
@@ -123,11 +143,13 @@ def score_item(item: EvaluationItem, config: AudioConfig, *, keep_tracks: bool =
         out_wav = _scorable(item.output, config)
         if item.reference is None:
             stats = utterance_prosody(out_wav, config.sample_rate, config=config)
-            return ItemScore(item, {f"out_{key}": value for key, value in stats.items()})
+            values = {f"out_{key}": value for key, value in stats.items()}
+            return ItemScore(item, values | _tempi(item, None, out_wav, config))
         current = str(item.reference)
         ref_wav = _scorable(item.reference, config)
         current = ""
         values = compare_prosody(ref_wav, out_wav, config.sample_rate, config=config)
+        values |= _tempi(item, ref_wav, out_wav, config)
         # the standard MCD, comparable with published numbers; both files are already trimmed
         values["mcd_world_db"] = world_mel_cepstral_distortion(
             ref_wav, out_wav, config.sample_rate, trim_top_db=None

@@ -14,6 +14,10 @@ Quantities (:data:`NORMALISED_QUANTITIES`), each on a scale where "relative" is 
 * **F0 spread**: ``f0_range_st`` (the 10-90 percentile range, already in semitones).
 * **Speaking rate**: ``ln(speaking_rate)``; relative = the log of the ratio to the voice's
   geometric mean rate.
+* **Tempo**: ``ln(tempo)``, the rate relative to the sentence's own neutral duration
+  (:mod:`.tempo`); relative as for the rate. Defined only where the statistics have ``tempo``
+  (the transcripts were known): an inter-text transfer's rate without the sentences' own timing,
+  which phones per second leaves on both sides of every pair.
 
 **Where a voice's mean comes from.** By default, the evaluated set itself: the reference side of voice
 V is the mean over the distinct references spoken by V (a reference transferred into two target
@@ -106,6 +110,7 @@ NORMALISED_QUANTITIES: tuple[tuple[str, str, str, Callable[[float], float]], ...
     ("f0_level_st", "F0 level (st)", "f0_mean_hz", _semitones),
     ("f0_spread_st", "F0 spread (st)", "f0_spread_st|f0_range_st", _same),
     ("rate_log", "speaking rate (log)", "speaking_rate", _log),
+    ("tempo_log", "tempo (log)", "tempo", _log),
 )
 
 
@@ -163,7 +168,8 @@ def voice_means(
     """Each voice's mean of every quantity (transformed scale): (reference side, output side).
 
     Reference side: per reference voice, over its distinct references, or ``reference_means[voice]``
-    where given (:func:`recording_means`; module docstring). Output side: per target voice, over its
+    where given (:func:`recording_means`; module docstring; a quantity they lack is the set's
+    mean). Output side: per target voice, over its
     outputs. Undefined values are left out; a voice with none is nan.
     """
     references: dict[str, dict[str, CrossVoiceItem]] = {}
@@ -179,8 +185,8 @@ def voice_means(
         for voice, refs in references.items()
     }
     for voice, means in (reference_means or {}).items():
-        if voice in ref_means:
-            ref_means[voice] = {key: float(means[key]) for key, *_ in NORMALISED_QUANTITIES}
+        if voice in ref_means:  # a quantity the given means lack keeps the set's mean
+            ref_means[voice] |= {key: float(means[key]) for key, *_ in NORMALISED_QUANTITIES if key in means}
     out_means = {
         voice: {
             key: _mean([_value(i.output_stats, stat, f) for i in outs])
