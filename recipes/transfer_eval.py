@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the voice to speak in and the references' voice (multi-speaker models)",
     )
+    parser.add_argument(
+        "--timing",
+        choices=("z", "reference"),
+        default="z",
+        help="the transfers' length: the rate z implies, or the reference's measured pace (Synthesizer.transfer)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -89,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     voice = {"speaker": args.speaker, "reference_speaker": args.speaker}
     for ref in references:
         text = next(t for t in rng.permutation(texts) if t != ref.text)  # inter-text transfer
-        result = synth.transfer(text, ref.audio, reference_text=ref.text, **voice)
+        result = synth.transfer(text, ref.audio, reference_text=ref.text, timing=args.timing, **voice)
         transfer = _measure(synth, vocoder, result, text)
         prior = _measure(synth, vocoder, synth.sample(text, 1, speaker=args.speaker)[0], text)
         if transfer is None or prior is None:

@@ -137,6 +137,14 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
         "(the voice keeps its identity); reference: the output's F0 moved to the reference voice's own "
         "register (multi-speaker models that predict F0 and read it relative to the voice)",
     )
+    p.add_argument(
+        "--timing",
+        choices=("z", "reference"),
+        default="z",
+        help="z: the output lasts as the speaking rate z carries implies; reference: as the reference's "
+        "measured pace relative to its voice implies, which leaves out the reference sentence's own "
+        "timing (models with a length model; needs the reference's transcript)",
+    )
     p.add_argument("--sample", action="store_true", help="sample z from q(z|reference) instead of its mean")
     p.add_argument(
         "--via",
@@ -265,6 +273,7 @@ def _transfer_options(args: argparse.Namespace) -> dict:
         "via": args.via,
         "temperature": args.temperature,
         "pitch_level": args.pitch_level,
+        "timing": args.timing,
     }
 
 
@@ -419,6 +428,12 @@ def _check_reference_options(args: argparse.Namespace, synth) -> None:
         synth.check_pitch_level(args.pitch_level)
     except ValueError as error:
         raise ValueError(f"--pitch-level {args.pitch_level}: {error}") from None
+    try:
+        synth.check_timing(args.timing)
+    except ValueError as error:
+        raise ValueError(f"--timing {args.timing}: {error}") from None
+    if args.timing == "reference" and args.no_reference_text:
+        raise ValueError("--timing reference reads the reference's transcript: drop --no-reference-text")
     if args.reference_speaker is not None:
         synth.speaker_ids(args.reference_speaker, 1)  # a name the model does not know: one clear error
     if args.reference_voice_f0 is not None or args.reference_voice_clips:
@@ -444,7 +459,13 @@ def _check_reference_options(args: argparse.Namespace, synth) -> None:
 def _reference_text(args: argparse.Namespace, synth, reference: Path, given: str | None) -> str | None:
     """The transcript transfer embeds ``reference`` with: none with ``--no-reference-text``, else
     ``given`` or ``<name>.txt`` beside it (see :func:`_transcript`)."""
-    return None if args.no_reference_text else _transcript(synth, reference, given)
+    text = None if args.no_reference_text else _transcript(synth, reference, given)
+    if text is None and args.timing == "reference":
+        raise ValueError(
+            f"{reference}: --timing reference compares the reference's length with its transcript's: "
+            f"pass --reference-text or write it to {reference.with_suffix('.txt')}"
+        )
+    return text
 
 
 def _transfer_batch(args: argparse.Namespace) -> int:

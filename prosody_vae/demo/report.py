@@ -2,7 +2,7 @@
 
 Both are rendered from one list of blocks (:func:`_blocks`), so they say the same things: the
 model's provenance and the vocoder that made the audio; per section what it shows and what to listen
-for; the transfer-fidelity table (reference vs output F0 mean, F0 range and speaking rate, with
+for; the transfer-fidelity table (reference vs output F0 mean, F0 range, speaking rate and tempo, with
 correlations across the transfers); per transfer the reference and its transcript, the output, what
 was measured on it and the figures (mels, F0 contours, attention); then prior samples and the
 interpolation. The HTML adds audio players beside the links; everything else is the same text.
@@ -141,7 +141,7 @@ Block = _Heading | _Paragraph | _Table | _Items | _Images
 
 
 def _value(measured: dict[str, float] | None, key: str) -> str:
-    return "n/a" if not measured else f"{measured[key]:.1f}"
+    return "n/a" if not measured else format(measured[key], ".2f" if key == "tempo" else ".1f")
 
 
 def _fidelity_table(result: DemoResult) -> _Table:
@@ -208,7 +208,9 @@ def _blocks(result: DemoResult) -> list[Block]:
                 "Does the output carry its reference's prosody? One row per transfer: the reference's "
                 "measured F0 mean, F0 range and speaking rate beside the output's. Measured as the corpus "
                 "labels are measured (WORLD F0 on the trimmed waveform; phones per second from espeak-ng's "
-                "phonemes). Correlation across the transfers from the references in the demo's own "
+                "phonemes); the tempo is the pace relative to the sentence's own neutral duration (1 = "
+                "espeak-ng's default pace for that sentence), which leaves out how long its sounds are "
+                "by nature. Correlation across the transfers from the references in the demo's own "
                 f"voice ({DEFAULT_VOICE}): " + _correlation_line(result) + ".",
             )
         ),

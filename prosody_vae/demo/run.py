@@ -24,6 +24,7 @@ from prosody_vae.audio.vocoders import load_vocoder, vocode
 from prosody_vae.data.espeak import held_out_sentences, measure_prosody, phonemes, synthesize
 from prosody_vae.data.espeak.labels import f0_contour
 from prosody_vae.demo.styles import STYLES, ReferenceStyle
+from prosody_vae.evaluation.tempo import tempo
 from prosody_vae.inference.packed import builtin_model_path
 from prosody_vae.inference.synthesizer import Synthesis, Synthesizer, slerp
 
@@ -31,7 +32,14 @@ __all__ = ["STYLES", "DemoResult", "ReferenceStyle", "run_demo"]
 
 
 # (measurement key, table header): what transfer should carry from reference to output
-QUANTITIES = (("f0_mean_hz", "F0 mean (Hz)"), ("f0_range_st", "F0 range (st)"), ("phones_per_s", "phones/s"))
+# tempo: the pace relative to the sentence's own neutral duration (prosody_vae.evaluation.tempo);
+# phones per second also counts how long the sentence's sounds are, which differs between the texts
+QUANTITIES = (
+    ("f0_mean_hz", "F0 mean (Hz)"),
+    ("f0_range_st", "F0 range (st)"),
+    ("phones_per_s", "phones/s"),
+    ("tempo", "tempo"),
+)
 
 
 @dataclass
@@ -69,6 +77,7 @@ def _measure(wav: np.ndarray | str | Path, text: str, synth: Synthesizer) -> dic
     except ValueError:  # an output with too few voiced frames: reported as not measurable
         return None
     measured["phones_per_s"] = len(phonemes(text)) / max(measured["duration_s"], 1e-3)
+    measured["tempo"] = tempo(text, measured["duration_s"], config=synth.audio)
     return measured
 
 

@@ -612,9 +612,19 @@ class Synthesizer:
     # ------------------------------------------------------------------ synthesis
     @torch.no_grad()
     def synthesize(
-        self, texts: list[str], z: Tensor, *, speaker: str | None = None, max_steps: int | None = None
+        self,
+        texts: list[str],
+        z: Tensor,
+        *,
+        speaker: str | None = None,
+        max_steps: int | None = None,
+        length_scale: Tensor | None = None,
     ) -> list[Synthesis]:
         """Mels for texts (B) with latents z (B, D); returns a list of :class:`Synthesis`.
+
+        ``length_scale`` (B,) multiplies the length model's length of each text (every piece of it),
+        for a model whose outputs are resampled to it (:attr:`resamples_to_length`): what
+        :meth:`transfer` with ``timing="reference"`` passes.
 
         Work is bounded whatever the input (:mod:`prosody_vae.inference.pieces`): a text longer than
         ``MAX_PIECE_CHARACTERS`` is split at sentence ends and spoken piece by piece with the same z,
@@ -629,6 +639,12 @@ class Synthesizer:
             )
         if len(texts) != z.shape[0]:
             raise ValueError(f"{len(texts)} text(s) but {z.shape[0]} latent(s)")
+        if length_scale is not None:
+            self.check_timing("reference")
+            if length_scale.shape != (len(texts),):
+                raise ValueError(
+                    f"length_scale must have shape ({len(texts)},), got {tuple(length_scale.shape)}"
+                )
         pieces, owners = split_pieces(texts)
         if len(pieces) > PIECES_PER_BATCH:
             self.tokens(pieces)  # every piece readable (TextError) before hours of decoding
@@ -636,16 +652,24 @@ class Synthesizer:
         for start in range(0, len(pieces), PIECES_PER_BATCH):
             part = slice(start, start + PIECES_PER_BATCH)
             rows = torch.tensor(owners[part], device=z.device)
-            decoded += self._synthesize_batch(pieces[part], z[rows], speaker, max_steps, cap)
+            scale = None if length_scale is None else length_scale.to(z.device)[rows]
+            decoded += self._synthesize_batch(pieces[part], z[rows], speaker, max_steps, cap, scale)
         pause = round(PAUSE_SECONDS * self.audio.sample_rate / self.audio.hop_length)
         return join_pieces(
             decoded, owners, len(texts), pause_frames=pause, floor=math.log(self.audio.log_floor)
         )
 
     def _synthesize_batch(
-        self, texts: list[str], z: Tensor, speaker: str | None, max_steps: int | None, cap: int
+        self,
+        texts: list[str],
+        z: Tensor,
+        speaker: str | None,
+        max_steps: int | None,
+        cap: int,
+        length_scale: Tensor | None = None,
     ) -> list[Synthesis]:
-        """One decoder batch of :meth:`synthesize`: texts (B) with latents z (B, D)."""
+        """One decoder batch of :meth:`synthesize`: texts (B) with latents z (B, D), the length
+        model's lengths multiplied by ``length_scale`` (B,) when given."""
         tokens, lengths = self.tokens(texts)
         if max_steps is None:
             # generous: about 12 frames per token at r = 1, well past any real utterance of the corpus
@@ -673,6 +697,8 @@ class Synthesizer:
             if self.resamples_to_length
             else None
         )
+        if predicted is not None and length_scale is not None:
+            predicted = predicted * length_scale.to(predicted.dtype)
         decoded = []
         for i in range(len(texts)):
             synthesis = Synthesis(
@@ -701,6 +727,7 @@ class Synthesizer:
         via: Literal["zp", "zs"] = "zp",
         temperature: float = 1.0,
         pitch_level: Literal["target", "reference"] = "target",
+        timing: Literal["z", "reference"] = "z",
     ) -> Synthesis:
         """Speak ``text`` with the prosody of ``reference`` (posterior mean unless ``sample``).
 
@@ -735,12 +762,28 @@ class Synthesizer:
                 table's entry of ``reference_speaker``, else the reference's own mean. Needs a
                 multi-speaker model that predicts F0 (``backbone.pitch``) and reads the reference's
                 F0 relative to its voice (:attr:`reads_relative_f0`).
+            timing: how long the output lasts, for a model with a length model
+                (:attr:`resamples_to_length`). ``"z"`` (default): the length model's length for
+                ``text`` with z in the target voice, the speaking rate z carries (Capacitron carries
+                timing in z alone). ``"reference"``: that length times the ratio of the reference's
+                own length to the length model's length for the reference's transcript with the same
+                z in the reference's voice (:meth:`reference_length_scale`): the reference's measured
+                pace, relative to its voice, on the output's sentence. z also holds part of its own
+                sentence's timing, which an inter-text transfer carries over as noise (docs/transfer.md);
+                the ratio leaves it out, as z's terms cancel in it. Needs ``reference_text``, and a
+                reference read whole (not cut at :data:`MAX_REFERENCE_SECONDS`).
         """
         if via not in ("zp", "zs"):
             raise ValueError(f"via must be 'zp' or 'zs', got {via!r}")
         if via == "zs":
             self._require_hierarchical("transfer via z_s")
         self.check_pitch_level(pitch_level)
+        self.check_timing(timing)
+        if timing == "reference" and not reference_text:
+            raise ValueError(
+                f"{reference if isinstance(reference, str | Path) else 'reference'}: timing 'reference' "
+                "compares the reference's length with its transcript's: pass reference_text"
+            )
         speaker = self.resolve_speaker(speaker)
         if reference_speaker is None and not self.speaker_optional:
             reference_speaker = speaker
@@ -750,7 +793,12 @@ class Synthesizer:
             mel, f0, reference_text, reference_speaker, reference_voice_f0, sample
         )
         z = posterior.z if via == "zp" else self.model.prosody.sample_low(posterior.z_s, temperature)
-        synthesis = self.synthesize([text], z, speaker=speaker)[0]
+        scale = (
+            self.reference_length_scale(mel.shape[0], reference_text, z, reference_speaker)
+            if timing == "reference"
+            else None
+        )
+        synthesis = self.synthesize([text], z, speaker=speaker, length_scale=scale)[0]
         if pitch_level == "target":
             return synthesis
         reference_hz = self.model.voice_pitch.voice_hz(
@@ -762,6 +810,53 @@ class Synthesizer:
         target_hz = self.model.voice_pitch.voice_f0_hz[self.speakers.index(speaker)]
         ratio = (reference_hz[0] / target_hz).to(synthesis.f0.dtype)
         return replace(synthesis, f0=synthesis.f0 * ratio)  # unvoiced frames stay 0
+
+    def check_timing(self, timing: str) -> None:
+        """A ``ValueError`` when :meth:`transfer` cannot take ``timing`` with this model."""
+        if timing not in ("z", "reference"):
+            raise ValueError(f"timing must be 'z' or 'reference', got {timing!r}")
+        if timing == "reference" and not self.resamples_to_length:
+            raise ValueError(
+                "timing 'reference' scales the length model's length: it needs a model with one "
+                "(prosody.utterance_length) and the length model on (Synthesizer.length_model)"
+            )
+
+    @torch.no_grad()
+    def reference_length_scale(
+        self, reference_frames: int, reference_text: str, z: Tensor, reference_speaker: str | None
+    ) -> Tensor:
+        """(1,) the reference's length over the length model's length for its transcript with latent z
+        (1, D) in its voice: how much slower (> 1) or faster the reference is than the length model,
+        given z, expects. In a voice outside the table the length model's voice term is unknown,
+        so its length is the geometric mean over the table's voices.
+
+        The length model is log T = log sum_l d(token_l) + v_z . z + v_s . s + b (linear in [z, s]), so
+        multiplying the output's length by this ratio gives log T_out = log sum d(out tokens) +
+        [log T_ref - log sum d(ref tokens) - v_s . s_ref] + v_s . s_target: z's terms cancel, and the
+        output takes the reference's pace relative to its voice.
+        """
+        self.check_timing("reference")
+        cut = (
+            reference_frames * self.audio.hop_length
+            >= (MAX_REFERENCE_SECONDS * self.audio.sample_rate) - self.audio.hop_length
+        )
+        if cut:
+            raise ValueError(
+                f"timing 'reference' needs the whole reference: it was cut at {MAX_REFERENCE_SECONDS:g} s, "
+                "shorter than its transcript"
+            )
+        tokens, lengths = self.tokens([reference_text])
+        if not self.speakers:
+            speakers = None
+        elif reference_speaker is not None and reference_speaker in self.speakers:
+            speakers = self.speaker_ids(reference_speaker, 1)
+        else:  # an unknown voice: every voice of the table, geometric mean below
+            speakers = torch.arange(len(self.speakers), device=self.device)
+        n = 1 if speakers is None else speakers.shape[0]
+        predicted = self.model.predicted_frames(
+            tokens.expand(n, -1), lengths.expand(n), z.to(self.device).expand(n, -1), speakers=speakers
+        )
+        return (reference_frames / torch.exp(torch.log(predicted).mean())).reshape(1).to(z.device)
 
     def check_pitch_level(self, pitch_level: str) -> None:
         """A ``ValueError`` when :meth:`transfer` cannot take ``pitch_level`` with this model."""
@@ -793,6 +888,7 @@ class Synthesizer:
         sample: bool = False,
         via: Literal["zp", "zs"] = "zp",
         pitch_level: Literal["target", "reference"] = "target",
+        timing: Literal["z", "reference"] = "z",
     ) -> Speech:
         """``text`` spoken with the prosody of ``reference``, as audio: :meth:`transfer`, then :attr:`vocoder`.
 
@@ -802,7 +898,7 @@ class Synthesizer:
         ``prosody.text_summary_dropout`` embeds the reference without one, and any other raises a
         ``ValueError`` naming the file. ``speaker``, ``reference_speaker`` and ``reference_voice_f0`` are
         the target voice, the reference's voice and its mean F0, ``via`` what a hierarchical model transfers
-        and ``pitch_level`` whose register the output speaks in, as for :meth:`transfer`. Returns a :class:`~prosody_vae.inference.api.Speech`
+        ``pitch_level`` whose register the output speaks in and ``timing`` how long it lasts, as for :meth:`transfer`. Returns a :class:`~prosody_vae.inference.api.Speech`
         (``waveform`` (N,), ``sample_rate``, ``synthesis``, ``save(path)``).
         """
         if reference_text is None and self.model.uses_text_summary and isinstance(reference, str | Path):
@@ -817,6 +913,7 @@ class Synthesizer:
             sample=sample,
             via=via,
             pitch_level=pitch_level,
+            timing=timing,
         )
         if self.vocoder is None:
             self.vocoder = load_vocoder(None, self.audio, default=self.default_vocoder).to(self.device)
