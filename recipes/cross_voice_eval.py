@@ -19,10 +19,10 @@ instead: the voice's mean F0 from the model's table, but the posterior told "unk
 for every held-out voice; what naming a known voice buys beyond its mean F0. A model that also
 predicts F0 runs "reference's pitch": the transcript condition with ``pitch_level="reference"``, the
 output's F0 moved to the reference voice's register (Capacitron's V+T behaviour); its *raw* r is the
-one that condition is for, as the target voice's register is given up. A model with a length model
-(``prosody.utterance_length``) runs "reference timing": the transcript condition with
-``timing="reference"``, the output's length set by the reference's measured pace instead of the
-rate z implies (:meth:`~prosody_vae.inference.synthesizer.Synthesizer.transfer`).
+one that condition is for, as the target voice's register is given up. Every condition transfers with the
+default timing (:meth:`~prosody_vae.inference.synthesizer.Synthesizer.transfer`): for a model with a
+length model (``prosody.utterance_length``) and a transcript, the reference's measured pace; such a
+model also runs "timing from z", the transcript condition with the length the rate z implies.
 
 Outputs and references are measured by one analysis (:func:`prosody_vae.data.espeak.measure_prosody`,
 phones per second counted as :mod:`recipes.transfer_eval` counts them), and scored with
@@ -78,7 +78,7 @@ from prosody_vae.metrics.intonation import track_f0, warm_up_trackers
 
 CONDITIONS = (
     "transcript",
-    "reference timing",
+    "timing from z",
     "reference's pitch",
     "no transcript",
     "no voice F0",
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 outputs = {"transcript": transfer(), "prior": synth.sample(text, 1, speaker=target)[0]}
                 if synth.resamples_to_length:
-                    outputs["reference timing"] = transfer(timing="reference")
+                    outputs["timing from z"] = transfer(timing="z")
                 if moves_pitch:
                     outputs["reference's pitch"] = transfer(pitch_level="reference")
                 if synth.reads_relative_f0 and posterior_voice is not None:

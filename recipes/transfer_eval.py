@@ -74,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--timing",
-        choices=("z", "reference"),
-        default="z",
-        help="the transfers' length: the rate z implies, or the reference's measured pace (Synthesizer.transfer)",
+        choices=("auto", "z", "reference"),
+        default="auto",
+        help="the transfers' length: the rate z implies, the reference's measured pace, or auto: the "
+        "reference's where the model can (Synthesizer.transfer)",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

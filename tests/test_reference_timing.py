@@ -150,3 +150,41 @@ def test_the_reference_voices_own_pace_is_taken_out(voices) -> None:
     unknown = float(voices.reference_length_scale(150, REF_TEXT, z, None)[0])
     assert math.log(unknown) == pytest.approx(sum(math.log(s) for s in scale.values()) / len(scale), rel=1e-5)
     assert float(voices.reference_length_scale(150, REF_TEXT, z, "not-a-voice")[0]) == pytest.approx(unknown)
+
+
+def test_auto_timing_is_the_references_where_it_can_run(
+    timed, tiny_checkpoint, tiny_prepared, monkeypatch
+) -> None:
+    reference = read_manifest(tiny_prepared / "splits" / "train.jsonl")[0]
+
+    def scale_passed(synth: Synthesizer, ref, **options) -> float | None:
+        """The length scale transfer hands to synthesize (None: the length z implies)."""
+        seen = []
+        original = synth.synthesize
+
+        def spy(texts, z, **kwargs):
+            seen.append(kwargs.get("length_scale"))
+            return original(texts, z, **kwargs)
+
+        monkeypatch.setattr(synth, "synthesize", spy)
+        try:
+            synth.transfer(OUT_TEXT, ref, **options)
+        finally:
+            monkeypatch.undo()
+        return None if seen[0] is None else float(seen[0][0])
+
+    transcribed = {"reference_text": reference.text}
+    mel = timed.reference_mel(reference.audio)
+    z = timed.embed(reference.audio, reference_text=reference.text).z
+    expected = float(timed.reference_length_scale(mel.shape[0], reference.text, z, None)[0])
+    assert scale_passed(timed, reference.audio, **transcribed) == pytest.approx(expected)
+    assert scale_passed(timed, reference.audio, timing="reference", **transcribed) == pytest.approx(expected)
+    assert scale_passed(timed, reference.audio, timing="z", **transcribed) is None
+    # no length model: z, never an error
+    assert scale_passed(Synthesizer.from_checkpoint(tiny_checkpoint), reference.audio, **transcribed) is None
+    # a reference cut at MAX_REFERENCE_SECONDS has no length to compare with its transcript's: z
+    long_mel = mel.repeat(200, 1)
+    with pytest.warns(Warning, match="posterior reads its first"):
+        assert scale_passed(timed, long_mel, **transcribed) is None
+    with pytest.warns(Warning), pytest.raises(ValueError, match="needs the whole reference"):
+        timed.transfer(OUT_TEXT, long_mel, reference_text=reference.text, timing="reference")

@@ -139,11 +139,12 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--timing",
-        choices=("z", "reference"),
-        default="z",
+        choices=("auto", "z", "reference"),
+        default="auto",
         help="z: the output lasts as the speaking rate z carries implies; reference: as the reference's "
         "measured pace relative to its voice implies, which leaves out the reference sentence's own "
-        "timing (models with a length model; needs the reference's transcript)",
+        "timing (models with a length model; needs the reference's transcript); auto (default): "
+        "reference where it can run, else z",
     )
     p.add_argument("--sample", action="store_true", help="sample z from q(z|reference) instead of its mean")
     p.add_argument(

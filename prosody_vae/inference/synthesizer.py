@@ -624,7 +624,7 @@ class Synthesizer:
 
         ``length_scale`` (B,) multiplies the length model's length of each text (every piece of it),
         for a model whose outputs are resampled to it (:attr:`resamples_to_length`): what
-        :meth:`transfer` with ``timing="reference"`` passes.
+        :meth:`transfer` with the reference's timing passes.
 
         Work is bounded whatever the input (:mod:`prosody_vae.inference.pieces`): a text longer than
         ``MAX_PIECE_CHARACTERS`` is split at sentence ends and spoken piece by piece with the same z,
@@ -727,7 +727,7 @@ class Synthesizer:
         via: Literal["zp", "zs"] = "zp",
         temperature: float = 1.0,
         pitch_level: Literal["target", "reference"] = "target",
-        timing: Literal["z", "reference"] = "z",
+        timing: Literal["auto", "z", "reference"] = "auto",
     ) -> Synthesis:
         """Speak ``text`` with the prosody of ``reference`` (posterior mean unless ``sample``).
 
@@ -763,15 +763,18 @@ class Synthesizer:
                 multi-speaker model that predicts F0 (``backbone.pitch``) and reads the reference's
                 F0 relative to its voice (:attr:`reads_relative_f0`).
             timing: how long the output lasts, for a model with a length model
-                (:attr:`resamples_to_length`). ``"z"`` (default): the length model's length for
-                ``text`` with z in the target voice, the speaking rate z carries (Capacitron carries
-                timing in z alone). ``"reference"``: that length times the ratio of the reference's
-                own length to the length model's length for the reference's transcript with the same
-                z in the reference's voice (:meth:`reference_length_scale`): the reference's measured
-                pace, relative to its voice, on the output's sentence. z also holds part of its own
-                sentence's timing, which an inter-text transfer carries over as noise (docs/transfer.md);
-                the ratio leaves it out, as z's terms cancel in it. Needs ``reference_text``, and a
-                reference read whole (not cut at :data:`MAX_REFERENCE_SECONDS`).
+                (:attr:`resamples_to_length`). ``"z"``: the length model's length for ``text`` with z
+                in the target voice, the speaking rate z carries (Capacitron carries timing in z
+                alone). ``"reference"``: that length times the ratio of the reference's own length to
+                the length model's length for the reference's transcript with the same z in the
+                reference's voice (:meth:`reference_length_scale`): the reference's measured pace,
+                relative to its voice, on the output's sentence. z also holds part of its own
+                sentence's timing, which an inter-text transfer carries over as noise
+                (docs/transfer.md); the ratio leaves it out, as z's terms cancel in it (a deviation
+                from Capacitron; measured there: the cross-voice rate r rises in every group). It
+                needs ``reference_text`` and a reference read whole (not cut at
+                :data:`MAX_REFERENCE_SECONDS`). ``"auto"`` (default): ``"reference"`` where it can
+                run, else ``"z"``.
         """
         if via not in ("zp", "zs"):
             raise ValueError(f"via must be 'zp' or 'zs', got {via!r}")
@@ -779,6 +782,9 @@ class Synthesizer:
             self._require_hierarchical("transfer via z_s")
         self.check_pitch_level(pitch_level)
         self.check_timing(timing)
+        explicit_timing = timing
+        if timing == "auto":
+            timing = "reference" if self.resamples_to_length and reference_text else "z"
         if timing == "reference" and not reference_text:
             raise ValueError(
                 f"{reference if isinstance(reference, str | Path) else 'reference'}: timing 'reference' "
@@ -793,6 +799,8 @@ class Synthesizer:
             mel, f0, reference_text, reference_speaker, reference_voice_f0, sample
         )
         z = posterior.z if via == "zp" else self.model.prosody.sample_low(posterior.z_s, temperature)
+        if timing == "reference" and self._cut(mel.shape[0]) and explicit_timing != "reference":
+            timing = "z"  # auto: a reference cut short has no length to compare with its transcript's
         scale = (
             self.reference_length_scale(mel.shape[0], reference_text, z, reference_speaker)
             if timing == "reference"
@@ -813,13 +821,18 @@ class Synthesizer:
 
     def check_timing(self, timing: str) -> None:
         """A ``ValueError`` when :meth:`transfer` cannot take ``timing`` with this model."""
-        if timing not in ("z", "reference"):
-            raise ValueError(f"timing must be 'z' or 'reference', got {timing!r}")
+        if timing not in ("auto", "z", "reference"):
+            raise ValueError(f"timing must be 'auto', 'z' or 'reference', got {timing!r}")
         if timing == "reference" and not self.resamples_to_length:
             raise ValueError(
                 "timing 'reference' scales the length model's length: it needs a model with one "
                 "(prosody.utterance_length) and the length model on (Synthesizer.length_model)"
             )
+
+    def _cut(self, reference_frames: int) -> bool:
+        """Whether a reference mel of this many frames is one cut at :data:`MAX_REFERENCE_SECONDS`."""
+        limit = int(MAX_REFERENCE_SECONDS * self.audio.sample_rate / self.audio.hop_length)
+        return reference_frames >= limit
 
     @torch.no_grad()
     def reference_length_scale(
@@ -836,11 +849,7 @@ class Synthesizer:
         output takes the reference's pace relative to its voice.
         """
         self.check_timing("reference")
-        cut = (
-            reference_frames * self.audio.hop_length
-            >= (MAX_REFERENCE_SECONDS * self.audio.sample_rate) - self.audio.hop_length
-        )
-        if cut:
+        if self._cut(reference_frames):
             raise ValueError(
                 f"timing 'reference' needs the whole reference: it was cut at {MAX_REFERENCE_SECONDS:g} s, "
                 "shorter than its transcript"
@@ -888,7 +897,7 @@ class Synthesizer:
         sample: bool = False,
         via: Literal["zp", "zs"] = "zp",
         pitch_level: Literal["target", "reference"] = "target",
-        timing: Literal["z", "reference"] = "z",
+        timing: Literal["auto", "z", "reference"] = "auto",
     ) -> Speech:
         """``text`` spoken with the prosody of ``reference``, as audio: :meth:`transfer`, then :attr:`vocoder`.
 
