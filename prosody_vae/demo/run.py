@@ -223,7 +223,7 @@ def run_demo(
     n_tasks = len(styles) * (1 + n_targets) + n_samples + (interpolation_steps if len(styles) > 1 else 0)
     bar = tqdm(total=n_tasks, desc="demo", unit="utt", disable=None if progress is None else not progress)
 
-    references, embeddings = [], []
+    references, embeddings, voices = [], [], []
     voice_means: dict[str, float] = {}
     for style, text in zip(styles, reference_texts, strict=False):
         path = out_dir / "references" / f"{style.name}.wav"
@@ -243,12 +243,21 @@ def run_demo(
         )
         speaker, voice_f0 = _reference_voice(synth, style.voice, out_dir, sentences, voice_means)
         embeddings.append(synth.embed(path, reference_text=text, speaker=speaker, voice_f0=voice_f0).mean[0])
+        voices.append((speaker, voice_f0))
         bar.update()
 
     transfers = []
-    for style, reference, z in zip(styles, references, embeddings, strict=True):
+    for style, reference, (speaker, voice_f0) in zip(styles, references, voices, strict=True):
         for j, target in enumerate(targets):
-            result = synth.synthesize([target], z[None])[0]
+            # as the transfer command does: the posterior mean, and the default timing (the
+            # reference's measured pace, for a model with a length model)
+            result = synth.transfer(
+                target,
+                out_dir / reference.wav,
+                reference_text=reference.text,
+                reference_speaker=speaker,
+                reference_voice_f0=voice_f0,
+            )
             rendition, _ = writer.write(
                 "transfer", f"{style.name}_to_{j}", target, result, out_dir / reference.wav, style.name
             )
