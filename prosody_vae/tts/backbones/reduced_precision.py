@@ -17,8 +17,9 @@ seed gave the same lengths and a largest log-mel difference of 0.01-0.44 (mean 0
 
 int8 (``torch.qint8``) goes further: the concatenated weights are quantised per output row
 (symmetric, scale = the row's largest magnitude / 127) and multiplied by torch's dynamic quantised
-linear (fbgemm / oneDNN: the activations are quantised per call, the product accumulates in int32 and
-comes back in float32), so a step reads a quarter of float32's bytes. One 1024-unit cell's product
+linear (fbgemm / oneDNN: the activations are quantised per call to 7 bits, as torch's dynamic
+quantised Linear does, the product accumulates in int32 and comes back in float32), so a step reads a
+quarter of float32's bytes. One 1024-unit cell's product
 took 0.7 ms against 8.3 ms in float32 on the same (busy) machine; the whole decoder step and the
 output's distance from float32 are in docs/benchmarks.md. The per-row scales keep every gate's
 rounding error at about 1/254 of that gate's largest weight.
@@ -87,7 +88,11 @@ def _int8_step(cell: nn.LSTMCell) -> Callable[[Tensor, tuple[Tensor, Tensor]], t
 
     def step(x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state
-        gates = torch.ops.quantized.linear_dynamic(torch.cat([x, h], dim=1), packed)  # (B, 4H)
+        # reduce_range: 7-bit activations, as torch's own dynamic quantised Linear uses on fbgemm. On
+        # CPUs without AVX-512 VNNI, fbgemm adds pairs of 8-bit products in int16, which full-range
+        # activations overflow (measured on an AVX2-only EPYC, a 32-unit cell on 64 random inputs: the
+        # largest output error 0.29 with 8-bit activations, 0.019 with 7)
+        gates = torch.ops.quantized.linear_dynamic(torch.cat([x, h], dim=1), packed, True)  # (B, 4H)
         return _gates_to_state(gates, c)
 
     return step
