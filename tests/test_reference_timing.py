@@ -62,7 +62,7 @@ def test_the_scaled_length_keeps_the_references_pace_whatever_z(timed) -> None:
 def test_transfer_takes_the_scaled_length(timed, tiny_prepared) -> None:
     reference = read_manifest(tiny_prepared / "splits" / "train.jsonl")[0]
     torch.manual_seed(0)
-    by_z = timed.transfer(OUT_TEXT, reference.audio, reference_text=reference.text)
+    by_z = timed.transfer(OUT_TEXT, reference.audio, reference_text=reference.text, timing="z")
     if not by_z.stopped:
         pytest.skip("the 2-step model did not stop: no length to correct")
     timed.length_model = False

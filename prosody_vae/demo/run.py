@@ -241,13 +241,12 @@ def run_demo(
                 "reference", style.name, text, str(path.relative_to(out_dir)), _measure(path, text, synth)
             )
         )
-        speaker, voice_f0 = _reference_voice(synth, style.voice, out_dir, sentences, voice_means)
-        embeddings.append(synth.embed(path, reference_text=text, speaker=speaker, voice_f0=voice_f0).mean[0])
-        voices.append((speaker, voice_f0))
+        voices.append(_reference_voice(synth, style.voice, out_dir, sentences, voice_means))
         bar.update()
 
     transfers = []
     for style, reference, (speaker, voice_f0) in zip(styles, references, voices, strict=True):
+        z = None  # the reference's posterior mean, which every transfer of it speaks with
         for j, target in enumerate(targets):
             # as the transfer command does: the posterior mean, and the default timing (the
             # reference's measured pace, for a model with a length model)
@@ -262,7 +261,13 @@ def run_demo(
                 "transfer", f"{style.name}_to_{j}", target, result, out_dir / reference.wav, style.name
             )
             transfers.append(rendition)
+            z = result.z
             bar.update()
+        if z is None:  # no target sentences: the embedding alone, for the interpolation
+            z = synth.embed(
+                out_dir / reference.wav, reference_text=reference.text, speaker=speaker, voice_f0=voice_f0
+            ).mean[0]
+        embeddings.append(z)
 
     samples: list[Rendition] = []
     if n_samples and targets:

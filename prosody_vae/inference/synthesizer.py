@@ -782,9 +782,6 @@ class Synthesizer:
             self._require_hierarchical("transfer via z_s")
         self.check_pitch_level(pitch_level)
         self.check_timing(timing)
-        explicit_timing = timing
-        if timing == "auto":
-            timing = "reference" if self.resamples_to_length and reference_text else "z"
         if timing == "reference" and not reference_text:
             raise ValueError(
                 f"{reference if isinstance(reference, str | Path) else 'reference'}: timing 'reference' "
@@ -799,8 +796,9 @@ class Synthesizer:
             mel, f0, reference_text, reference_speaker, reference_voice_f0, sample
         )
         z = posterior.z if via == "zp" else self.model.prosody.sample_low(posterior.z_s, temperature)
-        if timing == "reference" and self._cut(mel.shape[0]) and explicit_timing != "reference":
-            timing = "z"  # auto: a reference cut short has no length to compare with its transcript's
+        if timing == "auto":  # a reference cut short has no length to compare with its transcript's
+            reference_timing = self.resamples_to_length and reference_text and not self._cut(mel.shape[0])
+            timing = "reference" if reference_timing else "z"
         scale = (
             self.reference_length_scale(mel.shape[0], reference_text, z, reference_speaker)
             if timing == "reference"
