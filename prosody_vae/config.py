@@ -258,6 +258,11 @@ class ProsodyConfig:
     # synthesised length follows the speaking rate z carries rather than the attention's step count;
     # synthesis resamples the decoder's output to it (prosody_vae/inference/timing.py)
     utterance_length: bool = False
+    # a head that estimates the length model's text term from a reference's mel alone
+    # (prosody_vae/tts/spoken_length.py), so that a transfer without the reference's transcript can
+    # still take the reference's pace (Synthesizer.transfer, timing "reference"); trained on the
+    # detached mel against the length model's token durations; needs utterance_length
+    spoken_length: bool = False
     # training only: share of the items that have a partner (the same voice and prosody settings on
     # another sentence: the manifest label setting_group, prosody_vae/data/partners.py) whose posterior
     # reads the partner while the decoder targets the item, so that z keeps the prosody rather than
@@ -266,7 +271,17 @@ class ProsodyConfig:
 
     def __post_init__(self) -> None:
         check_bools(
-            self, "prosody", "reference_pitch", "reference_pitch_relative", "contour_rate", "utterance_length"
+            self,
+            "prosody",
+            "reference_pitch",
+            "reference_pitch_relative",
+            "contour_rate",
+            "utterance_length",
+            "spoken_length",
+        )
+        check(
+            not self.spoken_length or self.utterance_length,
+            "prosody.spoken_length estimates the length model's text term: it needs prosody.utterance_length: true",
         )
         check(
             not self.reference_pitch_relative or (self.reference_pitch and self.speaker_dim > 0),

@@ -22,7 +22,9 @@ output's F0 moved to the reference voice's register (Capacitron's V+T behaviour)
 one that condition is for, as the target voice's register is given up. Every condition transfers with the
 default timing (:meth:`~prosody_vae.inference.synthesizer.Synthesizer.transfer`): for a model with a
 length model (``prosody.utterance_length``) and a transcript, the reference's measured pace; such a
-model also runs "timing from z", the transcript condition with the length the rate z implies.
+model also runs "timing from z", the transcript condition with the length the rate z implies. A model
+that estimates a reference's text from its audio (``prosody.spoken_length``) takes the reference's pace
+without a transcript too, and runs "no transcript, timing from z" beside it.
 
 Outputs and references are measured by one analysis (:func:`prosody_vae.data.espeak.measure_prosody`,
 phones per second counted as :mod:`recipes.transfer_eval` counts them), and scored with
@@ -81,6 +83,7 @@ CONDITIONS = (
     "timing from z",
     "reference's pitch",
     "no transcript",
+    "no transcript, timing from z",
     "no voice F0",
     "voice not named",
     "prior",
@@ -338,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
                     outputs["no voice F0"] = transfer(reference_voice_f0=None)
                 if no_transcript:
                     outputs["no transcript"] = transfer(reference_text=None)
+                    if synth.reads_pace_without_transcript:
+                        outputs["no transcript, timing from z"] = transfer(reference_text=None, timing="z")
                 measured_outputs = {
                     condition: (
                         _output_stats(synth, vocoder, result, text, args.tracker),

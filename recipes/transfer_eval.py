@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the transfers' length: the rate z implies, the reference's measured pace, or auto: the "
         "reference's where the model can (Synthesizer.transfer)",
     )
+    parser.add_argument(
+        "--no-reference-text",
+        action="store_true",
+        help="embed the references without their transcripts (models trained with "
+        "prosody.text_summary_dropout); the reference's pace then needs prosody.spoken_length",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -96,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     voice = {"speaker": args.speaker, "reference_speaker": args.speaker}
     for ref in references:
         text = next(t for t in rng.permutation(texts) if t != ref.text)  # inter-text transfer
-        result = synth.transfer(text, ref.audio, reference_text=ref.text, timing=args.timing, **voice)
+        transcript = None if args.no_reference_text else ref.text
+        result = synth.transfer(text, ref.audio, reference_text=transcript, timing=args.timing, **voice)
         transfer = _measure(synth, vocoder, result, text)
         prior = _measure(synth, vocoder, synth.sample(text, 1, speaker=args.speaker)[0], text)
         if transfer is None or prior is None:

@@ -143,8 +143,9 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="z: the output lasts as the speaking rate z carries implies; reference: as the reference's "
         "measured pace relative to its voice implies, which leaves out the reference sentence's own "
-        "timing (models with a length model; needs the reference's transcript); auto (default): "
-        "reference where it can run, else z",
+        "timing (models with a length model; needs the reference's transcript, unless the model "
+        "estimates it from the audio: prosody.spoken_length); auto (default): reference where it can "
+        "run, else z",
     )
     p.add_argument("--sample", action="store_true", help="sample z from q(z|reference) instead of its mean")
     p.add_argument(
@@ -433,8 +434,11 @@ def _check_reference_options(args: argparse.Namespace, synth) -> None:
         synth.check_timing(args.timing)
     except ValueError as error:
         raise ValueError(f"--timing {args.timing}: {error}") from None
-    if args.timing == "reference" and args.no_reference_text:
-        raise ValueError("--timing reference reads the reference's transcript: drop --no-reference-text")
+    if args.timing == "reference" and args.no_reference_text and not synth.reads_pace_without_transcript:
+        raise ValueError(
+            "--timing reference reads the reference's transcript (this model cannot estimate it from "
+            "the audio: it has no prosody.spoken_length): drop --no-reference-text"
+        )
     if args.reference_speaker is not None:
         synth.speaker_ids(args.reference_speaker, 1)  # a name the model does not know: one clear error
     if args.reference_voice_f0 is not None or args.reference_voice_clips:
@@ -461,7 +465,7 @@ def _reference_text(args: argparse.Namespace, synth, reference: Path, given: str
     """The transcript transfer embeds ``reference`` with: none with ``--no-reference-text``, else
     ``given`` or ``<name>.txt`` beside it (see :func:`_transcript`)."""
     text = None if args.no_reference_text else _transcript(synth, reference, given)
-    if text is None and args.timing == "reference":
+    if text is None and args.timing == "reference" and not synth.reads_pace_without_transcript:
         raise ValueError(
             f"{reference}: --timing reference compares the reference's length with its transcript's: "
             f"pass --reference-text or write it to {reference.with_suffix('.txt')}"

@@ -231,6 +231,13 @@ class Synthesizer:
         return self.length_model and self.model.utterance_length is not None
 
     @property
+    def reads_pace_without_transcript(self) -> bool:
+        """Whether :meth:`transfer` can take a reference's pace without its transcript: outputs are
+        resampled to the length model's lengths and the model estimates a reference's text term from
+        its mel (``prosody.spoken_length``, :mod:`prosody_vae.tts.spoken_length`)."""
+        return self.resamples_to_length and self.model.spoken_length is not None
+
+    @property
     def predicts_pitch(self) -> bool:
         """Whether the decoder predicts F0 and voicing (``backbone.pitch``): :attr:`Synthesis.f0` is set."""
         return getattr(self.model.backbone, "pitch_projection", None) is not None
@@ -772,9 +779,10 @@ class Synthesizer:
                 sentence's timing, which an inter-text transfer carries over as noise
                 (docs/transfer.md); the ratio leaves it out, as z's terms cancel in it (a deviation
                 from Capacitron; measured there: the cross-voice rate r rises in every group). It
-                needs ``reference_text`` and a reference read whole (not cut at
-                :data:`MAX_REFERENCE_SECONDS`). ``"auto"`` (default): ``"reference"`` where it can
-                run, else ``"z"``.
+                needs a reference read whole (not cut at :data:`MAX_REFERENCE_SECONDS`) and
+                ``reference_text``, or, without it, a model that estimates the transcript's share
+                from the audio (:attr:`reads_pace_without_transcript`). ``"auto"`` (default):
+                ``"reference"`` where it can run, else ``"z"``.
         """
         if via not in ("zp", "zs"):
             raise ValueError(f"via must be 'zp' or 'zs', got {via!r}")
@@ -782,10 +790,11 @@ class Synthesizer:
             self._require_hierarchical("transfer via z_s")
         self.check_pitch_level(pitch_level)
         self.check_timing(timing)
-        if timing == "reference" and not reference_text:
+        if timing == "reference" and not reference_text and not self.reads_pace_without_transcript:
             raise ValueError(
                 f"{reference if isinstance(reference, str | Path) else 'reference'}: timing 'reference' "
-                "compares the reference's length with its transcript's: pass reference_text"
+                "compares the reference's length with its transcript's: pass reference_text (or use a "
+                "model that estimates it from the audio, prosody.spoken_length)"
             )
         speaker = self.resolve_speaker(speaker)
         if reference_speaker is None and not self.speaker_optional:
@@ -797,10 +806,13 @@ class Synthesizer:
         )
         z = posterior.z if via == "zp" else self.model.prosody.sample_low(posterior.z_s, temperature)
         if timing == "auto":  # a reference cut short has no length to compare with its transcript's
-            reference_timing = self.resamples_to_length and reference_text and not self._cut(mel.shape[0])
+            paced = bool(reference_text) or self.reads_pace_without_transcript
+            reference_timing = self.resamples_to_length and paced and not self._cut(mel.shape[0])
             timing = "reference" if reference_timing else "z"
         scale = (
-            self.reference_length_scale(mel.shape[0], reference_text, z, reference_speaker)
+            self.reference_length_scale(
+                mel.shape[0], reference_text or None, z, reference_speaker, reference_mel=mel
+            )
             if timing == "reference"
             else None
         )
@@ -834,12 +846,23 @@ class Synthesizer:
 
     @torch.no_grad()
     def reference_length_scale(
-        self, reference_frames: int, reference_text: str, z: Tensor, reference_speaker: str | None
+        self,
+        reference_frames: int,
+        reference_text: str | None,
+        z: Tensor,
+        reference_speaker: str | None,
+        *,
+        reference_mel: Tensor | None = None,
     ) -> Tensor:
         """(1,) the reference's length over the length model's length for its transcript with latent z
         (1, D) in its voice: how much slower (> 1) or faster the reference is than the length model,
         given z, expects. In a voice outside the table the length model's voice term is unknown,
         so its length is the geometric mean over the table's voices.
+
+        Without a transcript (``reference_text`` None), the transcript's share of that length is
+        estimated from the reference's log-mel ``reference_mel`` (T, n_mels) by the model's
+        spoken-length head (:attr:`reads_pace_without_transcript`,
+        :mod:`prosody_vae.tts.spoken_length`); a model without one raises a ``ValueError``.
 
         The length model is log T = log sum_l d(token_l) + v_z . z + v_s . s + b (linear in [z, s]), so
         multiplying the output's length by this ratio gives log T_out = log sum d(out tokens) +
@@ -852,7 +875,11 @@ class Synthesizer:
                 f"timing 'reference' needs the whole reference: it was cut at {MAX_REFERENCE_SECONDS:g} s, "
                 "shorter than its transcript"
             )
-        tokens, lengths = self.tokens([reference_text])
+        if reference_text is None and not (self.reads_pace_without_transcript and reference_mel is not None):
+            raise ValueError(
+                "timing 'reference' without the reference's transcript needs a model that estimates it "
+                "from the audio (prosody.spoken_length) and the reference's mel"
+            )
         if not self.speakers:
             speakers = None
         elif reference_speaker is not None and reference_speaker in self.speakers:
@@ -860,9 +887,18 @@ class Synthesizer:
         else:  # an unknown voice: every voice of the table, geometric mean below
             speakers = torch.arange(len(self.speakers), device=self.device)
         n = 1 if speakers is None else speakers.shape[0]
-        predicted = self.model.predicted_frames(
-            tokens.expand(n, -1), lengths.expand(n), z.to(self.device).expand(n, -1), speakers=speakers
-        )
+        latents = z.to(self.device).expand(n, -1)
+        if reference_text is None:
+            mel = reference_mel.to(self.device)
+            frames = torch.tensor([mel.shape[0]], device=self.device)
+            predicted = self.model.spoken_frames(
+                mel[None].expand(n, -1, -1), frames.expand(n), latents, speakers=speakers
+            )
+        else:
+            tokens, lengths = self.tokens([reference_text])
+            predicted = self.model.predicted_frames(
+                tokens.expand(n, -1), lengths.expand(n), latents, speakers=speakers
+            )
         return (reference_frames / torch.exp(torch.log(predicted).mean())).reshape(1).to(z.device)
 
     def check_pitch_level(self, pitch_level: str) -> None:

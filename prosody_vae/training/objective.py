@@ -58,6 +58,7 @@ class LossParts(NamedTuple):
     voice_adversary: Tensor  # the voice classifier's cross-entropy on z, nats per utterance; 0 without one
     contour: Tensor  # the contour-statistics head's NLL given z, nats per utterance; 0 without one
     utterance_length: Tensor  # the length model's squared error of log frames; 0 without one
+    spoken_length: Tensor  # the spoken-length head's squared error of the log text term; 0 without one
     normalizer: Tensor  # n_mels * mean frames
 
 
@@ -179,6 +180,12 @@ class TrainingModule(nn.Module):
             length = self.model.utterance_length.loss(
                 batch.tokens, batch.token_lengths, conditioning, batch.mel_lengths
             ).mean()
+        spoken = zero
+        if self.model.spoken_length is not None and self.model.utterance_length is not None:
+            # the text term of each item's own transcript, read from its mel alone; both detached
+            # (tts/spoken_length.py)
+            text_term = self.model.utterance_length.text_term(batch.tokens, batch.token_lengths)
+            spoken = self.model.spoken_length.loss(batch.mels, batch.mel_lengths, text_term).mean()
         loss = (
             capacity_loss / normalizer
             + self.stop_weight * stop
@@ -186,6 +193,7 @@ class TrainingModule(nn.Module):
             + self.voice_adversary_weight * adversary
             + self.contour_weight * contour
             + length
+            + spoken
         )
         parts = LossParts(
             loss=loss,
@@ -203,6 +211,7 @@ class TrainingModule(nn.Module):
             voice_adversary=adversary.detach(),
             contour=contour.detach(),
             utterance_length=length.detach(),
+            spoken_length=spoken.detach(),
             normalizer=normalizer.detach(),
         )
         return parts, output

@@ -92,6 +92,8 @@ def train_step(state: TrainingState, batch: Batch) -> StepResult:
         extra = {**(extra or {}), "contour": float(logged.contour)}
     if state.model.utterance_length is not None:  # the length model's error: (log frames)^2
         extra = {**(extra or {}), "utterance_length": float(logged.utterance_length)}
+    if state.model.spoken_length is not None:  # the text term read from the mel: (log frames)^2
+        extra = {**(extra or {}), "spoken_length": float(logged.spoken_length)}
     state.scheduler.step()
     state.step += 1
     lr = state.scheduler.get_last_lr()[0]

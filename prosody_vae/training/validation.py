@@ -59,6 +59,7 @@ def validate(
             "voice_adversary": parts.voice_adversary,
             "contour": parts.contour,
             "utterance_length": parts.utterance_length,
+            "spoken_length": parts.spoken_length,
             "stop": parts.stop,
             "diagonality": diag.mean(),
         }

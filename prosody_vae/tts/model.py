@@ -44,6 +44,7 @@ from prosody_vae.tts.backbones import Tacotron2, TacotronInference, TacotronOutp
 from prosody_vae.tts.contour_statistics import ContourStatisticsHead
 from prosody_vae.tts.paired_reference import Reference, choose_references
 from prosody_vae.tts.reference_warp import ReferenceWarp
+from prosody_vae.tts.spoken_length import SpokenLength
 from prosody_vae.tts.utterance_length import UtteranceLength
 from prosody_vae.tts.voice_adversary import VoiceAdversary
 from prosody_vae.tts.voice_pitch import VoicePitch
@@ -93,6 +94,10 @@ class ProsodyTTS(nn.Module):
         utterance_length: an :class:`~prosody_vae.tts.utterance_length.UtteranceLength` that predicts
             an utterance's length from its tokens and the conditioning, or None
             (``prosody.utterance_length``); synthesis resamples the decoder's output to its length.
+        spoken_length: a :class:`~prosody_vae.tts.spoken_length.SpokenLength` that estimates the
+            length model's text term of a reference from its mel alone, or None
+            (``prosody.spoken_length``): a transfer without a transcript can then take the
+            reference's pace. Needs ``utterance_length``.
         paired_reference: share of training items with a partner (the same voice and prosody on
             another sentence) whose posterior reads the partner instead of the item
             (``prosody.paired_reference``, :mod:`prosody_vae.tts.paired_reference`). Not in Capacitron.
@@ -111,6 +116,7 @@ class ProsodyTTS(nn.Module):
         reference_warp: ReferenceWarp | None = None,
         contour_head: ContourStatisticsHead | None = None,
         utterance_length: UtteranceLength | None = None,
+        spoken_length: SpokenLength | None = None,
         paired_reference: float = 0.0,
     ):
         super().__init__()
@@ -130,6 +136,11 @@ class ProsodyTTS(nn.Module):
         self.voice_pitch = VoicePitch(n_speakers) if relative_reference_pitch else None
         self.reference_warp = reference_warp  # training only; the identity in eval mode
         self.utterance_length = utterance_length
+        if spoken_length is not None and utterance_length is None:
+            raise ValueError(
+                "spoken_length estimates the length model's text term: it needs utterance_length"
+            )
+        self.spoken_length = spoken_length
         if not 0.0 <= paired_reference <= 1.0:
             raise ValueError(f"paired_reference must lie in [0, 1], got {paired_reference}")
         self.paired_reference = paired_reference
@@ -383,6 +394,21 @@ class ProsodyTTS(nn.Module):
         return torch.exp(self.utterance_length(tokens, token_lengths, conditioning))
 
     @torch.no_grad()
+    def spoken_frames(
+        self, mels: Tensor, mel_lengths: Tensor, z: Tensor, *, speakers: Tensor | None = None
+    ) -> Tensor | None:
+        """The length model's length in frames (B,) of what log-mels (B, T, M) with lengths (B,)
+        speak, spoken with latents z (B, D) in voices ``speakers`` (B,): :meth:`predicted_frames`
+        with the transcript's text term estimated from the mel (``prosody.spoken_length``); None for
+        a model without the estimate."""
+        if self.spoken_length is None or self.utterance_length is None:
+            return None
+        conditioning = self.conditioning(z, speakers)
+        return torch.exp(
+            self.spoken_length(mels, mel_lengths) + self.utterance_length.rate_term(conditioning)
+        )
+
+    @torch.no_grad()
     def infer(
         self,
         tokens: Tensor,
@@ -501,5 +527,6 @@ def build_model(config: ExperimentConfig, *, n_symbols: int, n_speakers: int = 1
             if pc.utterance_length
             else None
         ),
+        spoken_length=SpokenLength(n_mels=config.audio.n_mels) if pc.spoken_length else None,
         paired_reference=pc.paired_reference,
     )

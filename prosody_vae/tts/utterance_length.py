@@ -54,11 +54,18 @@ class UtteranceLength(nn.Module):
 
     def forward(self, tokens: Tensor, token_lengths: Tensor, conditioning: Tensor) -> Tensor:
         """Predicted log length in frames (B,)."""
+        return self.text_term(tokens, token_lengths) + self.rate_term(conditioning)
+
+    def rate_term(self, conditioning: Tensor) -> Tensor:
+        """v^T c + b (B,): the conditioning's share of the log length."""
+        return self.rate(conditioning).squeeze(-1)
+
+    def text_term(self, tokens: Tensor, token_lengths: Tensor) -> Tensor:
+        """log sum_l d(token_l) (B,): the sentence's share of the log length, without the conditioning."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         valid = positions[None, :] < token_lengths[:, None]  # (B, L): padding never counts
         durations = F.softplus(self.token_frames)[tokens] * valid.to(self.token_frames.dtype)  # (B, L)
-        total = durations.sum(dim=1).clamp_min(1e-3)
-        return torch.log(total) + self.rate(conditioning).squeeze(-1)
+        return torch.log(durations.sum(dim=1).clamp_min(1e-3))
 
     def loss(
         self, tokens: Tensor, token_lengths: Tensor, conditioning: Tensor, mel_lengths: Tensor
