@@ -15,6 +15,10 @@ pace the transcript gives (log T - text term), which is what a transfer without 
     .venv/bin/python recipes/fit_spoken_length.py --checkpoint prosody_vae/assets/espeak_prosody.pt \\
         --data data/espeak_multivoice/prepared --out exp/spoken_length/espeak_prosody.pt
 
+``--report-only`` fits nothing and reports on the head a model has (the shipped one, for one), with
+a stretch check: references made 0.8x and 1.25x as long, by the phase vocoder on the audio and by
+interpolating the mel, should change the output's length by those factors.
+
 The run is short (about 12 minutes on 2 cores) and writes its result once, atomically; an interrupted
 run is started again. A model trained with ``prosody.spoken_length: true`` learns the head in
 training instead.
@@ -28,9 +32,11 @@ import math
 import time
 from pathlib import Path
 
+import librosa
 import numpy as np
 import torch
 
+from prosody_vae.audio import load_audio, log_mel
 from prosody_vae.checkpoint import load_checkpoint, save_checkpoint
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.data.feature_cache import load_features
@@ -72,6 +78,27 @@ def _items(
     return mels, torch.cat(terms), kept
 
 
+def _vocoded_copies(
+    items: Items, config: ExperimentConfig, copies: int, max_stretch: float, seed: int
+) -> Items:
+    """``copies`` more versions of each item, its audio stretched in time by librosa's phase vocoder
+    (a factor drawn log-uniformly from [1 / max_stretch, max_stretch]) and analysed again; the target
+    stays. A second kind of stretch beside the head's mel interpolation, made on the audio: a head
+    fitted without it read a reference slowed 1.25x by the phase vocoder as nearly its original pace
+    (scale 1.02), though it follows espeak-ng's own rate settings (docs/transfer.md)."""
+    rng = np.random.default_rng(seed)
+    mels, terms, utts = [], [], []
+    for _, term, utt in zip(*items, strict=True):
+        wav = load_audio(utt.audio, config.audio)
+        for _ in range(copies):
+            factor = float(np.exp(rng.uniform(-np.log(max_stretch), np.log(max_stretch))))
+            stretched = librosa.effects.time_stretch(wav, rate=1.0 / factor)
+            mels.append(log_mel(stretched, config.audio))
+            terms.append(term)
+            utts.append(utt)
+    return mels, torch.stack(terms), utts
+
+
 def _padded(mels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     lengths = torch.tensor([m.shape[0] for m in mels])
     out = torch.zeros(len(mels), int(lengths.max()), mels[0].shape[1])
@@ -104,10 +131,48 @@ def _report(name: str, model: ProsodyTTS, items: Items) -> str:
     return f"{name}: {len(utts)} items, text-term error (rms, log) {rms:.3f}{within}"
 
 
+def _stretch_check(
+    name: str, model: ProsodyTTS, items: Items, config: ExperimentConfig, n: int = 24, seed: int = 0
+) -> str:
+    """How the pace the head gives follows a reference made longer or shorter. ``n`` of the items,
+    their audio stretched by librosa's phase vocoder to 0.8x and 1.25x their duration, and their
+    mel stretched alike by interpolation: the median ratio of the output-length scale the head gives
+    the stretched reference to the one it gives the original. A head that counts what is said gives
+    the stretch itself (0.8, 1.25); one that reads the pace from how the sounds look gives 1."""
+    mels, _, utts = items
+    chosen = np.random.default_rng(seed).choice(len(utts), min(n, len(utts)), replace=False)
+    originals = [mels[i] for i in chosen]
+    versions: dict[str, list[torch.Tensor]] = {}
+    for f in (0.8, 1.25):
+        versions[f"phase vocoder {f}x"] = [
+            log_mel(
+                librosa.effects.time_stretch(load_audio(utts[i].audio, config.audio), rate=1.0 / f),
+                config.audio,
+            )
+            for i in chosen
+        ]
+        versions[f"mel interpolation {f}x"] = [
+            torch.nn.functional.interpolate(m.T[None], size=round(f * m.shape[0]), mode="linear")[0].T
+            for m in originals
+        ]
+
+    def log_scale(batch: list[torch.Tensor]) -> np.ndarray:  # log T - estimate, up to a constant
+        return np.log([m.shape[0] for m in batch]) - _estimates(model, batch).numpy()
+
+    base = log_scale(originals)
+    parts = [f"{key} {np.median(np.exp(log_scale(v) - base)):.3f}" for key, v in versions.items()]
+    return f"{name}, stretched ({len(chosen)} items; a count gives the stretch): " + ", ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True, help="training checkpoint or packed model")
-    parser.add_argument("--out", type=Path, required=True, help="the packed model to write")
+    parser.add_argument("--out", type=Path, default=None, help="the packed model to write")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="fit nothing: report on the head the checkpoint has (its error, pace r and stretch check)",
+    )
     parser.add_argument(
         "--data",
         type=Path,
@@ -121,9 +186,17 @@ def main(argv: list[str] | None = None) -> int:
         "--lr", type=float, default=1e-3, help="learning rate (a tenth of it for the last 30 %%)"
     )
     parser.add_argument("--report", nargs="*", default=["test"], help="further splits to report on")
+    parser.add_argument(
+        "--vocoded-copies",
+        type=int,
+        default=0,
+        help="phase-vocoder-stretched copies of each training item to add (0: the mel interpolation only)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
+    if args.out is None and not args.report_only:
+        parser.error("--out is required (or --report-only)")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -135,14 +208,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.checkpoint}: the spoken-length head estimates the length model's text term, and this "
             "model has no length model (recipes/fit_utterance_length.py gives it one)"
         )
-    if source.prosody.spoken_length:
+    if args.report_only and not source.prosody.spoken_length:
+        raise SystemExit(f"{args.checkpoint}: no spoken-length head to report on (prosody.spoken_length)")
+    if source.prosody.spoken_length and not args.report_only:
         print(f"note: {args.checkpoint} has a spoken-length head already; it is fitted again")
     config = dataclasses.replace(source, prosody=dataclasses.replace(source.prosody, spoken_length=True))
     tokenizer = build_tokenizer(**state["tokenizer"])
     speakers = list(state["speakers"])
     model = build_model(config, n_symbols=tokenizer.vocab_size, n_speakers=len(speakers))
     weights = {
-        k: v for k, v in model_weights(state, args.checkpoint).items() if not k.startswith("spoken_length.")
+        k: v
+        for k, v in model_weights(state, args.checkpoint).items()
+        if args.report_only or not k.startswith("spoken_length.")
     }
     missing, unexpected = model.load_state_dict(
         {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=False
@@ -160,10 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(train[2])} training items, {len(valid[2])} validation items, {time.time() - started:.0f} s",
         flush=True,
     )
+    if args.vocoded_copies > 0 and not args.report_only:
+        extra = _vocoded_copies(train, config, args.vocoded_copies, head.max_stretch, args.seed)
+        train = (train[0] + extra[0], torch.cat([train[1], extra[1]]), train[2] + extra[2])
+        print(f"{len(extra[2])} phase-vocoded copies added, {time.time() - started:.0f} s", flush=True)
 
     optimizer = torch.optim.Adam(head.parameters(), lr=args.lr)
     mels, terms, _ = train
-    for step in range(1, args.steps + 1):
+    for step in range(1, 0 if args.report_only else args.steps + 1):
         chosen = torch.randint(len(mels), (args.batch_size,)).tolist()
         batch, lengths = _padded([mels[i] for i in chosen])
         loss = head.loss(batch, lengths, terms[chosen]).mean()
@@ -188,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                 if chosen:
                     subset = ([items[0][i] for i in chosen], items[1][chosen], [items[2][i] for i in chosen])
                     print(_report(name, model, subset))
+                    print(_stretch_check(name, model, subset, config, seed=args.seed), flush=True)
+    if args.report_only:
+        return 0
     stored = next(v.dtype for v in weights.values() if v.is_floating_point())  # fp16 if packed, else fp32
     packed = packed_state(
         state,
@@ -195,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         dtype=stored,
         provenance={
             "spoken_length": f"fitted by recipes/fit_spoken_length.py on {', '.join(map(str, roots))} "
-            f"({args.steps} steps, seed {args.seed})"
+            f"({args.steps} steps, {args.vocoded_copies} phase-vocoded copies per item, seed {args.seed})"
         },
         weights=model.state_dict(),
         config=config.to_dict(),

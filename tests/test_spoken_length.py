@@ -224,8 +224,40 @@ def test_fit_recipe_adds_the_head_and_changes_nothing_else(tiny_prepared, tmp_pa
         if not key.startswith("spoken_length."):
             assert torch.equal(value, theirs[key]), key
     assert "spoken_length" in load_checkpoint(out)["provenance"]
+    # --report-only reads the head the model has: the same figures as the fit printed, nothing written
+    validation = next(line for line in printed.splitlines() if line.startswith("validation:"))
+    written = out.stat().st_mtime_ns
+    assert fit_spoken_length.main(["--checkpoint", str(out), "--report-only", "--report", "valid"]) == 0
+    reported = capsys.readouterr().out
+    assert validation in reported.splitlines() and "stretched" in reported
+    assert out.stat().st_mtime_ns == written
+    with pytest.raises(SystemExit, match="no spoken-length head"):
+        fit_spoken_length.main(["--checkpoint", str(source), "--report-only"])
     # a model without a length model has no text term to estimate
     with pytest.raises(SystemExit, match="no length model"):
         fit_spoken_length.main(
             ["--checkpoint", str(train_tiny(tmp_path, tiny_prepared, steps=1)), "--out", str(out)]
         )
+
+
+def test_fit_recipe_vocoded_copies_are_stretched_audio_with_the_same_target(tiny_prepared, tmp_path) -> None:
+    """Each copy is the item's audio stretched by the phase vocoder within the head's bound, analysed
+    again (same mel bins, a length that follows the drawn factor) and given the item's own target."""
+    import fit_spoken_length
+
+    source = train_tiny(tmp_path, tiny_prepared, steps=1, prosody={"utterance_length": True})
+    synth = Synthesizer.from_checkpoint(source)
+    items = fit_spoken_length._items(
+        synth.model, synth.tokenizer, [Path(tiny_prepared)], "train", list(synth.speakers)
+    )
+    items = (items[0][:6], items[1][:6], items[2][:6])
+    mels, terms, utts = fit_spoken_length._vocoded_copies(
+        items, synth.config, copies=2, max_stretch=1.4, seed=0
+    )
+    assert len(mels) == 12 and terms.shape == (12,)
+    assert torch.equal(terms, items[1].repeat_interleave(2))
+    assert [u.id for u in utts] == [u.id for u in items[2] for _ in range(2)]
+    ratios = np.array([m.shape[0] / items[0][i // 2].shape[0] for i, m in enumerate(mels)])
+    assert mels[0].shape[1] == items[0][0].shape[1]
+    assert np.all((ratios > 1 / 1.4 - 0.05) & (ratios < 1.4 + 0.05)), ratios
+    assert np.ptp(ratios) > 0.05  # the factors are drawn, not one fixed stretch
