@@ -192,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="phase-vocoder-stretched copies of each training item to add (0: the mel interpolation only)",
     )
+    parser.add_argument(
+        "--voice-warp",
+        type=float,
+        default=1.0,
+        help="warp each training mel's frequency axis by up to this factor either way (1: off)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
@@ -229,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     head = model.spoken_length
     head.train()  # the stretch augmentation; the head has no dropout or batch statistics
+    head.max_warp = args.voice_warp  # training only: not part of the model's config
 
     roots = args.data or [Path(config.data.root)]
     train = _items(model, tokenizer, roots, config.data.train_split, speakers)
@@ -279,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         dtype=stored,
         provenance={
             "spoken_length": f"fitted by recipes/fit_spoken_length.py on {', '.join(map(str, roots))} "
-            f"({args.steps} steps, {args.vocoded_copies} phase-vocoded copies per item, seed {args.seed})"
+            f"({args.steps} steps, {args.vocoded_copies} phase-vocoded copies per item, voice warp "
+            f"{args.voice_warp}, seed {args.seed})"
         },
         weights=model.state_dict(),
         config=config.to_dict(),

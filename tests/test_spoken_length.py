@@ -81,6 +81,27 @@ def test_the_head_learns_what_is_said_not_how_long_it_takes() -> None:
     assert np.corrcoef(pace, rate)[0, 1] > np.corrcoef(np.log(lengths.numpy()), rate)[0, 1] + 0.2
 
 
+def test_the_voice_warp_moves_formants_by_the_drawn_factor_and_keeps_padding() -> None:
+    """A mel with one bright channel: after the warp its peak sits at channel * a for factors a inside
+    the bound, different for each item, and frames past an item's length stay zero."""
+    torch.manual_seed(0)
+    head = SpokenLength(n_mels=80, channels=8, max_warp=1.2)
+    mels = torch.zeros(64, 30, 80)
+    mels[:, :, 40] = 1.0
+    lengths = torch.full((64,), 30)
+    lengths[0] = 20
+    mels[0, 20:] = 0.0
+    warped = head.warped(mels, lengths)
+    peaks = warped[:, 5].argmax(1).float()
+    assert torch.all((peaks >= 40 / 1.2 - 1) & (peaks <= 40 * 1.2 + 1)), peaks
+    assert peaks.max() - peaks.min() >= 8  # the factors are drawn per item
+    assert torch.all(warped[0, 20:] == 0)
+    same = SpokenLength(n_mels=80, channels=8, max_warp=1.0 + 1e-9).warped(mels, lengths)
+    assert torch.allclose(same, mels, atol=1e-5)  # a factor of 1 changes nothing
+    with pytest.raises(ValueError, match="max_warp"):
+        SpokenLength(n_mels=80, max_warp=0.9)
+
+
 def test_the_config_needs_a_length_model() -> None:
     with pytest.raises(ValueError, match="spoken_length"):
         ProsodyConfig(spoken_length=True)

@@ -39,6 +39,9 @@ class SpokenLength(nn.Module):
             field is 37 frames, about a syllable or two.
         max_stretch: training stretches each mel in time by a factor drawn log-uniformly from
             [1 / max_stretch, max_stretch]; 1 turns it off.
+        max_warp: training also warps each mel's frequency axis by a factor drawn the same way (a
+            longer or shorter vocal tract: vocal tract length perturbation, Jaitly & Hinton 2013), so
+            that the count does not lean on one voice's formants; 1 (the default) turns it off.
     """
 
     def __init__(
@@ -48,12 +51,13 @@ class SpokenLength(nn.Module):
         channels: int = 128,
         dilations: tuple[int, ...] = (1, 2, 4, 1),
         max_stretch: float = 1.4,
+        max_warp: float = 1.0,
     ) -> None:
         super().__init__()
-        if n_mels < 1 or channels < 1 or not dilations or not max_stretch >= 1.0:
+        if n_mels < 1 or channels < 1 or not dilations or not max_stretch >= 1.0 or not max_warp >= 1.0:
             raise ValueError(
-                f"SpokenLength needs n_mels >= 1, channels >= 1, dilations and max_stretch >= 1, got "
-                f"{n_mels}, {channels}, {dilations}, {max_stretch}"
+                f"SpokenLength needs n_mels >= 1, channels >= 1, dilations, max_stretch >= 1 and "
+                f"max_warp >= 1, got {n_mels}, {channels}, {dilations}, {max_stretch}, {max_warp}"
             )
         widths = [n_mels] + [channels] * len(dilations)
         self.convs = nn.ModuleList(
@@ -63,6 +67,7 @@ class SpokenLength(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(channels) for _ in dilations)
         self.density = nn.Conv1d(channels, 1, 1)
         self.max_stretch = float(max_stretch)
+        self.max_warp = float(max_warp)
 
     def forward(self, mels: Tensor, mel_lengths: Tensor) -> Tensor:
         """Estimated log sum of token durations, in frames (B,)."""
@@ -80,6 +85,8 @@ class SpokenLength(nn.Module):
     def loss(self, mels: Tensor, mel_lengths: Tensor, target: Tensor) -> Tensor:
         """Squared error (B,) of the log length against ``target`` (B,), the length model's text term
         of each item's transcript; in training each mel is first stretched in time (the target stays)."""
+        if self.training and self.max_warp > 1.0:
+            mels = self.warped(mels.detach(), mel_lengths)
         if self.training and self.max_stretch > 1.0:
             mels, mel_lengths = self.stretched(mels.detach(), mel_lengths)
         return (self(mels.detach(), mel_lengths) - target.detach()).square()
@@ -99,3 +106,21 @@ class SpokenLength(nn.Module):
         for i, piece in enumerate(pieces):
             out[i, : piece.shape[0]] = piece
         return out, lengths
+
+    def warped(self, mels: Tensor, mel_lengths: Tensor) -> Tensor:
+        """Each mel (B, T, M) with its channel axis resampled by its own log-uniform factor a: channel
+        m takes what channel m / a had (linear interpolation; past the top, the top channel). The mel
+        scale is near logarithmic above 1 kHz, so this is close to scaling every formant by one factor.
+        Padding frames stay zero."""
+        if mels.shape[2] < 2:
+            return mels
+        log_max = math.log(self.max_warp)
+        factors = torch.exp(torch.empty(mels.shape[0], device=mels.device).uniform_(-log_max, log_max))
+        n_mels = mels.shape[2]
+        source = (torch.arange(n_mels, device=mels.device)[None, :] / factors[:, None]).clamp(max=n_mels - 1)
+        low = source.floor().long().clamp(max=n_mels - 2)
+        frac = (source - low).to(mels.dtype)[:, None, :]  # (B, 1, M)
+        index = low[:, None, :].expand(-1, mels.shape[1], -1)
+        out = mels.gather(2, index) * (1 - frac) + mels.gather(2, index + 1) * frac
+        valid = torch.arange(mels.shape[1], device=mels.device)[None, :] < mel_lengths[:, None]
+        return out * valid[..., None].to(mels.dtype)
