@@ -52,3 +52,41 @@ def test_shipped_model_loads_with_its_provenance():
     assert builtin_model_path().stat().st_size < 20 * 2**20
     synth = Synthesizer.from_checkpoint(builtin_model_path())
     assert synth.model.prosody.latent_dim == state["config"]["prosody"]["latent_dim"]
+
+
+def test_shipped_model_reads_a_references_pace_without_its_transcript(tmp_path):
+    """The same sentence at three espeak-ng rates, in a voice the model never heard: without the
+    transcript, the length a transfer gives a new sentence follows the reference's rate as with it,
+    and a reference stretched in time (its mel, 1.3x) gives a 1.3x longer output."""
+    import math
+
+    import torch.nn.functional as F
+
+    from prosody_vae.data.espeak.synthesis import synthesize
+
+    synth = Synthesizer.from_checkpoint(builtin_model_path())
+    assert synth.reads_pace_without_transcript
+    text = "Clara noticed that Felix moved their candle before the storm."
+    tokens, lengths = synth.tokens(["Please bring the green bottle back before lunch."])
+
+    def output_frames(mel, z, reference_text=None):
+        """The output's length: the length model's for the new sentence, times the reference's scale."""
+        scale = synth.reference_length_scale(mel.shape[0], reference_text, z, None, reference_mel=mel)
+        frames = synth.model.predicted_frames(tokens, lengths, z, speakers=synth.speaker_ids(None, 1))
+        return float(frames[0] * scale[0])
+
+    transcribed, estimated = [], []
+    for rate in (130, 175, 230):
+        path = synthesize(
+            text, pitch=50, pitch_range=50, rate=rate, voice="en-029+m7", out_path=tmp_path / f"{rate}.wav"
+        )
+        mel = synth.reference_mel(str(path))
+        z = synth.embed(str(path)).z
+        transcribed.append(output_frames(mel, z, text))
+        estimated.append(output_frames(mel, z))
+        if rate == 175:
+            longer = F.interpolate(mel.T[None], size=round(1.3 * mel.shape[0]), mode="linear")[0].T
+            assert output_frames(longer, z) / estimated[-1] == pytest.approx(1.3, rel=0.08)
+    assert estimated[0] > 1.15 * estimated[1] > 1.15**2 * estimated[2]  # slower reference, longer output
+    for t, e in zip(transcribed, estimated, strict=True):
+        assert math.log(e) == pytest.approx(math.log(t), abs=0.15)  # near the transcribed pace
