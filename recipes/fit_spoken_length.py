@@ -35,6 +35,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from prosody_vae.audio import load_audio, log_mel
 from prosody_vae.checkpoint import load_checkpoint, save_checkpoint
@@ -100,11 +101,8 @@ def _vocoded_copies(
 
 
 def _padded(mels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([m.shape[0] for m in mels])
-    out = torch.zeros(len(mels), int(lengths.max()), mels[0].shape[1])
-    for i, mel in enumerate(mels):
-        out[i, : mel.shape[0]] = mel
-    return out, lengths
+    """(B, T_max, M) zero-padded, and the lengths (B,)."""
+    return pad_sequence(mels, batch_first=True), torch.tensor([m.shape[0] for m in mels])
 
 
 @torch.no_grad()

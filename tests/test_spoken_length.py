@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import train_tiny
+from torch.nn.utils.rnn import pad_sequence
 
 from prosody_vae.cli import main
 from prosody_vae.config import ProsodyConfig
@@ -37,11 +38,7 @@ def _speech(generator: torch.Generator, n_mels: int = 16) -> tuple[torch.Tensor,
 
 
 def _batch(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = torch.tensor([m.shape[0] for m in items])
-    out = torch.zeros(len(items), int(lengths.max()), items[0].shape[1])
-    for i, mel in enumerate(items):
-        out[i, : mel.shape[0]] = mel
-    return out, lengths
+    return pad_sequence(items, batch_first=True), torch.tensor([m.shape[0] for m in items])
 
 
 def test_padding_does_not_change_the_estimate() -> None:
