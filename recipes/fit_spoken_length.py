@@ -79,6 +79,12 @@ def _items(
     return mels, torch.cat(terms), kept
 
 
+def _vocoded_mel(utt: Utterance, config: ExperimentConfig, factor: float) -> torch.Tensor:
+    """The utterance's audio made ``factor`` times as long by librosa's phase vocoder, as a log-mel."""
+    wav = load_audio(utt.audio, config.audio)
+    return log_mel(librosa.effects.time_stretch(wav, rate=1.0 / factor), config.audio)
+
+
 def _vocoded_copies(
     items: Items, config: ExperimentConfig, copies: int, max_stretch: float, seed: int
 ) -> Items:
@@ -90,11 +96,9 @@ def _vocoded_copies(
     rng = np.random.default_rng(seed)
     mels, terms, utts = [], [], []
     for _, term, utt in zip(*items, strict=True):
-        wav = load_audio(utt.audio, config.audio)
         for _ in range(copies):
             factor = float(np.exp(rng.uniform(-np.log(max_stretch), np.log(max_stretch))))
-            stretched = librosa.effects.time_stretch(wav, rate=1.0 / factor)
-            mels.append(log_mel(stretched, config.audio))
+            mels.append(_vocoded_mel(utt, config, factor))
             terms.append(term)
             utts.append(utt)
     return mels, torch.stack(terms), utts
@@ -142,13 +146,7 @@ def _stretch_check(
     originals = [mels[i] for i in chosen]
     versions: dict[str, list[torch.Tensor]] = {}
     for f in (0.8, 1.25):
-        versions[f"phase vocoder {f}x"] = [
-            log_mel(
-                librosa.effects.time_stretch(load_audio(utts[i].audio, config.audio), rate=1.0 / f),
-                config.audio,
-            )
-            for i in chosen
-        ]
+        versions[f"phase vocoder {f}x"] = [_vocoded_mel(utts[i], config, f) for i in chosen]
         versions[f"mel interpolation {f}x"] = [
             torch.nn.functional.interpolate(m.T[None], size=round(f * m.shape[0]), mode="linear")[0].T
             for m in originals
@@ -249,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
 
     optimizer = torch.optim.Adam(head.parameters(), lr=args.lr)
     mels, terms, _ = train
-    for step in range(1, 0 if args.report_only else args.steps + 1):
+    steps = 0 if args.report_only else args.steps
+    for step in range(1, steps + 1):
         chosen = torch.randint(len(mels), (args.batch_size,)).tolist()
         batch, lengths = _padded([mels[i] for i in chosen])
         loss = head.loss(batch, lengths, terms[chosen]).mean()

@@ -25,6 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 
 __all__ = ["SpokenLength"]
 
@@ -102,10 +103,7 @@ class SpokenLength(nn.Module):
                 F.interpolate(mel[:length].T[None], size=frames, mode="linear", align_corners=False)[0].T
             )
         lengths = torch.tensor([p.shape[0] for p in pieces], device=mels.device)
-        out = mels.new_zeros(len(pieces), int(lengths.max()), mels.shape[2])
-        for i, piece in enumerate(pieces):
-            out[i, : piece.shape[0]] = piece
-        return out, lengths
+        return pad_sequence(pieces, batch_first=True), lengths
 
     def warped(self, mels: Tensor, mel_lengths: Tensor) -> Tensor:
         """Each mel (B, T, M) with its channel axis resampled by its own log-uniform factor a: channel
