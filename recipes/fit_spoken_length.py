@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from prosody_vae.audio import load_audio, log_mel
+from prosody_vae.audio import AudioError, load_audio, log_mel
 from prosody_vae.checkpoint import load_checkpoint, save_checkpoint
 from prosody_vae.config import ExperimentConfig
 from prosody_vae.data.feature_cache import load_features
@@ -94,14 +94,20 @@ def _vocoded_copies(
     fitted without it read a reference slowed 1.25x by the phase vocoder as nearly its original pace
     (scale 1.02), though it follows espeak-ng's own rate settings (docs/transfer.md)."""
     rng = np.random.default_rng(seed)
-    mels, terms, utts = [], [], []
+    mels, terms, utts, skipped = [], [], [], []
     for _, term, utt in zip(*items, strict=True):
         for _ in range(copies):
             factor = float(np.exp(rng.uniform(-np.log(max_stretch), np.log(max_stretch))))
-            mels.append(_vocoded_mel(utt, config, factor))
+            try:
+                mels.append(_vocoded_mel(utt, config, factor))
+            except AudioError as error:  # its cached mel still trains; only the copy is lost
+                skipped.append(str(error))
+                break
             terms.append(term)
             utts.append(utt)
-    return mels, torch.stack(terms), utts
+    if skipped:
+        print(f"no phase-vocoded copy of {len(skipped)} item(s) whose audio could not be read: {skipped[0]}")
+    return mels, torch.stack(terms) if terms else torch.zeros(0), utts
 
 
 def _padded(mels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,10 +149,24 @@ def _stretch_check(
     the stretch itself (0.8, 1.25); one that reads the pace from how the sounds look gives 1."""
     mels, _, utts = items
     chosen = np.random.default_rng(seed).choice(len(utts), min(n, len(utts)), replace=False)
+    vocoded: dict[float, list[torch.Tensor]] = {0.8: [], 1.25: []}
+    readable = []
+    for i in chosen:
+        try:
+            pair = {f: _vocoded_mel(utts[i], config, f) for f in vocoded}
+        except AudioError:
+            continue  # left out of the check, and counted below
+        readable.append(i)
+        for f, mel in pair.items():
+            vocoded[f].append(mel)
+    unreadable = f", {len(chosen) - len(readable)} unreadable left out" if len(readable) < len(chosen) else ""
+    if not readable:
+        return f"{name}, stretched: no item's audio could be read{unreadable}"
+    chosen = readable
     originals = [mels[i] for i in chosen]
     versions: dict[str, list[torch.Tensor]] = {}
     for f in (0.8, 1.25):
-        versions[f"phase vocoder {f}x"] = [_vocoded_mel(utts[i], config, f) for i in chosen]
+        versions[f"phase vocoder {f}x"] = vocoded[f]
         versions[f"mel interpolation {f}x"] = [
             torch.nn.functional.interpolate(m.T[None], size=round(f * m.shape[0]), mode="linear")[0].T
             for m in originals
@@ -157,7 +177,9 @@ def _stretch_check(
 
     base = log_scale(originals)
     parts = [f"{key} {np.median(np.exp(log_scale(v) - base)):.3f}" for key, v in versions.items()]
-    return f"{name}, stretched ({len(chosen)} items; a count gives the stretch): " + ", ".join(parts)
+    return f"{name}, stretched ({len(chosen)} items{unreadable}; a count gives the stretch): " + ", ".join(
+        parts
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

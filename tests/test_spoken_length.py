@@ -279,3 +279,29 @@ def test_fit_recipe_vocoded_copies_are_stretched_audio_with_the_same_target(tiny
     assert mels[0].shape[1] == items[0][0].shape[1]
     assert np.all((ratios > 1 / 1.4 - 0.05) & (ratios < 1.4 + 0.05)), ratios
     assert np.ptp(ratios) > 0.05  # the factors are drawn, not one fixed stretch
+
+
+def test_fit_recipe_skips_and_reports_audio_it_cannot_read(tiny_prepared, tmp_path, capsys) -> None:
+    """A training item whose audio is gone (its cached mel still there) loses its vocoded copy and is
+    named; the stretch check leaves it out and says so; nothing stops."""
+    import dataclasses
+
+    import fit_spoken_length
+
+    prosody = {"utterance_length": True, "spoken_length": True}
+    synth = Synthesizer.from_checkpoint(train_tiny(tmp_path, tiny_prepared, steps=1, prosody=prosody))
+    mels, terms, utts = fit_spoken_length._items(
+        synth.model, synth.tokenizer, [Path(tiny_prepared)], "train", list(synth.speakers)
+    )
+    gone = tmp_path / "gone.wav"
+    utts = [dataclasses.replace(utts[0], audio=str(gone)), *utts[1:4]]
+    items = (mels[:4], terms[:4], utts)
+    copies = fit_spoken_length._vocoded_copies(items, synth.config, copies=1, max_stretch=1.4, seed=0)
+    assert [u.id for u in copies[2]] == [u.id for u in utts[1:]] and copies[1].shape == (3,)
+    assert "gone.wav" in capsys.readouterr().out
+    line = fit_spoken_length._stretch_check("check", synth.model, items, synth.config, n=4)
+    assert "3 items, 1 unreadable left out" in line
+    only_gone = ([mels[0]], terms[:1], utts[:1])
+    assert "no item's audio could be read" in fit_spoken_length._stretch_check(
+        "check", synth.model, only_gone, synth.config
+    )
